@@ -56,10 +56,10 @@ func (m Mode) String() string {
 type Suite uint8
 
 const (
-	SuiteAESGCM128 Suite = iota + 1 // RFC 4106, 16-byte ICV, key 16 + salt 4
-	SuiteAESGCM256                  // RFC 4106, 16-byte ICV, key 32 + salt 4
-	SuiteChaCha20Poly1305           // RFC 7634, key 32 + salt 4
-	SuiteAESCBC128HMACSHA256        // RFC 3602 + RFC 4868 (128-bit ICV)
+	SuiteAESGCM128           Suite = iota + 1 // RFC 4106, 16-byte ICV, key 16 + salt 4
+	SuiteAESGCM256                            // RFC 4106, 16-byte ICV, key 32 + salt 4
+	SuiteChaCha20Poly1305                     // RFC 7634, key 32 + salt 4
+	SuiteAESCBC128HMACSHA256                  // RFC 3602 + RFC 4868 (128-bit ICV)
 	SuiteAESCBC256HMACSHA256
 	SuiteAESCBC128HMACSHA1 // RFC 3602 + RFC 2404 (96-bit ICV)
 	SuiteAESCBC256HMACSHA384
@@ -191,10 +191,10 @@ type Counters struct {
 type EventKind uint8
 
 const (
-	SoftExpired EventKind = iota + 1 // soft lifetime (bytes/packets) reached: rekey
-	HardExpired                      // hard lifetime reached: SA removed
-	SeqExhausted                     // sequence number close to wrapping: rekey (RFC 4303 §3.3.3)
-	Acquire                          // outbound packet without an SA (kernel ACQUIRE)
+	SoftExpired  EventKind = iota + 1 // soft lifetime (bytes/packets) reached: rekey
+	HardExpired                       // hard lifetime reached: SA removed
+	SeqExhausted                      // sequence number close to wrapping: rekey (RFC 4303 §3.3.3)
+	Acquire                           // outbound packet without an SA (kernel ACQUIRE)
 )
 
 func (k EventKind) String() string {
