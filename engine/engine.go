@@ -1,0 +1,193 @@
+// Package engine is mifsec's core: one goroutine owns all state (interfaces
+// now; connections, SAs and steering later) and every change goes through
+// the Engine's methods, whoever calls them: the gRPC server, the config
+// file, tests (DESIGN.md §3, STYLE.md "one code path changes state").
+//
+// It must not import gen/, server/, client/, grpc or protobuf.
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mifsec/mifsec/engine/config"
+	"github.com/mifsec/mifsec/engine/iface"
+)
+
+// Config of an Engine.
+type Config struct {
+	// StateDir holds the persisted configuration.
+	StateDir string
+	// Links is the kernel view; iface.NewMonitor in production.
+	Links iface.Source
+	Log   hclog.Logger
+	// WatchBuffer is the number of live events a watcher may lag behind
+	// before it is cut off (default 1024).
+	WatchBuffer int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Engine owns mifsec's state. Its methods are safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	log   hclog.Logger
+	store *config.Store
+	ops   chan func(*state)
+	quit  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+// state is owned by the loop goroutine only.
+type state struct {
+	e          *Engine
+	interfaces map[string]*Interface
+	seq        uint64
+	watchers   map[*Subscription]struct{}
+}
+
+// New loads the persisted configuration, reads the kernel's view of every
+// interface and starts the state goroutine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.WatchBuffer <= 0 {
+		cfg.WatchBuffer = 1024
+	}
+	if cfg.Links == nil {
+		return nil, errors.New("engine: no link source")
+	}
+	store, err := config.Open(cfg.StateDir, "config.json")
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:   cfg,
+		log:   cfg.Log,
+		store: store,
+		ops:   make(chan func(*state)),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	st := &state{e: e, interfaces: map[string]*Interface{}, watchers: map[*Subscription]struct{}{}}
+	if err := st.restore(); err != nil {
+		return nil, err
+	}
+	go e.loop(st)
+	return e, nil
+}
+
+// Close stops the state goroutine, ends all watchers and closes the link source.
+func (e *Engine) Close() error {
+	e.once.Do(func() { close(e.quit) })
+	<-e.done
+	return e.cfg.Links.Close()
+}
+
+func (e *Engine) loop(st *state) {
+	defer close(e.done)
+	changes := e.cfg.Links.Changes()
+	for {
+		select {
+		case <-e.quit:
+			for w := range st.watchers {
+				w.end(&Error{Code: Unavailable, Reason: ReasonShuttingDown, Msg: "mifsecd is shutting down"})
+			}
+			return
+		case op := <-e.ops:
+			op(st)
+		case c, ok := <-changes:
+			if !ok {
+				changes = nil
+				e.log.Error("link monitor stopped; interface state is no longer followed")
+				continue
+			}
+			st.linkChanged(c)
+		}
+	}
+}
+
+// do runs f on the state goroutine and waits for it, honouring ctx.
+func do[T any](ctx context.Context, e *Engine, f func(*state) (T, error)) (T, error) {
+	var zero T
+	type result struct {
+		v   T
+		err error
+	}
+	reply := make(chan result, 1)
+	op := func(st *state) {
+		v, err := f(st)
+		reply <- result{v, err}
+	}
+	select {
+	case e.ops <- op:
+	case <-ctx.Done():
+		return zero, ctxError(ctx)
+	case <-e.quit:
+		return zero, &Error{Code: Unavailable, Reason: ReasonShuttingDown, Msg: "mifsecd is shutting down"}
+	}
+	// Once accepted, the operation runs to completion: waiting for the reply
+	// is short and keeps the caller's view consistent with the state.
+	r := <-reply
+	return r.v, r.err
+}
+
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &Error{Code: DeadlineExceeded, Reason: "DEADLINE_EXCEEDED", Msg: "deadline exceeded", Err: ctx.Err()}
+	}
+	return &Error{Code: Canceled, Reason: "CANCELED", Msg: "canceled", Err: ctx.Err()}
+}
+
+// persisted is the on-disk configuration document.
+type persisted struct {
+	Version    int                  `json:"version"`
+	Interfaces []persistedInterface `json:"interfaces"`
+}
+
+type persistedInterface struct {
+	ID string `json:"id"`
+	InterfaceSpec
+	CreateTime time.Time `json:"create_time"`
+}
+
+const persistVersion = 1
+
+func (st *state) restore() error {
+	var p persisted
+	found, err := st.e.store.Load(&p)
+	if err != nil || !found {
+		return err
+	}
+	for _, pi := range p.Interfaces {
+		if ValidID(pi.ID) != nil || pi.InterfaceSpec.validate("") != nil {
+			st.e.log.Warn("skipping invalid persisted interface", "id", pi.ID)
+			continue
+		}
+		ifc := &Interface{ID: pi.ID, InterfaceSpec: pi.InterfaceSpec, CreateTime: pi.CreateTime, UpdateTime: st.e.cfg.Now()}
+		st.observe(ifc)
+		st.interfaces[pi.ID] = ifc
+	}
+	st.e.log.Info("configuration restored", "interfaces", len(st.interfaces), "path", st.e.store.Path())
+	return nil
+}
+
+func (st *state) persist() error {
+	p := persisted{Version: persistVersion}
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		p.Interfaces = append(p.Interfaces, persistedInterface{ID: ifc.ID, InterfaceSpec: ifc.InterfaceSpec, CreateTime: ifc.CreateTime})
+	}
+	if err := st.e.store.Save(p); err != nil {
+		return &Error{Code: Internal, Reason: ReasonPersistFailed, Msg: "could not persist configuration", Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// EventType says what an Event reports.
+type EventType uint8
+
+const (
+	EventUnspecified EventType = iota
+	EventSnapshot
+	EventEndOfSnapshot
+	EventInterfaceCreated
+	EventInterfaceUpdated
+	EventInterfaceDeleted
+	EventInterfaceLinkUp
+	EventInterfaceLinkDown
+	EventInterfaceLinkAbsent
+	EventInterfaceAddressAdded
+	EventInterfaceAddressRemoved
+)
+
+var eventNames = [...]string{"unspecified", "snapshot", "end_of_snapshot", "interface_created",
+	"interface_updated", "interface_deleted", "interface_link_up", "interface_link_down",
+	"interface_link_absent", "interface_address_added", "interface_address_removed"}
+
+func (t EventType) String() string {
+	if int(t) < len(eventNames) {
+		return eventNames[t]
+	}
+	return fmt.Sprintf("event(%d)", t)
+}
+
+// Category groups event types for Watch filters.
+type Category uint8
+
+const (
+	CategoryInterface Category = iota + 1
+)
+
+// Event is one thing that happened. Live events have consecutive sequence
+// numbers; snapshot events carry the sequence number they reflect.
+type Event struct {
+	Seq       uint64
+	Time      time.Time
+	Type      EventType
+	Reason    string
+	Interface *Interface
+	Address   netip.Prefix
+}
+
+func (ev Event) category() Category {
+	return CategoryInterface
+}
+
+// WatchFilter selects events. The zero value selects everything.
+type WatchFilter struct {
+	Categories []Category
+	Interface  string // id
+}
+
+func (f WatchFilter) match(ev Event) bool {
+	if len(f.Categories) > 0 {
+		ok := false
+		for _, c := range f.Categories {
+			ok = ok || c == ev.category()
+		}
+		if !ok {
+			return false
+		}
+	}
+	if f.Interface != "" && (ev.Interface == nil || ev.Interface.ID != f.Interface) {
+		return false
+	}
+	return true
+}
+
+// Subscription is one watcher. Read C until it is closed, then Err tells why.
+type Subscription struct {
+	C      <-chan Event
+	c      chan Event
+	filter WatchFilter
+	e      *Engine
+
+	mu  sync.Mutex
+	err error
+}
+
+// Err is the reason C was closed.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// end closes the subscription; called on the state goroutine only.
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	close(s.c)
+}
+
+// Close stops the subscription. It is safe to call more than once.
+func (s *Subscription) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	do(ctx, s.e, func(st *state) (struct{}, error) {
+		if _, ok := st.watchers[s]; ok {
+			delete(st.watchers, s)
+			s.end(nil)
+		}
+		return struct{}{}, nil
+	})
+}
+
+// Watch subscribes to events: first the current state selected by filter
+// (EventSnapshot), then one EventEndOfSnapshot, then live events. A watcher
+// that falls more than Config.WatchBuffer events behind is ended with a
+// ResourceExhausted error.
+func (e *Engine) Watch(ctx context.Context, filter WatchFilter) (*Subscription, error) {
+	return do(ctx, e, func(st *state) (*Subscription, error) {
+		var snap []Event
+		now := st.e.cfg.Now()
+		for _, ifc := range sortedInterfaces(st.interfaces) {
+			ev := Event{Seq: st.seq, Time: now, Type: EventSnapshot, Interface: ifc.clone()}
+			if filter.match(ev) {
+				snap = append(snap, ev)
+			}
+		}
+		c := make(chan Event, len(snap)+1+st.e.cfg.WatchBuffer)
+		for _, ev := range snap {
+			c <- ev
+		}
+		c <- Event{Seq: st.seq, Time: now, Type: EventEndOfSnapshot}
+		s := &Subscription{C: c, c: c, filter: filter, e: e}
+		st.watchers[s] = struct{}{}
+		return s, nil
+	})
+}
+
+// publish stamps ev and delivers it to every matching watcher without
+// blocking; a watcher whose buffer is full is ended.
+func (st *state) publish(ev Event) {
+	st.seq++
+	ev.Seq = st.seq
+	ev.Time = st.e.cfg.Now()
+	for w := range st.watchers {
+		if !w.filter.match(ev) {
+			continue
+		}
+		select {
+		case w.c <- ev:
+		default:
+			delete(st.watchers, w)
+			st.e.log.Warn("watcher too slow, ending it", "buffer", st.e.cfg.WatchBuffer)
+			w.end(errf(ResourceExhausted, ReasonWatchOverflow, "", "watcher fell more than %d events behind; watch again", st.e.cfg.WatchBuffer))
+		}
+	}
+}
