@@ -1,8 +1,8 @@
 package server
 
 import (
-	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 	"github.com/mifsec/mifsec/engine"
+	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 )
 
 type eventService struct {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"strings"
 
-	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 	"github.com/mifsec/mifsec/engine"
+	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 )
 
 type interfaceService struct {

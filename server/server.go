@@ -13,8 +13,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 	"github.com/mifsec/mifsec/engine"
+	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 )
 
 // Server implements the mifsec.v1 services on top of an Engine.
