@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mifsec/mifsec/client"
+	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
+)
+
+// watchFlags select and bound a watch.
+type watchFlags struct {
+	categories         []mifsecv1.EventCategory
+	iface              string
+	count              int
+	untilEndOfSnapshot bool
+}
+
+// buildWatchRequest turns the flags into a request.
+func buildWatchRequest(v *watchFlags) (*mifsecv1.WatchRequest, error) {
+	if v.count < 0 {
+		return nil, asUsage(fmt.Errorf("--count must be 0 (no limit) or more, not %d", v.count))
+	}
+	req := &mifsecv1.WatchRequest{Categories: v.categories}
+	if v.iface != "" {
+		name, err := client.Interfaces.Name(v.iface)
+		if err != nil {
+			return nil, err
+		}
+		req.Interface = name
+	}
+	return req, nil
+}
+
+func newWatchCmd(a *app) *cobra.Command {
+	var v watchFlags
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Print events: a snapshot of the current state, an end marker, then live events",
+		Long: `Print events: a snapshot of the current state, an end marker, then live events.
+
+One line per event: SEQUENCE TIME TYPE SUBJECT DETAILS, where TIME is RFC 3339
+UTC, SUBJECT the resource name ("-" for none) and DETAILS key=value pairs.
+With --json, one Event object per line (JSON lines).
+--count and --until-end-of-snapshot stop the watch (whichever comes first);
+otherwise it runs until interrupted or until the daemon ends it. --timeout
+bounds connecting only.`,
+		Example: "  mifsec watch --category interface --interface wlan\n" +
+			"  mifsec watch --until-end-of-snapshot --json",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := buildWatchRequest(&v)
+			if err != nil {
+				return err
+			}
+			return a.watch(cmd.Context(), req, &v)
+		},
+	}
+	fs := cmd.Flags()
+	fs.Var(newEnumListFlag(&v.categories), "category",
+		"event `CATEGORY`, repeatable or comma-separated: "+strings.Join(enumChoices(mifsecv1.EventCategory(0).Descriptor()), "|")+" (default all)")
+	fs.StringVar(&v.iface, "interface", "", "only events about this interface (`ID` or interfaces/ID)")
+	fs.IntVar(&v.count, "count", 0, "stop after printing this many events, snapshot included (0: no limit)")
+	fs.BoolVar(&v.untilEndOfSnapshot, "until-end-of-snapshot", false, "stop after the end-of-snapshot marker")
+	_ = cmd.RegisterFlagCompletionFunc("category", enumFlagCompletion[mifsecv1.EventCategory]())
+	_ = cmd.RegisterFlagCompletionFunc("interface", a.completeInterfaceIDs)
+	return cmd
+}
+
+// watch streams events to stdout until a limit in v, the end of the stream
+// or ctx. The dial is bounded by --timeout, the stream only by ctx.
+func (a *app) watch(ctx context.Context, req *mifsecv1.WatchRequest, v *watchFlags) error {
+	dctx, dcancel := a.withTimeout(ctx)
+	c, err := client.Dial(dctx, a.socket, a.dialOptions()...)
+	dcancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream when a limit is reached
+	stream, err := c.Events.Watch(sctx, req)
+	if err != nil {
+		return err
+	}
+	for n := 1; ; n++ {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ev := resp.GetEvent()
+		if a.json {
+			err = writeJSONLine(a.stdout, ev)
+		} else {
+			_, err = fmt.Fprintln(a.stdout, eventLine(ev))
+		}
+		if err != nil {
+			return err
+		}
+		if (v.count > 0 && n >= v.count) ||
+			(v.untilEndOfSnapshot && ev.GetType() == mifsecv1.EventType_EVENT_TYPE_END_OF_SNAPSHOT) {
+			return nil
+		}
+	}
+}
+
+// eventLine renders an event as `seq time type subject details`.
+func eventLine(ev *mifsecv1.Event) string {
+	subject := "-"
+	var details []string
+	if ev.GetAddress() != "" {
+		details = append(details, "address="+ev.GetAddress())
+	}
+	switch s := ev.GetSubject().(type) {
+	case *mifsecv1.Event_Interface:
+		i := s.Interface
+		subject = i.GetName()
+		details = append(details, "link="+i.GetLink())
+		if ev.GetAddress() == "" {
+			details = append(details,
+				"access="+enumShort(i.GetAccessType()),
+				fmt.Sprintf("priority=%d", i.GetPriority()),
+				"metered="+yesNo(i.GetMetered()),
+				"state="+enumShort(i.GetState()),
+				"addresses="+strings.Join(i.GetAddresses(), ","),
+			)
+		}
+	}
+	if ev.GetReason() != "" {
+		details = append(details, "reason="+ev.GetReason())
+	}
+	d := strings.Join(details, " ")
+	if d == "" {
+		d = "-"
+	}
+	return fmt.Sprintf("%d %s %s %s %s", ev.GetSequence(), formatTime(ev.GetTime()), enumShort(ev.GetType()), subject, d)
+}
