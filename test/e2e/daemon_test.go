@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemon is a running mifsecd inside a namespace.
+type daemon struct {
+	cmd    *exec.Cmd
+	socket string
+	log    *syncBuffer
+}
+
+func startDaemon(t *testing.T, bin string, ns *Netns, socket, stateDir string) *daemon {
+	t.Helper()
+	d := &daemon{socket: socket, log: newSyncBuffer()}
+	d.cmd = ns.Command(filepath.Join(bin, "mifsecd"), "--socket", socket, "--state-dir", stateDir, "--log-level", "debug")
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("mifsecd log:\n%s", d.log.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command(tool(t, "grpcurl"), "-plaintext", "-unix", socket, "grpc.health.v1.Health/Check").CombinedOutput()
+		if err == nil && strings.Contains(string(out), "SERVING") {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mifsecd did not become healthy: %v %s\nlog:\n%s", err, out, d.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func grpcurl(t *testing.T, socket string, args ...string) string {
+	t.Helper()
+	return run(t, tool(t, "grpcurl"), append([]string{"-plaintext", "-unix", socket}, args...)...)
+}
+
+func cli(t *testing.T, bin, socket string, args ...string) string {
+	t.Helper()
+	return run(t, filepath.Join(bin, "mifsec"), append([]string{"--socket", socket}, args...)...)
+}
+
+// TestDaemonEndToEnd drives the real mifsecd with the real grpcurl (through
+// reflection, no .proto files) and the CLI, flaps a link, restarts the daemon
+// after kill -9 and stops it with SIGTERM.
+func TestDaemonEndToEnd(t *testing.T) {
+	requireRoot(t)
+	bin := buildBinaries(t)
+	ue := NewNetns(t, "ue")
+	gw := NewNetns(t, "gw")
+	Veth(t, ue, "ran0", "10.10.1.2/24", gw, "ran0p", "10.10.1.1/24")
+	Veth(t, ue, "wlan0", "10.20.1.2/24", gw, "wlan0p", "10.20.1.1/24")
+
+	tmp := t.TempDir()
+	socket := filepath.Join(tmp, "mifsec.sock")
+	state := filepath.Join(tmp, "state")
+	d := startDaemon(t, bin, ue, socket, state)
+
+	list := grpcurl(t, socket, "list")
+	for _, svc := range []string{"mifsec.v1.InterfaceService", "mifsec.v1.EventService", "grpc.health.v1.Health"} {
+		if !strings.Contains(list, svc) {
+			t.Fatalf("grpcurl list shows:\n%s\nmissing %s", list, svc)
+		}
+	}
+
+	// One interface through grpcurl, one through the CLI.
+	out := grpcurl(t, socket, "-d", `{"interface_id":"ran","interface":{"link":"ran0","access_type":"ACCESS_TYPE_RAN","priority":10,"metered":true}}`,
+		"mifsec.v1.InterfaceService/CreateInterface")
+	if !strings.Contains(out, `"interfaces/ran"`) || !strings.Contains(out, "10.10.1.2/24") {
+		t.Fatalf("CreateInterface via grpcurl:\n%s", out)
+	}
+	cli(t, bin, socket, "interface", "add", "wlan", "--link", "wlan0", "--access-type", "wlan", "--priority", "20")
+
+	var listed struct {
+		Interfaces []struct {
+			Name      string   `json:"name"`
+			State     string   `json:"state"`
+			Addresses []string `json:"addresses"`
+		} `json:"interfaces"`
+	}
+	if err := json.Unmarshal([]byte(grpcurl(t, socket, "-d", "{}", "mifsec.v1.InterfaceService/ListInterfaces")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed.Interfaces) != 2 || listed.Interfaces[1].Name != "interfaces/wlan" || listed.Interfaces[1].State != "INTERFACE_STATE_UP" {
+		t.Fatalf("listed %+v", listed)
+	}
+	table := cli(t, bin, socket, "interface", "list")
+	if !strings.Contains(table, "wlan0") || !strings.Contains(table, "ran0") {
+		t.Fatalf("CLI table:\n%s", table)
+	}
+
+	// Watch with grpcurl, then take the WLAN link down.
+	watch := exec.Command(tool(t, "grpcurl"), "-plaintext", "-unix", "-d", `{"interface":"interfaces/wlan"}`, socket, "mifsec.v1.EventService/Watch")
+	wout := newSyncBuffer()
+	watch.Stdout, watch.Stderr = wout, wout
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { watch.Process.Kill(); watch.Wait() }()
+	waitFor(t, wout, "EVENT_TYPE_END_OF_SNAPSHOT")
+	// The CLI watches too, until it has seen three events after the snapshot.
+	cliWatch := exec.Command(filepath.Join(bin, "mifsec"), "--socket", socket, "watch", "--interface", "wlan", "--json")
+	cout := newSyncBuffer()
+	cliWatch.Stdout, cliWatch.Stderr = cout, cout
+	if err := cliWatch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cliWatch.Process.Kill(); cliWatch.Wait() }()
+	waitFor(t, cout, "END_OF_SNAPSHOT")
+
+	ue.Run(t, "ip", "link", "set", "wlan0", "down")
+	waitFor(t, wout, "EVENT_TYPE_INTERFACE_LINK_DOWN")
+	waitFor(t, cout, "INTERFACE_LINK_DOWN")
+	ue.Run(t, "ip", "link", "set", "wlan0", "up")
+	waitFor(t, wout, "EVENT_TYPE_INTERFACE_LINK_UP")
+	ue.Run(t, "ip", "addr", "add", "10.20.1.3/24", "dev", "wlan0")
+	waitFor(t, wout, "EVENT_TYPE_INTERFACE_ADDRESS_ADDED")
+	if !strings.Contains(wout.String(), "10.20.1.3/24") {
+		t.Fatalf("address event lacks the address:\n%s", wout.String())
+	}
+
+	// kill -9 and restart: the same interfaces are listed.
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	d.cmd.Wait()
+	watch.Wait()
+	d = startDaemon(t, bin, ue, socket, state)
+	after := cli(t, bin, socket, "interface", "list", "--json")
+	for _, want := range []string{"interfaces/ran", "interfaces/wlan", "ran0", "wlan0"} {
+		if !strings.Contains(after, want) {
+			t.Fatalf("after restart the CLI lists:\n%s\nmissing %s", after, want)
+		}
+	}
+
+	// SIGTERM: exits cleanly and removes its socket.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	errc := make(chan error, 1)
+	go func() { errc <- d.cmd.Wait() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("mifsecd exit after SIGTERM: %v\n%s", err, d.log.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("mifsecd did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(socket); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+	if !strings.Contains(d.log.String(), "shutting down") {
+		t.Fatalf("no shutdown log:\n%s", d.log.String())
+	}
+}
+
+func waitFor(t *testing.T, b *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %q in:\n%s", s, b.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
