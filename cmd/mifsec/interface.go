@@ -34,13 +34,18 @@ var interfaceFields = []struct{ flag, path string }{
 	{"metered", "metered"},
 }
 
-func (v *interfaceFlags) register(fs *pflag.FlagSet, cmd *cobra.Command) {
+// register adds the flags to cmd; create adds those only `add` takes.
+func (v *interfaceFlags) register(cmd *cobra.Command, create bool) {
+	fs := cmd.Flags()
 	fs.StringVar(&v.link, "link", "", "kernel link name, e.g. wlan0")
 	fs.Var(newEnumFlag(&v.accessType), "access-type",
 		"`TYPE` of access network: "+strings.Join(enumChoices(mifsecv1.AccessType(0).Descriptor()), "|"))
 	fs.Uint32Var(&v.priority, "priority", 0, "preference among interfaces; higher is preferred")
 	fs.BoolVar(&v.metered, "metered", false, "traffic on this interface costs money")
 	_ = cmd.RegisterFlagCompletionFunc("access-type", enumFlagCompletion[mifsecv1.AccessType]())
+	if create {
+		fs.BoolVar(&v.allowMissing, "allow-missing", false, "register even if the link does not exist yet (state absent)")
+	}
 }
 
 // buildCreateRequest turns `interface add ID` and its flags into a request.
@@ -165,8 +170,7 @@ func newInterfaceAddCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	v.register(cmd.Flags(), cmd)
-	cmd.Flags().BoolVar(&v.allowMissing, "allow-missing", false, "register even if the link does not exist yet (state absent)")
+	v.register(cmd, true)
 	_ = cmd.MarkFlagRequired("link")
 	_ = cmd.MarkFlagRequired("access-type")
 	return cmd
@@ -235,7 +239,7 @@ func newInterfaceUpdateCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	v.register(cmd.Flags(), cmd)
+	v.register(cmd, false)
 	return cmd
 }
 
