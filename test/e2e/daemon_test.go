@@ -37,7 +37,7 @@ func startDaemon(t *testing.T, bin string, ns *Netns, socket, stateDir string) *
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, err := exec.Command(tool(t, "grpcurl"), "-plaintext", "-unix", socket, "grpc.health.v1.Health/Check").CombinedOutput()
+		out, err := exec.Command(tool(t, "grpcurl"), "-plaintext", "unix://"+socket, "grpc.health.v1.Health/Check").CombinedOutput()
 		if err == nil && strings.Contains(string(out), "SERVING") {
 			return d
 		}
@@ -48,9 +48,13 @@ func startDaemon(t *testing.T, bin string, ns *Netns, socket, stateDir string) *
 	}
 }
 
+// grpcurl calls the daemon at socket; args end with the method (or "list").
 func grpcurl(t *testing.T, socket string, args ...string) string {
 	t.Helper()
-	return run(t, tool(t, "grpcurl"), append([]string{"-plaintext", "-unix", socket}, args...)...)
+	n := len(args)
+	full := append([]string{"-plaintext"}, args[:n-1]...)
+	full = append(full, "unix://"+socket, args[n-1])
+	return run(t, tool(t, "grpcurl"), full...)
 }
 
 func cli(t *testing.T, bin, socket string, args ...string) string {
@@ -108,7 +112,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	}
 
 	// Watch with grpcurl, then take the WLAN link down.
-	watch := exec.Command(tool(t, "grpcurl"), "-plaintext", "-unix", "-d", `{"interface":"interfaces/wlan"}`, socket, "mifsec.v1.EventService/Watch")
+	watch := exec.Command(tool(t, "grpcurl"), "-plaintext", "-d", `{"interface":"interfaces/wlan"}`, "unix://"+socket, "mifsec.v1.EventService/Watch")
 	wout := newSyncBuffer()
 	watch.Stdout, watch.Stderr = wout, wout
 	if err := watch.Start(); err != nil {
