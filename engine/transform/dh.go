@@ -1,0 +1,199 @@
+package transform
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"math/big"
+
+	"golang.org/x/crypto/curve25519"
+
+	"github.com/mifsec/mifsec/engine/ike"
+)
+
+// groupSpec describes a D-H group (transform type 4).
+type groupSpec struct {
+	curve  ecdh.Curve // ECP groups (RFC 5903)
+	modp   *modpGroup // MODP groups (RFC 3526)
+	x25519 bool       // Curve25519 (RFC 8031)
+	pubLen int        // KE data length
+}
+
+func lookupGroup(g ike.GroupID) (groupSpec, error) {
+	switch g {
+	case ike.GroupCurve25519:
+		return groupSpec{x25519: true, pubLen: curve25519.PointSize}, nil
+	case ike.GroupECP256:
+		return groupSpec{curve: ecdh.P256(), pubLen: 64}, nil
+	case ike.GroupECP384:
+		return groupSpec{curve: ecdh.P384(), pubLen: 96}, nil
+	case ike.GroupECP521:
+		return groupSpec{curve: ecdh.P521(), pubLen: 132}, nil
+	case ike.GroupMODP2048, ike.GroupMODP3072, ike.GroupMODP4096:
+		m := modpGroups[g]
+		return groupSpec{modp: m, pubLen: m.len}, nil
+	}
+	return groupSpec{}, errorf(ReasonUnsupported, "D-H group %v", g)
+}
+
+// DHKey is our ephemeral private value in one D-H group. The private part
+// prints "[redacted]" and is cleared by Destroy.
+type DHKey struct {
+	group ike.GroupID
+	spec  groupSpec
+	priv  *dhPrivate // behind a pointer so reflection printing shows an address
+	pub   []byte
+}
+
+type dhPrivate struct {
+	scalar []byte           // X25519 scalar, ECP scalar or MODP exponent, big-endian for ECP/MODP
+	ec     *ecdh.PrivateKey // crypto/ecdh keeps its own copy, which cannot be cleared
+	exp    *big.Int
+}
+
+// GenerateDH makes a fresh key pair in group g, reading randomness from rng
+// (crypto/rand when nil).
+func GenerateDH(g ike.GroupID, rng io.Reader) (*DHKey, error) {
+	spec, err := lookupGroup(g)
+	if err != nil {
+		return nil, err
+	}
+	if rng == nil {
+		rng = rand.Reader
+	}
+	var n int
+	switch {
+	case spec.x25519:
+		n = curve25519.ScalarSize
+	case spec.curve != nil:
+		// ecdh.GenerateKey would hide the scalar from Destroy; draw it
+		// ourselves with rejection sampling inside NewPrivateKey's range check.
+		n = (spec.pubLen / 2)
+	default:
+		n = spec.modp.expLen
+	}
+	scalar := make([]byte, n)
+	for tries := 0; ; tries++ {
+		if _, err := io.ReadFull(rng, scalar); err != nil {
+			return nil, errorf(ReasonBadKey, "random %v private value: %v", g, err)
+		}
+		if g == ike.GroupECP521 {
+			scalar[0] &= 0x01 // 521 bits
+		}
+		k, err := newDHKey(g, spec, scalar)
+		if err == nil {
+			return k, nil
+		}
+		if tries == 100 {
+			return nil, err
+		}
+	}
+}
+
+// newDHKey builds a key from a given private value (known-answer tests use
+// it directly). It takes ownership of scalar.
+func newDHKey(g ike.GroupID, spec groupSpec, scalar []byte) (*DHKey, error) {
+	k := &DHKey{group: g, spec: spec, priv: &dhPrivate{scalar: scalar}}
+	switch {
+	case spec.x25519:
+		pub, err := curve25519.X25519(scalar, curve25519.Basepoint)
+		if err != nil {
+			return nil, errorf(ReasonBadKey, "X25519: %v", err)
+		}
+		k.pub = pub
+	case spec.curve != nil:
+		ec, err := spec.curve.NewPrivateKey(scalar)
+		if err != nil {
+			return nil, errorf(ReasonBadKey, "%v private value: %v", g, err)
+		}
+		k.priv.ec = ec
+		k.pub = ec.PublicKey().Bytes()[1:] // drop the 0x04 prefix: x | y (RFC 5903 §7)
+	default:
+		x := new(big.Int).SetBytes(scalar)
+		if x.Sign() == 0 {
+			return nil, errorf(ReasonBadKey, "zero MODP exponent")
+		}
+		k.priv.exp = x
+		k.pub = spec.modp.exp(spec.modp.g, x)
+	}
+	return k, nil
+}
+
+// Group is the D-H group of the key.
+func (k *DHKey) Group() ike.GroupID { return k.group }
+
+// PublicValue is the KE payload data: X25519 u-coordinate (RFC 8031 §2),
+// ECP x | y (RFC 5903 §7), or MODP g^x left-padded to the prime length
+// (RFC 7296 §3.4). The caller must not modify it.
+func (k *DHKey) PublicValue() []byte { return k.pub }
+
+// SharedSecret checks the peer's KE data and returns g^ir: the X25519
+// output, the ECP x-coordinate (RFC 5903 §7), or the MODP value left-padded
+// to the prime length (RFC 7296 §2.14).
+func (k *DHKey) SharedSecret(peer []byte) (Secret, error) {
+	if k.priv == nil || k.priv.scalar == nil {
+		return Secret{}, errorf(ReasonBadKey, "D-H key used after Destroy")
+	}
+	if len(peer) != k.spec.pubLen {
+		return Secret{}, &Error{Reason: ReasonBadPublicValue, Notify: ike.InvalidSyntax,
+			Detail: fmt.Sprintf("%v KE data is %d bytes, want %d", k.group, len(peer), k.spec.pubLen)}
+	}
+	switch {
+	case k.spec.x25519:
+		out, err := curve25519.X25519(k.priv.scalar, peer)
+		// RFC 8031 §2: the recipient MUST reject an all-zero shared secret.
+		if err != nil || subtle.ConstantTimeCompare(out, make([]byte, len(out))) == 1 {
+			return Secret{}, badPublic(k.group, "all-zero X25519 shared secret (RFC 8031 §2)")
+		}
+		return adoptSecret(out), nil
+	case k.spec.curve != nil:
+		// RFC 5903 §7 / RFC 6989 §2.3: the point must be on the curve;
+		// NewPublicKey checks that and rejects the point at infinity.
+		pt := make([]byte, 1+len(peer))
+		pt[0] = 4
+		copy(pt[1:], peer)
+		pub, err := k.spec.curve.NewPublicKey(pt)
+		if err != nil {
+			return Secret{}, badPublic(k.group, "point not on the curve (RFC 6989 §2.3)")
+		}
+		out, err := k.priv.ec.ECDH(pub)
+		if err != nil {
+			return Secret{}, badPublic(k.group, err.Error())
+		}
+		return adoptSecret(out), nil
+	default:
+		m := k.spec.modp
+		y := new(big.Int).SetBytes(peer)
+		// RFC 6989 §2.2: with a safe prime, 1 < y < p-1 is the whole check.
+		if y.Cmp(bigOne) <= 0 || y.Cmp(m.pMinus1) >= 0 {
+			return Secret{}, badPublic(k.group, "MODP value not in 1 < y < p-1 (RFC 6989 §2.2)")
+		}
+		return adoptSecret(m.exp(y, k.priv.exp)), nil
+	}
+}
+
+func badPublic(g ike.GroupID, why string) *Error {
+	return &Error{Reason: ReasonBadPublicValue, Notify: ike.InvalidSyntax, Group: g, Detail: why}
+}
+
+// Destroy clears the private value.
+func (k *DHKey) Destroy() {
+	if k.priv == nil {
+		return
+	}
+	clear(k.priv.scalar)
+	k.priv.scalar = nil
+	if k.priv.exp != nil {
+		clear(k.priv.exp.Bits())
+		k.priv.exp = nil
+	}
+	k.priv.ec = nil
+}
+
+func (k *DHKey) String() string             { return fmt.Sprintf("DHKey(%v) %s", k.group, redacted) }
+func (k *DHKey) GoString() string           { return k.String() }
+func (k *DHKey) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+
+var bigOne = big.NewInt(1)

@@ -1,0 +1,135 @@
+package transform
+
+import (
+	"fmt"
+)
+
+// SKEYSEED = prf(Ni | Nr, g^ir) (RFC 7296 §2.14). The nonces are the PRF
+// key; HMAC accepts any key length, so no fixed-key split applies.
+func SKEYSEED(p PRF, ni, nr []byte, gir Secret) Secret {
+	key := append(append(make([]byte, 0, len(ni)+len(nr)), ni...), nr...)
+	return adoptSecret(p.Sum(key, gir.Bytes()))
+}
+
+// RekeySKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), for a new IKE SA
+// made by rekeying (RFC 7296 §2.18). p is the PRF of the old IKE SA.
+func RekeySKEYSEED(p PRF, oldSKd, gir Secret, ni, nr []byte) Secret {
+	return adoptSecret(p.Sum(oldSKd.Bytes(), gir.Bytes(), ni, nr))
+}
+
+// Keys is the key material of one IKE SA (RFC 7296 §2.14). It prints
+// "[redacted]" and Zero clears all of it.
+type Keys struct {
+	Suite Suite
+	PRF   PRF
+	D     Secret // SK_d: derives Child SA keys and rekeyed IKE SAs
+	AI    Secret // SK_ai: integrity, initiator to responder (empty for AEAD)
+	AR    Secret // SK_ar
+	EI    Secret // SK_ei: encryption, initiator to responder (key | salt for AEAD)
+	ER    Secret // SK_er
+	PI    Secret // SK_pi: AUTH of the initiator
+	PR    Secret // SK_pr
+}
+
+// DeriveIKEKeys computes {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi |
+// SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr) (RFC 7296 §2.14) for the
+// negotiated IKE suite.
+func DeriveIKEKeys(s Suite, skeyseed Secret, ni, nr, spii, spir []byte) (*Keys, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if len(spii) != 8 || len(spir) != 8 {
+		return nil, errorf(ReasonBadKey, "IKE SPIs are %d and %d bytes, want 8", len(spii), len(spir))
+	}
+	p, err := NewPRF(s.PRF)
+	if err != nil {
+		return nil, err
+	}
+	seed := make([]byte, 0, len(ni)+len(nr)+16)
+	seed = append(append(append(append(seed, ni...), nr...), spii...), spir...)
+	dl, al, el := p.KeyLen(), s.IntegKeyLen(), s.EncrKeyLen()
+	km, err := p.Plus(skeyseed.Bytes(), seed, dl+2*al+2*el+2*dl)
+	if err != nil {
+		return nil, err
+	}
+	defer km.Zero()
+	parts := km.split(dl, al, al, el, el, dl, dl)
+	return &Keys{Suite: s, PRF: p, D: parts[0], AI: parts[1], AR: parts[2],
+		EI: parts[3], ER: parts[4], PI: parts[5], PR: parts[6]}, nil
+}
+
+// Ciphers builds the Cipher for each direction: out protects what we send,
+// in checks what we receive.
+func (k *Keys) Ciphers(initiator bool) (out, in Cipher, err error) {
+	ci, err := NewCipher(k.Suite, k.EI, k.AI)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr, err := NewCipher(k.Suite, k.ER, k.AR)
+	if err != nil {
+		ci.Destroy()
+		return nil, nil, err
+	}
+	if initiator {
+		return ci, cr, nil
+	}
+	return cr, ci, nil
+}
+
+// Zero clears every key.
+func (k *Keys) Zero() {
+	for _, s := range []Secret{k.D, k.AI, k.AR, k.EI, k.ER, k.PI, k.PR} {
+		s.Zero()
+	}
+}
+
+func (k Keys) String() string {
+	return fmt.Sprintf("Keys{%v/%v/%v/%v %s}", k.Suite.Encr, k.Suite.Integ, k.Suite.PRF, k.Suite.Group, redacted)
+}
+func (k Keys) GoString() string           { return k.String() }
+func (k Keys) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+
+// ChildKeys is the KEYMAT of one Child SA split per direction (RFC 7296
+// §2.17): I = initiator to responder, R = responder to initiator.
+type ChildKeys struct {
+	Suite  Suite
+	EncrI  Secret // key | salt for AEAD (RFC 4106 §8.1, RFC 7634 §2)
+	IntegI Secret
+	EncrR  Secret
+	IntegR Secret
+}
+
+// DeriveChildKeys computes KEYMAT = prf+(SK_d, Ni | Nr), or with PFS
+// prf+(SK_d, g^ir (new) | Ni | Nr), with the nonces of the exchange that
+// creates the Child SA (RFC 7296 §2.17). Pass a zero Secret for gir without
+// PFS. All keys of the initiator-to-responder SA come first, encryption
+// before integrity.
+func DeriveChildKeys(ike *Keys, child Suite, gir Secret, ni, nr []byte) (*ChildKeys, error) {
+	if err := child.validate(); err != nil {
+		return nil, err
+	}
+	seed := make([]byte, 0, gir.Len()+len(ni)+len(nr))
+	seed = append(append(append(seed, gir.Bytes()...), ni...), nr...)
+	defer clear(seed)
+	el, al := child.EncrKeyLen(), child.IntegKeyLen()
+	km, err := ike.PRF.Plus(ike.D.Bytes(), seed, 2*(el+al))
+	if err != nil {
+		return nil, err
+	}
+	defer km.Zero()
+	parts := km.split(el, al, el, al)
+	return &ChildKeys{Suite: child, EncrI: parts[0], IntegI: parts[1], EncrR: parts[2], IntegR: parts[3]}, nil
+}
+
+// Zero clears every key.
+func (c *ChildKeys) Zero() {
+	for _, s := range []Secret{c.EncrI, c.IntegI, c.EncrR, c.IntegR} {
+		s.Zero()
+	}
+}
+
+func (c ChildKeys) String() string {
+	return fmt.Sprintf("ChildKeys{%v/%v esn=%v %s}", c.Suite.Encr, c.Suite.Integ, c.Suite.ESN, redacted)
+}
+func (c ChildKeys) GoString() string           { return c.String() }
+func (c ChildKeys) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
