@@ -90,8 +90,11 @@ func run(o options, log hclog.Logger) error {
 		return fmt.Errorf("grpc server: %w", err)
 	}
 	// Health goes NOT_SERVING first, so probes and load balancers stop
-	// sending new work, then in-flight RPCs get shutdownTimeout to finish.
+	// sending new work; closing the engine ends every Watch stream with
+	// UNAVAILABLE (operations already accepted complete), then in-flight
+	// RPCs get shutdownTimeout to finish.
 	srv.Shutdown()
+	eng.Close()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	select {

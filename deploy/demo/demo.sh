@@ -48,7 +48,7 @@ for _ in $(seq 100); do [ -S "$SOCK" ] && mifsec interface list >/dev/null 2>&1 
 echo "   mifsecd pid $DPID, API on $SOCK"
 
 step "3. Watch events (snapshot, end-of-snapshot marker, then live)"
-mifsec watch > "$WORK/events.txt" 2>&1 &
+"$BIN/mifsec" --socket "$SOCK" watch > "$WORK/events.txt" 2>&1 &
 WPID=$!
 sleep 0.3
 

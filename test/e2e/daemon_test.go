@@ -153,7 +153,17 @@ func TestDaemonEndToEnd(t *testing.T) {
 		}
 	}
 
-	// SIGTERM: exits cleanly and removes its socket.
+	// SIGTERM with a watcher open: the stream ends with UNAVAILABLE, the
+	// daemon exits cleanly and removes its socket.
+	w2 := exec.Command(tool(t, "grpcurl"), "-plaintext", "-d", `{}`, "unix://"+socket, "mifsec.v1.EventService/Watch")
+	w2out := newSyncBuffer()
+	w2.Stdout, w2.Stderr = w2out, w2out
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w2.Process.Kill(); w2.Wait() }()
+	waitFor(t, w2out, "EVENT_TYPE_END_OF_SNAPSHOT")
+	start := time.Now()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	errc := make(chan error, 1)
 	go func() { errc <- d.cmd.Wait() }()
@@ -165,6 +175,10 @@ func TestDaemonEndToEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("mifsecd did not stop on SIGTERM")
 	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("SIGTERM took %v with a watcher open", took)
+	}
+	waitFor(t, w2out, "Unavailable")
 	if _, err := os.Stat(socket); !os.IsNotExist(err) {
 		t.Fatalf("socket left behind: %v", err)
 	}
