@@ -86,11 +86,11 @@ func TestVectorsKDF(t *testing.T) {
 func TestVectorsECP(t *testing.T) {
 	var f struct {
 		Vectors []struct {
-			Group                                  ike.GroupID `json:"dh_group"`
-			Name, I, R                             string
-			KEI                                    string `json:"ke_payload_data_initiator"`
-			KER                                    string `json:"ke_payload_data_responder"`
-			Gir                                    string `json:"shared_secret_gir"`
+			Group      ike.GroupID `json:"dh_group"`
+			Name, I, R string
+			KEI        string `json:"ke_payload_data_initiator"`
+			KER        string `json:"ke_payload_data_responder"`
+			Gir        string `json:"shared_secret_gir"`
 		}
 	}
 	readVectors(t, "ecp_dh_rfc5903.json", &f)
