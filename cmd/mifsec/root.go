@@ -67,7 +67,15 @@ func newRootCmd(a *app, getenv func(string) string) *cobra.Command {
 		Long:          rootLong,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
+		// Cobra checks required flags and flag groups only after this
+		// hook; check them first so that they count as usage errors.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return err
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return err
+			}
 			a.started = true
 			return nil
 		},
