@@ -1,0 +1,207 @@
+package transform
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/mifsec/mifsec/engine/ike"
+)
+
+func hmac256(key []byte, data ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, d := range data {
+		m.Write(d)
+	}
+	return m.Sum(nil)
+}
+
+// prfPlus256 is an independent, literal prf+ (RFC 7296 §2.13) for checks.
+func prfPlus256(key, seed []byte, n int) []byte {
+	var out, t []byte
+	for i := byte(1); len(out) < n; i++ {
+		t = hmac256(key, t, seed, []byte{i})
+		out = append(out, t...)
+	}
+	return out[:n]
+}
+
+func TestPRFPlusLimit(t *testing.T) {
+	p, _ := NewPRF(ike.PRFHMACSHA256)
+	if _, err := p.Plus([]byte("k"), []byte("s"), 255*32); err != nil {
+		t.Fatalf("255 blocks: %v", err)
+	}
+	if _, err := p.Plus([]byte("k"), []byte("s"), 255*32+1); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("256 blocks: %v", err)
+	}
+	if _, err := NewPRF(ike.PRFAES128XCBC); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("XCBC: %v", err)
+	}
+	got, _ := p.Plus([]byte("key"), []byte("seed"), 100)
+	if !bytes.Equal(got.Bytes(), prfPlus256([]byte("key"), []byte("seed"), 100)) {
+		t.Fatal("prf+ differs from the literal definition")
+	}
+}
+
+func TestIKEKeyLengths(t *testing.T) {
+	cases := []struct {
+		props          string
+		d, a, e, p, ek int
+	}{
+		{"aes128gcm16-prfsha256-x25519", 32, 0, 20, 32, 20},
+		{"aes256gcm16-prfsha384-ecp384", 48, 0, 36, 48, 36},
+		{"chacha20poly1305-prfsha512-ecp521", 64, 0, 36, 64, 36},
+		{"aes128-sha256-modp2048", 32, 32, 16, 32, 16},
+		{"aes256-sha384-prfsha1-modp3072", 20, 48, 32, 20, 32},
+		{"aes256-sha1-modp4096", 20, 20, 32, 20, 32},
+		{"aes192-sha512-ecp256", 64, 64, 24, 64, 24},
+	}
+	for _, c := range cases {
+		props, err := ParseProposals(c.props, ike.ProtoIKE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := SuiteOf(props[0])
+		if err != nil {
+			t.Fatalf("%s: %v", c.props, err)
+		}
+		k, err := DeriveIKEKeys(s, NewSecret([]byte("seed")), []byte("Ni"), []byte("Nr"), make([]byte, 8), make([]byte, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []int{k.D.Len(), k.AI.Len(), k.AR.Len(), k.EI.Len(), k.ER.Len(), k.PI.Len(), k.PR.Len()}
+		want := []int{c.d, c.a, c.a, c.e, c.e, c.p, c.p}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: lengths %v, want %v", c.props, got, want)
+			}
+		}
+		// The initiator's out cipher talks to the responder's in cipher.
+		iOut, iIn, err := k.Ciphers(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rOut, rIn, _ := k.Ciphers(false)
+		for _, pair := range [][2]Cipher{{iOut, rIn}, {rOut, iIn}} {
+			aad := testHeader(pair[0], 5, false, 0)
+			msg, _ := SealPayload(pair[0], bytes.Clone(aad), []byte("hello"))
+			if got, err := OpenPayload(pair[1], msg, len(aad)); err != nil || string(got) != "hello" {
+				t.Fatalf("%s: %q %v", c.props, got, err)
+			}
+		}
+		if _, err := OpenPayload(iIn, mustSeal(t, iOut), 32); err == nil {
+			t.Fatalf("%s: a message opened with the other direction's key", c.props)
+		}
+		k.Zero()
+		if k.D.Len() != 0 || k.EI.Len() != 0 {
+			t.Fatal("Zero left key bytes")
+		}
+	}
+	if _, err := DeriveIKEKeys(Suite{Protocol: ike.ProtoIKE, Encr: ike.EncrAESGCM16, KeyBits: 128, PRF: ike.PRFHMACSHA256, Group: ike.GroupECP256},
+		NewSecret([]byte("s")), nil, nil, make([]byte, 4), make([]byte, 8)); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("4-byte SPI: %v", err)
+	}
+}
+
+func mustSeal(t *testing.T, c Cipher) []byte {
+	aad := testHeader(c, 5, false, 0)
+	msg, err := SealPayload(c, aad, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// TestChildKeys checks KEYMAT with and without PFS (RFC 7296 §2.17) against
+// the literal prf+, and its split: I->R encryption, integrity, then R->I.
+func TestChildKeys(t *testing.T) {
+	s := Suite{Protocol: ike.ProtoIKE, Encr: ike.EncrAESGCM16, KeyBits: 256, PRF: ike.PRFHMACSHA256, Group: ike.GroupCurve25519}
+	skd := testKey(32, 0x10)
+	k := &Keys{Suite: s, PRF: mustPRF(t, ike.PRFHMACSHA256), D: NewSecret(skd)}
+	ni, nr, gir := []byte("nonce-i-16bytes!"), []byte("nonce-r-16bytes!"), testKey(32, 0x77)
+	cases := []struct {
+		esp string
+		pfs bool
+		e   int
+		a   int
+	}{
+		{"aes128gcm16", false, 20, 0},
+		{"aes256gcm16-esn", true, 36, 0},
+		{"chacha20poly1305", false, 36, 0},
+		{"aes128-sha256", false, 16, 32},
+		{"aes256-sha512-modp2048", true, 32, 64},
+		{"aes128-sha1", true, 16, 20},
+	}
+	for _, c := range cases {
+		props, err := ParseProposals(c.esp, ike.ProtoESP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := SuiteOf(props[0])
+		if err != nil {
+			t.Fatalf("%s: %v", c.esp, err)
+		}
+		var g Secret
+		seed := append(append([]byte{}, ni...), nr...)
+		if c.pfs {
+			g = NewSecret(gir)
+			seed = append(append([]byte{}, gir...), seed...)
+		}
+		ck, err := DeriveChildKeys(k, cs, g, ni, nr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := prfPlus256(skd, seed, 2*(c.e+c.a))
+		got := append(append(append(append([]byte{}, ck.EncrI.Bytes()...), ck.IntegI.Bytes()...), ck.EncrR.Bytes()...), ck.IntegR.Bytes()...)
+		if !bytes.Equal(got, want) || ck.EncrI.Len() != c.e || ck.IntegR.Len() != c.a {
+			t.Fatalf("%s pfs=%v: KEYMAT split wrong", c.esp, c.pfs)
+		}
+		if cs.ESN != (c.esp == "aes256gcm16-esn") {
+			t.Fatalf("%s: ESN %v", c.esp, cs.ESN)
+		}
+		ck.Zero()
+		if ck.EncrI.Len() != 0 {
+			t.Fatal("Zero left key bytes")
+		}
+	}
+}
+
+func mustPRF(t *testing.T, id ike.PRFID) PRF {
+	p, err := NewPRF(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRekeySKEYSEED: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) (RFC 7296 §2.18).
+func TestRekeySKEYSEED(t *testing.T) {
+	p := mustPRF(t, ike.PRFHMACSHA256)
+	old, gir, ni, nr := testKey(32, 1), testKey(32, 2), testKey(16, 3), testKey(16, 4)
+	got := RekeySKEYSEED(p, NewSecret(old), NewSecret(gir), ni, nr)
+	if !bytes.Equal(got.Bytes(), hmac256(old, gir, ni, nr)) {
+		t.Fatal("rekey SKEYSEED mismatch")
+	}
+	// The initial SKEYSEED keys the PRF with the nonces, not SK_d.
+	if !bytes.Equal(SKEYSEED(p, ni, nr, NewSecret(gir)).Bytes(), hmac256(append(bytes.Clone(ni), nr...), gir)) {
+		t.Fatal("SKEYSEED mismatch")
+	}
+}
+
+func TestSecretZero(t *testing.T) {
+	b := []byte{1, 2, 3}
+	s := NewSecret(b)
+	inner := s.Bytes()
+	cp := s
+	s.Zero()
+	if !bytes.Equal(inner, []byte{0, 0, 0}) || cp.Len() != 0 || b[0] != 1 {
+		t.Fatal("Zero did not clear every copy, or touched the caller's slice")
+	}
+	var empty Secret
+	empty.Zero()
+	if empty.Bytes() != nil {
+		t.Fatal("zero Secret not empty")
+	}
+}
