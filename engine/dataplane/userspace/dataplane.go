@@ -1,0 +1,558 @@
+package userspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/esp"
+)
+
+// IKEHandler receives IKE messages that arrived on a data-plane socket
+// (after the non-ESP marker). msg belongs to the handler. It runs on the
+// socket's reader goroutine and must not block.
+type IKEHandler func(local, remote netip.AddrPort, msg []byte)
+
+// ErrClosed is returned by operations on a closed DataPlane.
+var ErrClosed = errors.New("userspace: data plane closed")
+
+// ErrNoSocket: no socket is open on the given local address.
+var ErrNoSocket = errors.New("userspace: no socket on that local address")
+
+// DataPlane is the userspace data plane; it implements dataplane.DataPlane.
+type DataPlane struct {
+	log    hclog.Logger
+	cfg    Config
+	ns     *nsHandle
+	tun    tunDevice
+	listen func(netip.AddrPort) (udpConn, error)
+
+	mu     sync.Mutex // serialises control operations
+	tab    atomic.Pointer[tables]
+	socks  map[netip.AddrPort]*sock
+	closed bool
+
+	// drain is read-locked by every batch between its table lookup and its
+	// completion; DeleteSA takes it to know no batch still uses an SA
+	// before zeroing its keys.
+	drain sync.RWMutex
+
+	steer  atomic.Pointer[steeringBox]
+	ike    atomic.Pointer[IKEHandler]
+	events chan dataplane.Event
+
+	espDrops  esp.Drops // ESP drops without an SA (unknown_spi)
+	dd        dataDrops
+	evDropped atomic.Uint64
+
+	pipe pipeline
+}
+
+type steeringBox struct{ s dataplane.Steering }
+
+// sock is one UDP socket and the lock that serialises its senders.
+type sock struct {
+	conn   udpConn
+	local  netip.AddrPort
+	sendMu sync.Mutex
+}
+
+var _ dataplane.DataPlane = (*DataPlane)(nil)
+
+// New creates the TUN link and the sockets of cfg.Listen, configures them
+// and starts the pipeline. log may be nil.
+func New(cfg Config, log hclog.Logger) (*DataPlane, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := openNS(c.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	var tun *linuxTUN
+	err = ns.do(func() error {
+		var err error
+		tun, err = openTUN(tunConfig{Name: c.TUN, MTU: c.MTU, Addrs: c.Addresses, Routes: c.Routes, Offload: !c.DisableOffload})
+		return err
+	})
+	if err != nil {
+		ns.close()
+		return nil, err
+	}
+	listen := func(a netip.AddrPort) (udpConn, error) {
+		var u *linuxUDP
+		err := ns.do(func() error {
+			var err error
+			u, err = listenUDP(a, !c.DisableOffload)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
+	d, err := newDataPlane(c, log, tun, listen)
+	if err != nil {
+		tun.Close()
+		ns.close()
+		return nil, err
+	}
+	d.ns = ns
+	if log != nil {
+		d.log.Info("data plane up", "tun", tun.Name(), "mtu", c.MTU, "vnet_hdr", tun.vnet, "workers", c.Workers)
+	}
+	return d, nil
+}
+
+// TUNName returns the name the kernel gave the TUN link.
+func (d *DataPlane) TUNName() string {
+	if t, ok := d.tun.(*linuxTUN); ok {
+		return t.Name()
+	}
+	return ""
+}
+
+// newDataPlane assembles a data plane from its edges (tests use in-memory
+// ones) and starts it. cfg has its defaults filled in.
+func newDataPlane(cfg Config, log hclog.Logger, tun tunDevice, listen func(netip.AddrPort) (udpConn, error)) (*DataPlane, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	d := &DataPlane{
+		log:    log.Named("userspace"),
+		cfg:    cfg,
+		tun:    tun,
+		listen: listen,
+		socks:  make(map[netip.AddrPort]*sock),
+		events: make(chan dataplane.Event, cfg.EventBuffer),
+	}
+	d.tab.Store(&tables{in: map[uint32]*saEntry{}, out: map[uint32]*saEntry{}})
+	d.pipe.init(d)
+	for _, a := range cfg.Listen {
+		if _, err := d.sockFor(cfg.withPort(a)); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	d.pipe.start()
+	return d, nil
+}
+
+// Name implements dataplane.DataPlane.
+func (d *DataPlane) Name() string { return "userspace" }
+
+// Listen opens a socket on local (port 0 means Config.Port), for IKE before
+// any SA exists. Opening an address twice is not an error.
+func (d *DataPlane) Listen(local netip.AddrPort) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	_, err := d.sockFor(d.cfg.withPort(local))
+	return err
+}
+
+// sockFor returns the socket on local, opening it if needed. d.mu held (or
+// the pipeline not started yet).
+func (d *DataPlane) sockFor(local netip.AddrPort) (*sock, error) {
+	if s := d.socks[local]; s != nil {
+		return s, nil
+	}
+	c, err := d.listen(local)
+	if err != nil {
+		return nil, err
+	}
+	s := &sock{conn: c, local: local}
+	d.socks[local] = s
+	d.pipe.addReader(s)
+	d.log.Debug("socket open", "local", local)
+	return s, nil
+}
+
+// SetIKEHandler sets the receiver of IKE messages; nil drops them.
+func (d *DataPlane) SetIKEHandler(h IKEHandler) {
+	if h == nil {
+		d.ike.Store(nil)
+		return
+	}
+	d.ike.Store(&h)
+}
+
+// SendIKE sends msg from local to remote with the non-ESP marker in front
+// (RFC 3948 §2.2). The socket on local must be open (Listen, Config.Listen
+// or an SA).
+func (d *DataPlane) SendIKE(local, remote netip.AddrPort, msg []byte) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	s := d.socks[d.cfg.withPort(local)]
+	d.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("%w: %s", ErrNoSocket, local)
+	}
+	b := esp.AppendIKE(make([]byte, 0, esp.NonESPMarkerLen+len(msg)), msg)
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.conn.Send(remote, [][]byte{b})
+}
+
+// SetSteering implements dataplane.DataPlane; nil restores the default
+// (first SA of the policy).
+func (d *DataPlane) SetSteering(s dataplane.Steering) {
+	if s == nil {
+		d.steer.Store(nil)
+		return
+	}
+	d.steer.Store(&steeringBox{s})
+}
+
+// Events implements dataplane.DataPlane.
+func (d *DataPlane) Events() <-chan dataplane.Event { return d.events }
+
+func (d *DataPlane) emit(kind dataplane.EventKind, spi uint32, dir dataplane.Direction, f dataplane.Flow) {
+	select {
+	case d.events <- dataplane.Event{Kind: kind, SPI: spi, Direction: dir, Flow: f, Time: time.Now()}:
+	default:
+		d.evDropped.Add(1)
+	}
+}
+
+// raiseLimits turns the lifetime events esp recorded into data-plane events.
+func (d *DataPlane) raiseLimits(e *saEntry) {
+	ev := e.esp.TakeEvents()
+	if ev == 0 {
+		return
+	}
+	for k := range ev.Kinds() {
+		d.emit(k, e.cfg.SPI, e.cfg.Direction, dataplane.Flow{})
+	}
+	if ev.Has(esp.LimitHard) {
+		d.log.Info("sa hard expired", "spi", fmt.Sprintf("0x%08x", e.cfg.SPI), "dir", e.cfg.Direction.String())
+		d.pipe.expire(e)
+	}
+}
+
+func ctxErr(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// AddSA implements dataplane.DataPlane. The keys are copied into the ESP
+// state; the caller keeps (and should zero) its copy.
+func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := checkSA(&sa); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	t := d.tab.Load()
+	if t.sas(sa.Direction)[sa.SPI] != nil {
+		return fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrExists, sa.SPI, sa.Direction)
+	}
+	window := 0
+	if sa.Direction == dataplane.In {
+		window = sa.ReplayWindow
+	}
+	es, err := esp.NewSA(esp.Config{
+		SPI: sa.SPI, Suite: sa.Suite, Keys: sa.Keys, ESN: sa.ESN, Mode: sa.Mode,
+		ReplayWindow: window, TFCPadding: sa.TFCPadding && sa.Direction == dataplane.Out, Limits: sa.Limits,
+	})
+	if err != nil {
+		return fmt.Errorf("userspace: spi 0x%08x: %w", sa.SPI, err)
+	}
+	local, remote := d.cfg.withPort(sa.Local), d.cfg.withPort(sa.Remote)
+	s, err := d.sockFor(local)
+	if err != nil {
+		es.Zero()
+		return err
+	}
+	e := &saEntry{cfg: sa, esp: es}
+	e.cfg.Keys = dataplane.Keys{}
+	e.cfg.Local, e.cfg.Remote = local, remote
+	e.cfg.LocalTS, e.cfg.RemoteTS = slices.Clone(sa.LocalTS), slices.Clone(sa.RemoteTS)
+	e.ep.Store(&endpoint{local: local, remote: remote, sock: s})
+	nt := t.clone()
+	nt.sas(sa.Direction)[sa.SPI] = e
+	d.tab.Store(nt)
+	d.log.Debug("sa added", "spi", fmt.Sprintf("0x%08x", sa.SPI), "dir", sa.Direction.String(), "suite", sa.Suite.String(), "local", local, "remote", remote)
+	return nil
+}
+
+// checkSA validates what this data plane can carry.
+func checkSA(sa *dataplane.SA) error {
+	if sa.Direction != dataplane.In && sa.Direction != dataplane.Out {
+		return &ConfigError{Field: "direction", Reason: "neither in nor out"}
+	}
+	if sa.Mode != dataplane.Tunnel {
+		return fmt.Errorf("%w: %s mode (the TUN data plane carries tunnel mode only)", dataplane.ErrUnsupported, sa.Mode)
+	}
+	if !sa.Encap {
+		return fmt.Errorf("%w: plain ESP (IP protocol 50); the userspace data plane needs UDP encapsulation (RFC 3948)", dataplane.ErrUnsupported)
+	}
+	if !sa.Local.Addr().IsValid() || !sa.Remote.Addr().IsValid() {
+		return &ConfigError{Field: "local/remote", Reason: "outer addresses required"}
+	}
+	if sa.Direction == dataplane.In && (len(sa.LocalTS) == 0 || len(sa.RemoteTS) == 0) {
+		return &ConfigError{Field: "local_ts/remote_ts", Reason: "an inbound SA needs selectors to check inner packets against (RFC 4301 §5.2)"}
+	}
+	return nil
+}
+
+// UpdateSA implements dataplane.DataPlane: it moves the SA to new outer
+// addresses (RFC 4555 §3.5). Batches already queued leave from the old
+// address; the old socket stays open, so none is lost.
+func (d *DataPlane) UpdateSA(ctx context.Context, spi uint32, dir dataplane.Direction, u dataplane.AddrUpdate) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if !u.Encap {
+		return fmt.Errorf("%w: plain ESP (IP protocol 50); the userspace data plane needs UDP encapsulation (RFC 3948)", dataplane.ErrUnsupported)
+	}
+	if !u.Local.Addr().IsValid() || !u.Remote.Addr().IsValid() {
+		return &ConfigError{Field: "local/remote", Reason: "outer addresses required"}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	e := d.tab.Load().sas(dir)[spi]
+	if e == nil {
+		return fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
+	}
+	local, remote := d.cfg.withPort(u.Local), d.cfg.withPort(u.Remote)
+	s, err := d.sockFor(local)
+	if err != nil {
+		return err
+	}
+	e.ep.Store(&endpoint{local: local, remote: remote, sock: s})
+	d.log.Debug("sa moved", "spi", fmt.Sprintf("0x%08x", spi), "dir", dir.String(), "local", local, "remote", remote)
+	return nil
+}
+
+// DeleteSA implements dataplane.DataPlane. It returns once no batch uses the
+// SA any more, and zeroes its keys.
+func (d *DataPlane) DeleteSA(ctx context.Context, spi uint32, dir dataplane.Direction) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if !d.removeLocked(spi, dir) {
+		return fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
+	}
+	return nil
+}
+
+// removeLocked unpublishes an SA, waits for the batches in flight and zeroes
+// it. d.mu held.
+func (d *DataPlane) removeLocked(spi uint32, dir dataplane.Direction) bool {
+	t := d.tab.Load()
+	e := t.sas(dir)[spi]
+	if e == nil {
+		return false
+	}
+	nt := t.clone()
+	delete(nt.sas(dir), spi)
+	d.tab.Store(nt)
+	d.drain.Lock() // every batch that could hold e has finished
+	d.drain.Unlock()
+	e.esp.Zero()
+	d.log.Debug("sa deleted", "spi", fmt.Sprintf("0x%08x", spi), "dir", dir.String())
+	return true
+}
+
+// AddPolicy implements dataplane.DataPlane.
+func (d *DataPlane) AddPolicy(ctx context.Context, p dataplane.Policy) error {
+	return d.putPolicy(ctx, p, false)
+}
+
+// UpdatePolicy implements dataplane.DataPlane.
+func (d *DataPlane) UpdatePolicy(ctx context.Context, p dataplane.Policy) error {
+	return d.putPolicy(ctx, p, true)
+}
+
+func (d *DataPlane) putPolicy(ctx context.Context, p dataplane.Policy, update bool) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if p.Direction != dataplane.In && p.Direction != dataplane.Out {
+		return &ConfigError{Field: "policy.direction", Reason: "neither in nor out"}
+	}
+	if p.Action < dataplane.Protect || p.Action > dataplane.Discard {
+		return &ConfigError{Field: "policy.action", Reason: "unknown action"}
+	}
+	if len(p.Local) == 0 || len(p.Remote) == 0 {
+		return &ConfigError{Field: "policy.local/remote", Reason: "selectors required"}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	t := d.tab.Load()
+	i, j := policyIndex(t.outPol, p.ID), policyIndex(t.inPol, p.ID)
+	exists := i >= 0 || j >= 0
+	switch {
+	case update && !exists:
+		return fmt.Errorf("%w: policy %d", dataplane.ErrNotFound, p.ID)
+	case !update && exists:
+		return fmt.Errorf("%w: policy %d", dataplane.ErrExists, p.ID)
+	}
+	p.Local, p.Remote, p.SPIs = slices.Clone(p.Local), slices.Clone(p.Remote), slices.Clone(p.SPIs)
+	nt := t.clone()
+	if i >= 0 {
+		nt.outPol = slices.Delete(nt.outPol, i, i+1)
+	}
+	if j >= 0 {
+		nt.inPol = slices.Delete(nt.inPol, j, j+1)
+	}
+	pe := &polEntry{p: p}
+	if p.Direction == dataplane.Out {
+		nt.outPol = append(nt.outPol, pe)
+		sortPolicies(nt.outPol)
+	} else {
+		nt.inPol = append(nt.inPol, pe)
+		sortPolicies(nt.inPol)
+	}
+	d.tab.Store(nt)
+	return nil
+}
+
+func policyIndex(ps []*polEntry, id uint64) int {
+	return slices.IndexFunc(ps, func(pe *polEntry) bool { return pe.p.ID == id })
+}
+
+// DeletePolicy implements dataplane.DataPlane.
+func (d *DataPlane) DeletePolicy(ctx context.Context, id uint64) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	t := d.tab.Load()
+	i, j := policyIndex(t.outPol, id), policyIndex(t.inPol, id)
+	if i < 0 && j < 0 {
+		return fmt.Errorf("%w: policy %d", dataplane.ErrNotFound, id)
+	}
+	nt := t.clone()
+	if i >= 0 {
+		nt.outPol = slices.Delete(nt.outPol, i, i+1)
+	}
+	if j >= 0 {
+		nt.inPol = slices.Delete(nt.inPol, j, j+1)
+	}
+	d.tab.Store(nt)
+	return nil
+}
+
+// Counters implements dataplane.DataPlane. Bytes and packets count inner
+// packets; Drops merges the ESP reasons with the data plane's own.
+func (d *DataPlane) Counters(ctx context.Context, spi uint32, dir dataplane.Direction) (dataplane.Counters, error) {
+	if err := ctxErr(ctx); err != nil {
+		return dataplane.Counters{}, err
+	}
+	e := d.tab.Load().sas(dir)[spi]
+	if e == nil {
+		return dataplane.Counters{}, fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
+	}
+	st := e.esp.Stats()
+	c := dataplane.Counters{Bytes: st.Bytes, Packets: st.Packets, Drops: st.Drops.Map()}
+	if c.Drops == nil {
+		c.Drops = map[string]uint64{}
+	}
+	e.dd.addTo(c.Drops)
+	if ns := e.last.Load(); ns != 0 {
+		c.LastUsed = time.Unix(0, ns)
+	}
+	return c, nil
+}
+
+// Stats are the counters of the data plane as a whole.
+type Stats struct {
+	// Drops with no SA to count them on, by reason (unknown_spi, no_policy, ...).
+	Drops map[string]uint64
+	// EventsDropped counts events that found Events() full.
+	EventsDropped uint64
+	// TUN coalescing and write counters (inbound), for tuning.
+	TUNWrites, TUNCoalesced uint64
+}
+
+// Stats returns the data-plane-wide counters.
+func (d *DataPlane) Stats() Stats {
+	m := d.espDrops.Snapshot().Map()
+	if m == nil {
+		m = map[string]uint64{}
+	}
+	d.dd.addTo(m)
+	ts := d.tun.Stats()
+	if ts.ReadDrops != 0 {
+		m[DropMalformed.String()] += ts.ReadDrops
+	}
+	if ts.WriteDrops != 0 {
+		m[DropTUNWrite.String()] += ts.WriteDrops
+	}
+	return Stats{Drops: m, EventsDropped: d.evDropped.Load(), TUNWrites: ts.Writes, TUNCoalesced: ts.Coalesced}
+}
+
+// Close implements dataplane.DataPlane: it stops the pipeline, closes the
+// TUN and the sockets, zeroes every SA and closes Events().
+func (d *DataPlane) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	socks := make([]*sock, 0, len(d.socks))
+	for _, s := range d.socks {
+		socks = append(socks, s)
+	}
+	d.mu.Unlock()
+
+	err := d.tun.Close()
+	for _, s := range socks {
+		if e := s.conn.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	d.pipe.stop()
+	t := d.tab.Load()
+	for _, m := range []map[uint32]*saEntry{t.in, t.out} {
+		for _, e := range m {
+			e.esp.Zero()
+		}
+	}
+	d.tab.Store(&tables{in: map[uint32]*saEntry{}, out: map[uint32]*saEntry{}})
+	close(d.events)
+	if d.ns != nil {
+		d.ns.close()
+	}
+	return err
+}

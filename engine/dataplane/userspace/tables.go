@@ -1,0 +1,128 @@
+package userspace
+
+import (
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/esp"
+)
+
+// tables is an immutable snapshot of the SAs and policies. The packet path
+// loads it with one atomic read per batch; control operations copy, change
+// and publish a new one under DataPlane.mu.
+type tables struct {
+	in     map[uint32]*saEntry
+	out    map[uint32]*saEntry
+	outPol []*polEntry // outbound policies by priority, then ID
+	inPol  []*polEntry
+}
+
+func (t *tables) clone() *tables {
+	return &tables{
+		in:     cloneMap(t.in),
+		out:    cloneMap(t.out),
+		outPol: slices.Clone(t.outPol),
+		inPol:  slices.Clone(t.inPol),
+	}
+}
+
+func cloneMap(m map[uint32]*saEntry) map[uint32]*saEntry {
+	c := make(map[uint32]*saEntry, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func (t *tables) sas(dir dataplane.Direction) map[uint32]*saEntry {
+	if dir == dataplane.In {
+		return t.in
+	}
+	return t.out
+}
+
+// saEntry is one installed SA.
+type saEntry struct {
+	cfg  dataplane.SA // Keys cleared: esp.SA holds the only copy
+	esp  *esp.SA
+	ep   atomic.Pointer[endpoint]
+	last atomic.Int64 // unix nanoseconds of the last packet
+	dd   dataDrops    // drops decided here (send errors)
+}
+
+// endpoint is where an outbound SA sends: its socket and the peer.
+type endpoint struct {
+	local, remote netip.AddrPort
+	sock          *sock
+}
+
+func (e *saEntry) touch(now time.Time) { e.last.Store(now.UnixNano()) }
+
+// polEntry is one installed policy.
+type polEntry struct {
+	p           dataplane.Policy
+	lastAcquire atomic.Int64
+}
+
+func sortPolicies(ps []*polEntry) {
+	slices.SortStableFunc(ps, func(a, b *polEntry) int {
+		if a.p.Priority != b.p.Priority {
+			if a.p.Priority < b.p.Priority {
+				return -1
+			}
+			return 1
+		}
+		if a.p.ID < b.p.ID {
+			return -1
+		}
+		if a.p.ID > b.p.ID {
+			return 1
+		}
+		return 0
+	})
+}
+
+// lookupPolicy finds the first outbound policy whose selectors hold the
+// flow: source in Local, destination in Remote (RFC 4301 §4.4.1).
+func (t *tables) lookupPolicy(f *dataplane.Flow, hasPorts bool) *polEntry {
+	for _, pe := range t.outPol {
+		if anyMatch(pe.p.Local, f.Src, f.SrcPort, f.Protocol, hasPorts) &&
+			anyMatch(pe.p.Remote, f.Dst, f.DstPort, f.Protocol, hasPorts) {
+			return pe
+		}
+	}
+	return nil
+}
+
+// pickSA applies the steering hook and falls back to the first installed SA
+// of the policy.
+func (t *tables) pickSA(st dataplane.Steering, f *dataplane.Flow, pe *polEntry) *saEntry {
+	if st != nil && len(pe.p.SPIs) > 1 {
+		if spi := st.Pick(*f, pe.p.ID, pe.p.SPIs); spi != 0 {
+			if e := t.out[spi]; e != nil && slices.Contains(pe.p.SPIs, spi) {
+				return e
+			}
+		}
+	}
+	for _, spi := range pe.p.SPIs {
+		if e := t.out[spi]; e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// inboundAllowed checks a decrypted tunnel-mode packet against the SA's
+// selectors: source in RemoteTS, destination in LocalTS (RFC 4301 §5.2 step 4).
+func inboundAllowed(sa *dataplane.SA, inner []byte) bool {
+	var f dataplane.Flow
+	hasPorts, ok := parseFlow(inner, &f)
+	if !ok {
+		return false
+	}
+	return anyMatch(sa.RemoteTS, f.Src, f.SrcPort, f.Protocol, hasPorts) &&
+		anyMatch(sa.LocalTS, f.Dst, f.DstPort, f.Protocol, hasPorts)
+}
