@@ -44,8 +44,8 @@ func testKeys(seed byte) dataplane.Keys {
 	return dataplane.Keys{Enc: k}
 }
 
-func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-func ap(s string) netip.AddrPort  { return netip.MustParseAddrPort(s) }
+func pfx(s string) netip.Prefix  { return netip.MustParsePrefix(s) }
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 func sel(p string) []dataplane.Selector { return []dataplane.Selector{{Prefix: pfx(p)}} }
 
