@@ -29,6 +29,10 @@ const (
 	EventCategory_EVENT_CATEGORY_UNSPECIFIED EventCategory = 0
 	// Interface created, updated, deleted, link up/down, address changes.
 	EventCategory_EVENT_CATEGORY_INTERFACE EventCategory = 1
+	// IKE SA up, down, rekeyed.
+	EventCategory_EVENT_CATEGORY_IKE_SA EventCategory = 2
+	// Child SA up, down, rekeyed.
+	EventCategory_EVENT_CATEGORY_CHILD_SA EventCategory = 3
 )
 
 // Enum value maps for EventCategory.
@@ -36,10 +40,14 @@ var (
 	EventCategory_name = map[int32]string{
 		0: "EVENT_CATEGORY_UNSPECIFIED",
 		1: "EVENT_CATEGORY_INTERFACE",
+		2: "EVENT_CATEGORY_IKE_SA",
+		3: "EVENT_CATEGORY_CHILD_SA",
 	}
 	EventCategory_value = map[string]int32{
 		"EVENT_CATEGORY_UNSPECIFIED": 0,
 		"EVENT_CATEGORY_INTERFACE":   1,
+		"EVENT_CATEGORY_IKE_SA":      2,
+		"EVENT_CATEGORY_CHILD_SA":    3,
 	}
 )
 
@@ -95,6 +103,18 @@ const (
 	EventType_EVENT_TYPE_INTERFACE_ADDRESS_ADDED EventType = 9
 	// An address was removed from an interface's link.
 	EventType_EVENT_TYPE_INTERFACE_ADDRESS_REMOVED EventType = 10
+	// An IKE SA was established.
+	EventType_EVENT_TYPE_IKE_SA_UP EventType = 11
+	// An IKE SA went down; reason says why.
+	EventType_EVENT_TYPE_IKE_SA_DOWN EventType = 12
+	// An IKE SA was rekeyed; the subject is the new one.
+	EventType_EVENT_TYPE_IKE_SA_REKEYED EventType = 13
+	// A Child SA was installed.
+	EventType_EVENT_TYPE_CHILD_SA_UP EventType = 14
+	// A Child SA was removed; reason says why.
+	EventType_EVENT_TYPE_CHILD_SA_DOWN EventType = 15
+	// A Child SA was rekeyed; the subject is the new one.
+	EventType_EVENT_TYPE_CHILD_SA_REKEYED EventType = 16
 )
 
 // Enum value maps for EventType.
@@ -111,6 +131,12 @@ var (
 		8:  "EVENT_TYPE_INTERFACE_LINK_ABSENT",
 		9:  "EVENT_TYPE_INTERFACE_ADDRESS_ADDED",
 		10: "EVENT_TYPE_INTERFACE_ADDRESS_REMOVED",
+		11: "EVENT_TYPE_IKE_SA_UP",
+		12: "EVENT_TYPE_IKE_SA_DOWN",
+		13: "EVENT_TYPE_IKE_SA_REKEYED",
+		14: "EVENT_TYPE_CHILD_SA_UP",
+		15: "EVENT_TYPE_CHILD_SA_DOWN",
+		16: "EVENT_TYPE_CHILD_SA_REKEYED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":               0,
@@ -124,6 +150,12 @@ var (
 		"EVENT_TYPE_INTERFACE_LINK_ABSENT":     8,
 		"EVENT_TYPE_INTERFACE_ADDRESS_ADDED":   9,
 		"EVENT_TYPE_INTERFACE_ADDRESS_REMOVED": 10,
+		"EVENT_TYPE_IKE_SA_UP":                 11,
+		"EVENT_TYPE_IKE_SA_DOWN":               12,
+		"EVENT_TYPE_IKE_SA_REKEYED":            13,
+		"EVENT_TYPE_CHILD_SA_UP":               14,
+		"EVENT_TYPE_CHILD_SA_DOWN":             15,
+		"EVENT_TYPE_CHILD_SA_REKEYED":          16,
 	}
 )
 
@@ -160,7 +192,9 @@ type WatchRequest struct {
 	// Categories to receive; empty means all.
 	Categories []EventCategory `protobuf:"varint,1,rep,packed,name=categories,proto3,enum=mifsec.v1.EventCategory" json:"categories,omitempty"`
 	// Only events about this interface (`interfaces/{id}`); empty means all.
-	Interface     string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	Interface string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	// Only events about this connection's SAs (`connections/{id}`); empty means all.
+	Connection    string `protobuf:"bytes,3,opt,name=connection,proto3" json:"connection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +239,13 @@ func (x *WatchRequest) GetCategories() []EventCategory {
 func (x *WatchRequest) GetInterface() string {
 	if x != nil {
 		return x.Interface
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
 	}
 	return ""
 }
@@ -273,6 +314,8 @@ type Event struct {
 	// Types that are valid to be assigned to Subject:
 	//
 	//	*Event_Interface
+	//	*Event_IkeSa
+	//	*Event_ChildSa
 	Subject isEvent_Subject `protobuf_oneof:"subject"`
 	// The address concerned, for address events (CIDR).
 	Address       string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
@@ -354,6 +397,24 @@ func (x *Event) GetInterface() *Interface {
 	return nil
 }
 
+func (x *Event) GetIkeSa() *IkeSa {
+	if x != nil {
+		if x, ok := x.Subject.(*Event_IkeSa); ok {
+			return x.IkeSa
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetChildSa() *ChildSa {
+	if x != nil {
+		if x, ok := x.Subject.(*Event_ChildSa); ok {
+			return x.ChildSa
+		}
+	}
+	return nil
+}
+
 func (x *Event) GetAddress() string {
 	if x != nil {
 		return x.Address
@@ -370,32 +431,53 @@ type Event_Interface struct {
 	Interface *Interface `protobuf:"bytes,10,opt,name=interface,proto3,oneof"`
 }
 
+type Event_IkeSa struct {
+	// The IKE SA, as it is after the event.
+	IkeSa *IkeSa `protobuf:"bytes,11,opt,name=ike_sa,json=ikeSa,proto3,oneof"`
+}
+
+type Event_ChildSa struct {
+	// The Child SA, as it is after the event.
+	ChildSa *ChildSa `protobuf:"bytes,12,opt,name=child_sa,json=childSa,proto3,oneof"`
+}
+
 func (*Event_Interface) isEvent_Subject() {}
+
+func (*Event_IkeSa) isEvent_Subject() {}
+
+func (*Event_ChildSa) isEvent_Subject() {}
 
 var File_mifsec_v1_event_proto protoreflect.FileDescriptor
 
 const file_mifsec_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x15mifsec/v1/event.proto\x12\tmifsec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mifsec/v1/interface.proto\"f\n" +
+	"\x15mifsec/v1/event.proto\x12\tmifsec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mifsec/v1/interface.proto\x1a\x12mifsec/v1/sa.proto\"\x86\x01\n" +
 	"\fWatchRequest\x128\n" +
 	"\n" +
 	"categories\x18\x01 \x03(\x0e2\x18.mifsec.v1.EventCategoryR\n" +
 	"categories\x12\x1c\n" +
-	"\tinterface\x18\x02 \x01(\tR\tinterface\"7\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x03 \x01(\tR\n" +
+	"connection\"7\n" +
 	"\rWatchResponse\x12&\n" +
-	"\x05event\x18\x01 \x01(\v2\x10.mifsec.v1.EventR\x05event\"\xf0\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x10.mifsec.v1.EventR\x05event\"\xcc\x02\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
 	"\x04type\x18\x03 \x01(\x0e2\x14.mifsec.v1.EventTypeR\x04type\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
 	"\tinterface\x18\n" +
-	" \x01(\v2\x14.mifsec.v1.InterfaceH\x00R\tinterface\x12\x18\n" +
+	" \x01(\v2\x14.mifsec.v1.InterfaceH\x00R\tinterface\x12)\n" +
+	"\x06ike_sa\x18\v \x01(\v2\x10.mifsec.v1.IkeSaH\x00R\x05ikeSa\x12/\n" +
+	"\bchild_sa\x18\f \x01(\v2\x12.mifsec.v1.ChildSaH\x00R\achildSa\x12\x18\n" +
 	"\aaddress\x18\x05 \x01(\tR\aaddressB\t\n" +
-	"\asubject*M\n" +
+	"\asubject*\x85\x01\n" +
 	"\rEventCategory\x12\x1e\n" +
 	"\x1aEVENT_CATEGORY_UNSPECIFIED\x10\x00\x12\x1c\n" +
-	"\x18EVENT_CATEGORY_INTERFACE\x10\x01*\x84\x03\n" +
+	"\x18EVENT_CATEGORY_INTERFACE\x10\x01\x12\x19\n" +
+	"\x15EVENT_CATEGORY_IKE_SA\x10\x02\x12\x1b\n" +
+	"\x17EVENT_CATEGORY_CHILD_SA\x10\x03*\xb4\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EVENT_TYPE_SNAPSHOT\x10\x01\x12\x1e\n" +
@@ -408,7 +490,13 @@ const file_mifsec_v1_event_proto_rawDesc = "" +
 	" EVENT_TYPE_INTERFACE_LINK_ABSENT\x10\b\x12&\n" +
 	"\"EVENT_TYPE_INTERFACE_ADDRESS_ADDED\x10\t\x12(\n" +
 	"$EVENT_TYPE_INTERFACE_ADDRESS_REMOVED\x10\n" +
-	"2L\n" +
+	"\x12\x18\n" +
+	"\x14EVENT_TYPE_IKE_SA_UP\x10\v\x12\x1a\n" +
+	"\x16EVENT_TYPE_IKE_SA_DOWN\x10\f\x12\x1d\n" +
+	"\x19EVENT_TYPE_IKE_SA_REKEYED\x10\r\x12\x1a\n" +
+	"\x16EVENT_TYPE_CHILD_SA_UP\x10\x0e\x12\x1c\n" +
+	"\x18EVENT_TYPE_CHILD_SA_DOWN\x10\x0f\x12\x1f\n" +
+	"\x1bEVENT_TYPE_CHILD_SA_REKEYED\x10\x102L\n" +
 	"\fEventService\x12<\n" +
 	"\x05Watch\x12\x17.mifsec.v1.WatchRequest\x1a\x18.mifsec.v1.WatchResponse0\x01B1Z/github.com/mifsec/mifsec/gen/mifsec/v1;mifsecv1b\x06proto3"
 
@@ -434,6 +522,8 @@ var file_mifsec_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                 // 4: mifsec.v1.Event
 	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 	(*Interface)(nil),             // 6: mifsec.v1.Interface
+	(*IkeSa)(nil),                 // 7: mifsec.v1.IkeSa
+	(*ChildSa)(nil),               // 8: mifsec.v1.ChildSa
 }
 var file_mifsec_v1_event_proto_depIdxs = []int32{
 	0, // 0: mifsec.v1.WatchRequest.categories:type_name -> mifsec.v1.EventCategory
@@ -441,13 +531,15 @@ var file_mifsec_v1_event_proto_depIdxs = []int32{
 	5, // 2: mifsec.v1.Event.time:type_name -> google.protobuf.Timestamp
 	1, // 3: mifsec.v1.Event.type:type_name -> mifsec.v1.EventType
 	6, // 4: mifsec.v1.Event.interface:type_name -> mifsec.v1.Interface
-	2, // 5: mifsec.v1.EventService.Watch:input_type -> mifsec.v1.WatchRequest
-	3, // 6: mifsec.v1.EventService.Watch:output_type -> mifsec.v1.WatchResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7, // 5: mifsec.v1.Event.ike_sa:type_name -> mifsec.v1.IkeSa
+	8, // 6: mifsec.v1.Event.child_sa:type_name -> mifsec.v1.ChildSa
+	2, // 7: mifsec.v1.EventService.Watch:input_type -> mifsec.v1.WatchRequest
+	3, // 8: mifsec.v1.EventService.Watch:output_type -> mifsec.v1.WatchResponse
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_mifsec_v1_event_proto_init() }
@@ -456,8 +548,11 @@ func file_mifsec_v1_event_proto_init() {
 		return
 	}
 	file_mifsec_v1_interface_proto_init()
+	file_mifsec_v1_sa_proto_init()
 	file_mifsec_v1_event_proto_msgTypes[2].OneofWrappers = []any{
 		(*Event_Interface)(nil),
+		(*Event_IkeSa)(nil),
+		(*Event_ChildSa)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
