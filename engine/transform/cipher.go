@@ -83,9 +83,9 @@ type aeadCipher struct {
 
 	mu    sync.Mutex
 	aead  cipher.AEAD
-	nonce [12]byte // salt | IV; guarded by mu
-	next  uint64   // IV of the next Seal; starts at a random value
-	left  uint64   // IVs left before the counter would repeat
+	nonce *[12]byte // salt | IV; guarded by mu; behind a pointer so fmt never shows the salt
+	next  uint64    // IV of the next Seal; starts at a random value
+	left  uint64    // IVs left before the counter would repeat
 }
 
 func newAEADCipher(id ike.EncrID, e encrSpec, keySalt []byte, rng io.Reader) (*aeadCipher, error) {
@@ -103,7 +103,7 @@ func newAEADCipher(id ike.EncrID, e encrSpec, keySalt []byte, rng io.Reader) (*a
 	if err != nil {
 		return nil, errorf(ReasonBadKey, "%v: %v", id, err)
 	}
-	c := &aeadCipher{spec: e, name: fmt.Sprintf("%v", id), aead: a, left: ^uint64(0)}
+	c := &aeadCipher{spec: e, name: fmt.Sprintf("%v", id), aead: a, nonce: new([12]byte), left: ^uint64(0)}
 	copy(c.nonce[:4], salt)
 	// RFC 5282 §3.1: the IV must never repeat under one key. A counter does
 	// that; starting it at a random point keeps two Ciphers wrongly built
@@ -209,8 +209,8 @@ type cbcCipher struct {
 	enc     cipher.BlockMode
 	dec     cipher.BlockMode
 	mac     hash.Hash
-	iv      [16]byte // guarded by mu
-	sum     [64]byte // full HMAC output; guarded by mu
+	iv      *[16]byte // guarded by mu
+	sum     *[64]byte // full HMAC output; guarded by mu
 	rng     io.Reader
 	integID ike.IntegID
 }
@@ -231,7 +231,7 @@ func newCBCCipher(e encrSpec, integ ike.IntegID, key, integKey []byte) (*cbcCiph
 	}
 	c := &cbcCipher{
 		spec: e, icvLen: is.icvLen, block: b, mac: hmac.New(is.hash, integKey), rng: rand.Reader,
-		integID: integ, name: fmt.Sprintf("%v-%d+%v", ike.EncrAESCBC, e.keyLen*8, integ),
+		iv: new([16]byte), sum: new([64]byte), integID: integ, name: fmt.Sprintf("%v-%d+%v", ike.EncrAESCBC, e.keyLen*8, integ),
 	}
 	c.enc = cipher.NewCBCEncrypter(b, c.iv[:])
 	c.dec = cipher.NewCBCDecrypter(b, c.iv[:])

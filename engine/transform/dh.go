@@ -47,8 +47,9 @@ type DHKey struct {
 	pub   []byte
 }
 
+// dhPrivate holds only pointers and Secrets, so fmt never shows its bytes.
 type dhPrivate struct {
-	scalar []byte           // X25519 scalar, ECP scalar or MODP exponent, big-endian for ECP/MODP
+	scalar Secret           // X25519 scalar, ECP scalar or MODP exponent, big-endian for ECP/MODP
 	ec     *ecdh.PrivateKey // crypto/ecdh keeps its own copy, which cannot be cleared
 	exp    *big.Int
 }
@@ -74,8 +75,8 @@ func GenerateDH(g ike.GroupID, rng io.Reader) (*DHKey, error) {
 	default:
 		n = spec.modp.expLen
 	}
-	scalar := make([]byte, n)
 	for tries := 0; ; tries++ {
+		scalar := make([]byte, n) // fresh each try: a failed key owns the last one
 		if _, err := io.ReadFull(rng, scalar); err != nil {
 			return nil, errorf(ReasonBadKey, "random %v private value: %v", g, err)
 		}
@@ -86,6 +87,7 @@ func GenerateDH(g ike.GroupID, rng io.Reader) (*DHKey, error) {
 		if err == nil {
 			return k, nil
 		}
+		clear(scalar)
 		if tries == 100 {
 			return nil, err
 		}
@@ -95,7 +97,7 @@ func GenerateDH(g ike.GroupID, rng io.Reader) (*DHKey, error) {
 // newDHKey builds a key from a given private value (known-answer tests use
 // it directly). It takes ownership of scalar.
 func newDHKey(g ike.GroupID, spec groupSpec, scalar []byte) (*DHKey, error) {
-	k := &DHKey{group: g, spec: spec, priv: &dhPrivate{scalar: scalar}}
+	k := &DHKey{group: g, spec: spec, priv: &dhPrivate{scalar: adoptSecret(scalar)}}
 	switch {
 	case spec.x25519:
 		pub, err := curve25519.X25519(scalar, curve25519.Basepoint)
@@ -133,7 +135,7 @@ func (k *DHKey) PublicValue() []byte { return k.pub }
 // output, the ECP x-coordinate (RFC 5903 §7), or the MODP value left-padded
 // to the prime length (RFC 7296 §2.14).
 func (k *DHKey) SharedSecret(peer []byte) (Secret, error) {
-	if k.priv == nil || k.priv.scalar == nil {
+	if k.priv == nil || k.priv.scalar.Len() == 0 {
 		return Secret{}, errorf(ReasonBadKey, "D-H key used after Destroy")
 	}
 	if len(peer) != k.spec.pubLen {
@@ -142,7 +144,7 @@ func (k *DHKey) SharedSecret(peer []byte) (Secret, error) {
 	}
 	switch {
 	case k.spec.x25519:
-		out, err := curve25519.X25519(k.priv.scalar, peer)
+		out, err := curve25519.X25519(k.priv.scalar.Bytes(), peer)
 		// RFC 8031 §2: the recipient MUST reject an all-zero shared secret.
 		if err != nil || subtle.ConstantTimeCompare(out, make([]byte, len(out))) == 1 {
 			return Secret{}, badPublic(k.group, "all-zero X25519 shared secret (RFC 8031 §2)")
@@ -183,8 +185,7 @@ func (k *DHKey) Destroy() {
 	if k.priv == nil {
 		return
 	}
-	clear(k.priv.scalar)
-	k.priv.scalar = nil
+	k.priv.scalar.Zero()
 	if k.priv.exp != nil {
 		clear(k.priv.exp.Bits())
 		k.priv.exp = nil

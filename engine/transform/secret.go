@@ -7,16 +7,17 @@ import (
 
 const redacted = "[redacted]"
 
-// Secret holds key material. It prints "[redacted]" with every fmt verb,
-// even when reached by reflection as an unexported field, because the bytes
-// sit behind a pointer that fmt does not follow. Copies of a Secret share the
+// Secret holds key material. It prints "[redacted]" with every fmt verb.
+// Reached by reflection (as an unexported field, where fmt cannot call
+// methods) it still shows only addresses: the bytes sit two pointers deep,
+// and fmt dereferences at most one (for a bad verb such as %s on a pointer). Copies of a Secret share the
 // bytes: Zero on any copy clears them all. The zero Secret is empty.
 type Secret struct {
 	p *secretBytes
 }
 
 type secretBytes struct {
-	b []byte
+	b *[]byte
 }
 
 // NewSecret copies b into a new Secret. The caller still owns b and should
@@ -27,7 +28,7 @@ func NewSecret(b []byte) Secret {
 
 // adoptSecret takes ownership of b without copying it.
 func adoptSecret(b []byte) Secret {
-	p := &secretBytes{b: b}
+	p := &secretBytes{b: &b}
 	// Clear the bytes when the Secret is dropped without Zero. The cleanup
 	// references the slice, never p, so p stays collectable.
 	runtime.AddCleanup(p, func(b []byte) { clear(b) }, b)
@@ -39,7 +40,7 @@ func (s Secret) Bytes() []byte {
 	if s.p == nil {
 		return nil
 	}
-	return s.p.b
+	return *s.p.b
 }
 
 // Len is the number of key bytes.
@@ -50,8 +51,8 @@ func (s Secret) Zero() {
 	if s.p == nil {
 		return
 	}
-	clear(s.p.b)
-	s.p.b = nil
+	clear(*s.p.b)
+	*s.p.b = nil
 }
 
 // String implements fmt.Stringer without revealing the key.
