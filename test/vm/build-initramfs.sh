@@ -14,7 +14,8 @@ export DEBIAN_FRONTEND=noninteractive
 # 1. Host tools.
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx modprobe && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need+=(busybox-static)
+# busybox-static's /bin/busybox: ldd fails on a static binary.
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
 command -v depmod >/dev/null || need+=(kmod)
 command -v cpio >/dev/null || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
