@@ -155,9 +155,7 @@ func (r *Reassembler) Add(f Fragment) (first PayloadType, inner []byte, done boo
 		return fail(ErrFragmentLimit, "more than "+itoa(r.maxFragments)+" fragments")
 	}
 	switch {
-	case r.total == 0:
-		r.start(f.Total)
-	case f.Total > r.total:
+	case r.total == 0 || f.Total > r.total:
 		r.start(f.Total)
 	case f.Total < r.total:
 		return fail(ErrFragmentTotal, "Total Fragments "+itoa(int(f.Total))+" below the "+itoa(int(r.total))+" being reassembled")

@@ -301,3 +301,21 @@ func TestDecodeErrorsAreTyped(t *testing.T) {
 		t.Fatalf("err = %#v", err)
 	}
 }
+
+// Decode keeps its own copy: the caller may reuse the datagram buffer.
+func TestDecodeDoesNotAlias(t *testing.T) {
+	b, err := ikeSAInitRequest().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := HeaderLen; i < len(b); i++ {
+		b[i] = 0xff
+	}
+	if !reflect.DeepEqual(m, ikeSAInitRequest()) {
+		t.Fatal("decoded message changed with its input buffer")
+	}
+}
