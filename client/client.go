@@ -30,8 +30,12 @@ import (
 // Client is a connection to mifsecd and the service clients bound to it.
 // It is safe for concurrent use.
 type Client struct {
-	Interfaces mifsecv1.InterfaceServiceClient
-	Events     mifsecv1.EventServiceClient
+	Interfaces  mifsecv1.InterfaceServiceClient
+	Connections mifsecv1.ConnectionServiceClient
+	SAs         mifsecv1.SecurityAssociationServiceClient
+	Pools       mifsecv1.PoolServiceClient
+	Secrets     mifsecv1.SecretServiceClient
+	Events      mifsecv1.EventServiceClient
 
 	conn   *grpc.ClientConn
 	target Target
@@ -162,6 +166,11 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(recordingCreds{creds, rec}),
 		grpc.WithContextDialer(dialer),
 	)
+	if t.Network == Unix {
+		// A socket path is no host name: send the :authority (and TLS
+		// server name) grpc uses for unix targets.
+		dopts = append(dopts, grpc.WithAuthority("localhost"))
+	}
 	// passthrough: hand the address to the dialer as is, no resolver.
 	conn, err := grpc.NewClient("passthrough:///"+t.Address, dopts...)
 	if err != nil {
@@ -172,10 +181,14 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		return nil, status.Errorf(status.Code(err), "connect to %s: %s", t, status.Convert(err).Message())
 	}
 	return &Client{
-		Interfaces: mifsecv1.NewInterfaceServiceClient(conn),
-		Events:     mifsecv1.NewEventServiceClient(conn),
-		conn:       conn,
-		target:     t,
+		Interfaces:  mifsecv1.NewInterfaceServiceClient(conn),
+		Connections: mifsecv1.NewConnectionServiceClient(conn),
+		SAs:         mifsecv1.NewSecurityAssociationServiceClient(conn),
+		Pools:       mifsecv1.NewPoolServiceClient(conn),
+		Secrets:     mifsecv1.NewSecretServiceClient(conn),
+		Events:      mifsecv1.NewEventServiceClient(conn),
+		conn:        conn,
+		target:      t,
 	}, nil
 }
 

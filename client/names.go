@@ -10,7 +10,10 @@ type Collection string
 
 // Collections of the mifsec.v1 API.
 const (
-	Interfaces Collection = "interfaces"
+	Interfaces  Collection = "interfaces"
+	Connections Collection = "connections"
+	Pools       Collection = "pools"
+	Secrets     Collection = "secrets"
 )
 
 // NameError reports an identifier that is not a name in the expected

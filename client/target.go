@@ -42,7 +42,10 @@ type Target struct {
 // String returns the target in the form ParseTarget accepts.
 func (t Target) String() string {
 	if t.Network == Unix {
-		return "unix://" + t.Address
+		if strings.HasPrefix(t.Address, "/") {
+			return "unix://" + t.Address
+		}
+		return "unix:" + t.Address
 	}
 	return t.Address
 }

@@ -68,7 +68,7 @@ func TestTargetLoopback(t *testing.T) {
 }
 
 func TestTargetStringRoundTrip(t *testing.T) {
-	for _, in := range []string{"/a/b.sock", "unix:///a/b.sock", "127.0.0.1:9"} {
+	for _, in := range []string{"/a/b.sock", "unix:///a/b.sock", "127.0.0.1:9", "rel/b.sock", "unix:b.sock", "./b.sock"} {
 		tg, err := ParseTarget(in)
 		if err != nil {
 			t.Fatal(err)
@@ -78,4 +78,26 @@ func TestTargetStringRoundTrip(t *testing.T) {
 			t.Errorf("%q: String() = %q parses to %v, %v", in, tg.String(), back, err)
 		}
 	}
+}
+
+// FuzzParseTarget: any input gives a Target or a *TargetError, and a Target
+// survives String() and ParseTarget again.
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"", "/run/m.sock", "unix:///x", "unix:x", "[::1]:1", "h:65535", "a://b", "unix://h/p", ":1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tg, err := ParseTarget(s)
+		if err != nil {
+			var te *TargetError
+			if !errors.As(err, &te) {
+				t.Fatalf("%q: error %T %v", s, err, err)
+			}
+			return
+		}
+		back, err := ParseTarget(tg.String())
+		if err != nil || back != tg {
+			t.Fatalf("%q -> %v -> %q -> %v, %v", s, tg, tg.String(), back, err)
+		}
+	})
 }

@@ -376,7 +376,7 @@ func TestCLICompletion(t *testing.T) {
 		{[]string{"__complete", "interface", "get", "w"}, []string{"wlan\twlan0", "wwan\twwan0"}},
 		{[]string{"__complete", "interface", "delete", ""}, []string{"eth\teth0", "wlan\twlan0", "wwan\twwan0"}},
 		{[]string{"__complete", "interface", "add", "x", "--access-type", ""}, []string{"ran", "wlan", "wired", "satellite", "other"}},
-		{[]string{"__complete", "watch", "--category", ""}, []string{"interface"}},
+		{[]string{"__complete", "watch", "--category", ""}, enumChoices(mifsecv1.EventCategory(0).Descriptor())},
 	}
 	for _, tt := range tests {
 		r := runCLI(t, ctx, sock, tt.args...)

@@ -127,6 +127,23 @@ func TestEventLine(t *testing.T) {
 				Subject: &mifsecv1.Event_Interface{Interface: ifRAN}},
 			want: "9 - interface_link_down interfaces/ran link=rmnet0 access=ran priority=0 metered=yes state=absent addresses= reason=netlink",
 		},
+		{
+			name: "ike sa down",
+			ev: &mifsecv1.Event{Sequence: 10, Time: fakeTime, Type: mifsecv1.EventType_EVENT_TYPE_IKE_SA_DOWN, Reason: "dpd",
+				Subject: &mifsecv1.Event_IkeSa{IkeSa: &mifsecv1.IkeSa{
+					Name: "connections/home/ikeSas/0123456789abcdef", State: mifsecv1.IkeSaState_IKE_SA_STATE_DOWN,
+					LocalAddress: "192.0.2.10", RemoteAddress: "203.0.113.1",
+					DownReason: mifsecv1.DownReason_DOWN_REASON_DPD_TIMEOUT}}},
+			want: "10 2026-11-27T05:45:00.123Z ike_sa_down connections/home/ikeSas/0123456789abcdef state=down local=192.0.2.10 remote=203.0.113.1 down_reason=dpd_timeout reason=dpd",
+		},
+		{
+			name: "child sa up",
+			ev: &mifsecv1.Event{Sequence: 11, Time: fakeTime, Type: mifsecv1.EventType_EVENT_TYPE_CHILD_SA_UP,
+				Subject: &mifsecv1.Event_ChildSa{ChildSa: &mifsecv1.ChildSa{
+					Name: "connections/home/ikeSas/0123456789abcdef/childSas/1", State: mifsecv1.ChildSaState_CHILD_SA_STATE_INSTALLED,
+					SpiIn: "c0ffee01", SpiOut: "c0ffee02", LocalTs: []string{"10.0.0.2/32"}, RemoteTs: []string{"0.0.0.0/0", "::/0"}}}},
+			want: "11 2026-11-27T05:45:00.123Z child_sa_up connections/home/ikeSas/0123456789abcdef/childSas/1 state=installed spi_in=c0ffee01 spi_out=c0ffee02 local_ts=10.0.0.2/32 remote_ts=0.0.0.0/0,::/0",
+		},
 	}
 	for _, tt := range tests {
 		if got := eventLine(tt.ev); got != tt.want {

@@ -98,7 +98,8 @@ func TestEnumListFlag(t *testing.T) {
 	if len(got) != 3 || f.String() != "interface,interface,interface" {
 		t.Errorf("got %v / %q", got, f.String())
 	}
-	if err := f.Set("interface,sa"); err == nil || !strings.Contains(err.Error(), `unknown event category "sa" (want one of interface)`) {
+	want := `unknown event category "bogus" (want one of ` + strings.Join(enumChoices(mifsecv1.EventCategory(0).Descriptor()), ", ") + ")"
+	if err := f.Set("interface,bogus"); err == nil || err.Error() != want {
 		t.Errorf("got %v", err)
 	}
 }
@@ -238,6 +239,9 @@ func TestBuildWatchRequest(t *testing.T) {
 		{"all", watchFlags{}, &mifsecv1.WatchRequest{}, ""},
 		{"filtered", watchFlags{categories: []mifsecv1.EventCategory{1}, iface: "wlan"},
 			&mifsecv1.WatchRequest{Categories: []mifsecv1.EventCategory{1}, Interface: "interfaces/wlan"}, ""},
+		{"connection", watchFlags{connection: "connections/home"},
+			&mifsecv1.WatchRequest{Connection: "connections/home"}, ""},
+		{"bad connection", watchFlags{connection: "interfaces/x"}, nil, "bad connection name"},
 		{"negative count", watchFlags{count: -1}, nil, "--count must be 0"},
 		{"bad interface", watchFlags{iface: "x/y"}, nil, "bad interface name"},
 	}

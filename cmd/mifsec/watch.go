@@ -17,6 +17,7 @@ import (
 type watchFlags struct {
 	categories         []mifsecv1.EventCategory
 	iface              string
+	connection         string
 	count              int
 	untilEndOfSnapshot bool
 }
@@ -33,6 +34,13 @@ func buildWatchRequest(v *watchFlags) (*mifsecv1.WatchRequest, error) {
 			return nil, err
 		}
 		req.Interface = name
+	}
+	if v.connection != "" {
+		name, err := client.Connections.Name(v.connection)
+		if err != nil {
+			return nil, err
+		}
+		req.Connection = name
 	}
 	return req, nil
 }
@@ -65,6 +73,7 @@ bounds connecting only.`,
 	fs.Var(newEnumListFlag(&v.categories), "category",
 		"event `CATEGORY`, repeatable or comma-separated: "+strings.Join(enumChoices(mifsecv1.EventCategory(0).Descriptor()), "|")+" (default all)")
 	fs.StringVar(&v.iface, "interface", "", "only events about this interface (`ID` or interfaces/ID)")
+	fs.StringVar(&v.connection, "connection", "", "only events about this connection's SAs (`ID` or connections/ID)")
 	fs.IntVar(&v.count, "count", 0, "stop after printing this many events, snapshot included (0: no limit)")
 	fs.BoolVar(&v.untilEndOfSnapshot, "until-end-of-snapshot", false, "stop after the end-of-snapshot marker")
 	_ = cmd.RegisterFlagCompletionFunc("category", enumFlagCompletion[mifsecv1.EventCategory]())
@@ -133,6 +142,27 @@ func eventLine(ev *mifsecv1.Event) string {
 				"addresses="+strings.Join(i.GetAddresses(), ","),
 			)
 		}
+	case *mifsecv1.Event_IkeSa:
+		sa := s.IkeSa
+		subject = sa.GetName()
+		details = append(details,
+			"state="+enumShort(sa.GetState()),
+			"local="+sa.GetLocalAddress(),
+			"remote="+sa.GetRemoteAddress(),
+		)
+		if sa.GetDownReason() != 0 {
+			details = append(details, "down_reason="+enumShort(sa.GetDownReason()))
+		}
+	case *mifsecv1.Event_ChildSa:
+		sa := s.ChildSa
+		subject = sa.GetName()
+		details = append(details,
+			"state="+enumShort(sa.GetState()),
+			"spi_in="+sa.GetSpiIn(),
+			"spi_out="+sa.GetSpiOut(),
+			"local_ts="+strings.Join(sa.GetLocalTs(), ","),
+			"remote_ts="+strings.Join(sa.GetRemoteTs(), ","),
+		)
 	}
 	if ev.GetReason() != "" {
 		details = append(details, "reason="+ev.GetReason())
