@@ -1,6 +1,6 @@
 package ike
 
-// Auth is the Authentication payload (§3.8).
+// Auth is the Authentication payload (RFC 7296 §3.8).
 type Auth struct {
 	Method AuthMethod
 	Data   []byte

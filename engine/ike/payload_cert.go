@@ -1,6 +1,6 @@
 package ike
 
-// Cert is the Certificate payload (§3.6).
+// Cert is the Certificate payload (RFC 7296 §3.6).
 type Cert struct {
 	Encoding CertEncoding
 	Data     []byte

@@ -2,7 +2,7 @@ package ike
 
 import "encoding/binary"
 
-// Delete is the Delete payload (§3.11). For the IKE SA there are no SPIs (SPI
+// Delete is the Delete payload (RFC 7296 §3.11). For the IKE SA there are no SPIs (SPI
 // Size 0, the SPIs are in the header); for ESP and AH each SPI is 4 octets.
 type Delete struct {
 	Protocol ProtocolID

@@ -1,6 +1,6 @@
 package ike
 
-// EAP is the EAP payload (§3.16), carried as an opaque EAP message.
+// EAP is the EAP payload (RFC 7296 §3.16), carried as an opaque EAP message.
 type EAP struct {
 	Message []byte
 }

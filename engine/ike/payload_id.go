@@ -2,7 +2,7 @@ package ike
 
 import "net/netip"
 
-// Identification is the IDi (or, with Responder set, IDr) payload (§3.5).
+// Identification is the IDi (or, with Responder set, IDr) payload (RFC 7296 §3.5).
 type Identification struct {
 	Responder bool
 	IDType    IDType

@@ -6,7 +6,7 @@ const (
 	MaxNonceLen = 256
 )
 
-// Nonce is the Nonce payload (§3.9).
+// Nonce is the Nonce payload (RFC 7296 §3.9).
 type Nonce struct {
 	Data []byte
 }

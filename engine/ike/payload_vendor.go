@@ -1,6 +1,6 @@
 package ike
 
-// VendorID is the Vendor ID payload (§3.12).
+// VendorID is the Vendor ID payload (RFC 7296 §3.12).
 type VendorID struct {
 	Data []byte
 }
