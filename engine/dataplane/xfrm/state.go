@@ -240,7 +240,7 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 	if err != nil {
 		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOENT) {
 			// ENOSYS: no such algorithm; ENOENT: crypto init failed (missing module).
-			return kernelError(op, fmt.Sprintf("kernel cannot run %s", sa.Suite), fmt.Errorf("%w: %w", dataplane.ErrUnsupported, err))
+			return &Error{Op: op, Reason: fmt.Sprintf("kernel cannot run %s", sa.Suite), Err: fmt.Errorf("%w: %w", dataplane.ErrUnsupported, err)}
 		}
 		return kernelError(op, fmt.Sprintf("SPI 0x%08x %s", sa.SPI, sa.Direction), err)
 	}
