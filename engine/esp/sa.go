@@ -1,6 +1,7 @@
 package esp
 
 import (
+	"runtime"
 	"strconv"
 	"sync/atomic"
 
@@ -48,16 +49,23 @@ type SA struct {
 
 	ks atomic.Pointer[keyed] // nil once zeroed
 
+	// Written per packet: kept off the cache line of the fields above,
+	// which every Seal and Open reads.
+	_       cacheLinePad
 	seq     atomic.Uint64 // last sequence number issued by NextSeq
+	_       cacheLinePad
 	bytes   atomic.Uint64
 	packets atomic.Uint64
 	hard    atomic.Bool
 	raised  atomic.Uint32 // LimitEvent raised so far
 	pending atomic.Uint32 // LimitEvent not yet taken
+	_       cacheLinePad
 	drops   Drops
 
 	replay replayWindow
 }
+
+type cacheLinePad [64]byte
 
 // NewSA validates c and builds the SA. It copies the keys.
 func NewSA(c Config) (*SA, error) {
@@ -111,6 +119,8 @@ func newSA(c Config, p params) (*SA, error) {
 	// Ask for a rekey with 1/8 of the space left (RFC 4303 §3.3.3).
 	s.seqSoft = s.seqMax - s.seqMax>>3
 	s.ks.Store(ks)
+	// Wipe the keys when the SA is dropped without Zero.
+	runtime.AddCleanup(s, func(ks *keyed) { ks.wipe() }, ks)
 	return s, nil
 }
 

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
 )
@@ -135,4 +137,40 @@ func TestKeysCopiedAndRedacted(t *testing.T) {
 			t.Errorf("%s: Seal after Zero: %v", suite, err)
 		}
 	}
+}
+
+// An SA dropped without Zero has its keys wiped by the garbage collector.
+func TestKeysWipedWhenDropped(t *testing.T) {
+	s, err := NewSA(Config{SPI: 0x1000, Suite: dataplane.SuiteAESCBC128HMACSHA256, Keys: testKeys(dataplane.SuiteAESCBC128HMACSHA256), Mode: dataplane.Tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := s.ks.Load()
+	if isZero(ks.innerState) {
+		t.Fatal("HMAC state empty before drop")
+	}
+	g, err := NewSA(Config{SPI: 0x1000, Suite: dataplane.SuiteAESGCM128, Keys: testKeys(dataplane.SuiteAESGCM128), Mode: dataplane.Tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gks := g.ks.Load()
+	s, g = nil, nil
+	_, _ = s, g
+	deadline := time.Now().Add(5 * time.Second)
+	for !isZero(ks.innerState) || !isZero(ks.outerState) || !isZero(gks.salt[:]) {
+		if time.Now().After(deadline) {
+			t.Fatal("keys not wiped after the SA became unreachable")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -178,6 +178,9 @@ func hmacStates(newHash func() hash.Hash, key []byte) (inner, outer []byte, err 
 	return inner, outer, nil
 }
 
+func (*keyed) String() string   { return "[redacted]" }
+func (*keyed) GoString() string { return "[redacted]" }
+
 func (ks *keyed) wipe() {
 	clear(ks.salt[:])
 	clear(ks.innerState)
