@@ -301,3 +301,37 @@ func TestOpenAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestCipherConcurrent shares one Cipher pair between goroutines (run with
+// -race to check the locking).
+func TestCipherConcurrent(t *testing.T) {
+	for _, cc := range cipherCases {
+		c := newTestCipher(t, cc.suite)
+		done := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			go func() {
+				for i := 0; i < 50; i++ {
+					hdr := testHeader(c, 30, false, 0)
+					msg, err := SealPayload(c, hdr, testKey(30, byte(g)))
+					if err == nil {
+						var got []byte
+						got, err = OpenPayload(c, msg, 32)
+						if err == nil && !bytes.Equal(got, testKey(30, byte(g))) {
+							err = errors.New("wrong plaintext")
+						}
+					}
+					if err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		for g := 0; g < 4; g++ {
+			if err := <-done; err != nil {
+				t.Fatalf("%s: %v", cc.name, err)
+			}
+		}
+	}
+}

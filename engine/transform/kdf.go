@@ -104,7 +104,7 @@ type ChildKeys struct {
 // creates the Child SA (RFC 7296 §2.17). Pass a zero Secret for gir without
 // PFS. All keys of the initiator-to-responder SA come first, encryption
 // before integrity.
-func DeriveChildKeys(ike *Keys, child Suite, gir Secret, ni, nr []byte) (*ChildKeys, error) {
+func DeriveChildKeys(k *Keys, child Suite, gir Secret, ni, nr []byte) (*ChildKeys, error) {
 	if err := child.validate(); err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func DeriveChildKeys(ike *Keys, child Suite, gir Secret, ni, nr []byte) (*ChildK
 	seed = append(append(append(seed, gir.Bytes()...), ni...), nr...)
 	defer clear(seed)
 	el, al := child.EncrKeyLen(), child.IntegKeyLen()
-	km, err := ike.PRF.Plus(ike.D.Bytes(), seed, 2*(el+al))
+	km, err := k.PRF.Plus(k.D.Bytes(), seed, 2*(el+al))
 	if err != nil {
 		return nil, err
 	}
