@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,10 +210,26 @@ func install(t *testing.T, ctx context.Context, a, b *side, c child, id uint64, 
 // ping sends n ICMP echo requests from src (in s's namespace) to dst and
 // returns how many were answered.
 func ping(t *testing.T, s *side, src, dst string, n int) int {
+	return pingMarked(t, s, src, dst, n, 0)
+}
+
+// pingMarked pings with SO_MARK = mark on the socket (0: unmarked).
+func pingMarked(t *testing.T, s *side, src, dst string, n int, mark uint32) int {
 	t.Helper()
-	var conn *icmp.PacketConn
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			if mark != 0 {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+			}
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	var conn net.PacketConn
 	var err error
-	inNS(t, s.ns, func() { conn, err = icmp.ListenPacket("ip4:icmp", src) })
+	inNS(t, s.ns, func() { conn, err = lc.ListenPacket(context.Background(), "ip4:icmp", src) })
 	must(t, "icmp socket", err)
 	defer conn.Close()
 	got := 0
@@ -403,5 +420,114 @@ func TestVMErrors(t *testing.T) {
 	must(t, "DeleteSA", a.dp.DeleteSA(ctx, sa.SPI, sa.Direction))
 	if err := a.dp.DeleteSA(ctx, sa.SPI, sa.Direction); !errors.Is(err, dataplane.ErrNotFound) {
 		t.Fatalf("second DeleteSA: %v, want ErrNotFound", err)
+	}
+}
+
+// espInUDP opens the UDP socket on port 4500 that hands ESP-in-UDP packets
+// to XFRM (UDP_ENCAP_ESPINUDP, RFC 3948); the IKE daemon owns it in real life.
+func espInUDP(t *testing.T, s *side) {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_ENCAP, unix.UDP_ENCAP_ESPINUDP)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	var conn net.PacketConn
+	var err error
+	inNS(t, s.ns, func() { conn, err = lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:4500") })
+	must(t, "UDP encap socket", err)
+	t.Cleanup(func() { conn.Close() })
+}
+
+func packets(t *testing.T, s *side, spi uint32, dir dataplane.Direction) uint64 {
+	t.Helper()
+	c, err := s.dp.Counters(context.Background(), spi, dir)
+	must(t, "Counters", err)
+	return c.Packets
+}
+
+// TestVMPaths puts one policy on two paths: path 1 plain ESP from 10.0.0.1,
+// path 2 ESP in UDP from 10.0.0.11. Unmarked traffic takes the first SPI's
+// path; traffic marked with PathMark(2) takes path 2.
+func TestVMPaths(t *testing.T) {
+	needVM(t)
+	ctx := context.Background()
+	a, b := newLab(t, BindMark)
+	t.Cleanup(func() { a.dp.Close(); b.dp.Close() })
+	espInUDP(t, a)
+	espInUDP(t, b)
+	type pathSAs struct {
+		path         uint32
+		aAddr        string
+		encap        bool
+		spiAB, spiBA uint32
+	}
+	paths := []pathSAs{{1, "10.0.0.1", false, 0x1101, 0x2101}, {2, "10.0.0.11", true, 0x1102, 0x2102}}
+	for _, p := range paths {
+		kAB, kBA := keysFor(t, dataplane.SuiteAESGCM128), keysFor(t, dataplane.SuiteAESGCM128)
+		port := uint16(0)
+		if p.encap {
+			port = 4500
+		}
+		aa := netip.AddrPortFrom(netip.MustParseAddr(p.aAddr), port)
+		bb := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), port)
+		base := dataplane.SA{Mode: dataplane.Tunnel, Suite: dataplane.SuiteAESGCM128, ReplayWindow: 32, Path: p.path, Encap: p.encap}
+		for _, x := range []struct {
+			s             *side
+			local, remote netip.AddrPort
+			out, in       uint32
+			kOut, kIn     dataplane.Keys
+		}{{a, aa, bb, p.spiAB, p.spiBA, kAB, kBA}, {b, bb, aa, p.spiBA, p.spiAB, kBA, kAB}} {
+			out := base
+			out.SPI, out.Direction, out.Local, out.Remote, out.Keys = x.out, dataplane.Out, x.local, x.remote, x.kOut
+			in := out
+			in.SPI, in.Direction, in.Keys = x.in, dataplane.In, x.kIn
+			must(t, x.s.name+" AddSA out", x.s.dp.AddSA(ctx, out))
+			must(t, x.s.name+" AddSA in", x.s.dp.AddSA(ctx, in))
+		}
+		kAB.Zero()
+		kBA.Zero()
+	}
+	for _, x := range []struct {
+		s        *side
+		lts, rts string
+		out, in  []uint32
+	}{
+		{a, "172.16.1.0/24", "172.16.2.0/24", []uint32{0x1101, 0x1102}, []uint32{0x2101, 0x2102}},
+		{b, "172.16.2.0/24", "172.16.1.0/24", []uint32{0x2101, 0x2102}, []uint32{0x1101, 0x1102}},
+	} {
+		must(t, "AddPolicy out", x.s.dp.AddPolicy(ctx, dataplane.Policy{ID: 1, Direction: dataplane.Out, Local: sel(x.lts), Remote: sel(x.rts), Action: dataplane.Protect, SPIs: x.out, Priority: 100}))
+		must(t, "AddPolicy in", x.s.dp.AddPolicy(ctx, dataplane.Policy{ID: 2, Direction: dataplane.In, Local: sel(x.lts), Remote: sel(x.rts), Action: dataplane.Protect, SPIs: x.in, Priority: 100}))
+	}
+
+	if got := ping(t, a, "172.16.1.1", "172.16.2.1", 2); got != 2 {
+		t.Fatalf("unmarked: %d of 2 pings answered", got)
+	}
+	if p1, p2 := packets(t, a, 0x1101, dataplane.Out), packets(t, a, 0x1102, dataplane.Out); p1 != 2 || p2 != 0 {
+		t.Fatalf("unmarked traffic: path 1 %d packets, path 2 %d; want 2 and 0", p1, p2)
+	}
+	mark, _, err := a.dp.PathMark(2)
+	must(t, "PathMark", err)
+	if got := pingMarked(t, a, "172.16.1.1", "172.16.2.1", 3, mark); got != 3 {
+		t.Fatalf("marked for path 2: %d of 3 pings answered", got)
+	}
+	if p1, p2, in2 := packets(t, a, 0x1101, dataplane.Out), packets(t, a, 0x1102, dataplane.Out), packets(t, b, 0x1102, dataplane.In); p1 != 2 || p2 != 3 || in2 != 3 {
+		t.Fatalf("marked traffic: A path 1 %d, path 2 %d, B got %d on path 2 (UDP); want 2, 3, 3", p1, p2, in2)
+	}
+	st := state(t, a, 0x1102)
+	if st.Encap == nil || st.Encap.SrcPort != 4500 {
+		t.Fatalf("path 2 SA not UDP-encapsulated")
+	}
+	// Rekey-style switch: path 2 becomes the unmarked default.
+	must(t, "UpdatePolicy", a.dp.UpdatePolicy(ctx, dataplane.Policy{ID: 1, Direction: dataplane.Out, Local: sel("172.16.1.0/24"), Remote: sel("172.16.2.0/24"), Action: dataplane.Protect, SPIs: []uint32{0x1102, 0x1101}, Priority: 100}))
+	if got := ping(t, a, "172.16.1.1", "172.16.2.1", 1); got != 1 {
+		t.Fatal("after UpdatePolicy: ping not answered")
+	}
+	if p2 := packets(t, a, 0x1102, dataplane.Out); p2 != 4 {
+		t.Fatalf("after UpdatePolicy: path 2 carried %d packets, want 4", p2)
 	}
 }
