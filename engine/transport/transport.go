@@ -1,0 +1,225 @@
+// Package transport carries IKE datagrams: UDP port 500 on a wildcard
+// socket per address family (the local address of each datagram comes from
+// IP_PKTINFO, so one socket serves every interface), and port 4500 through
+// an Encap, the socket shared with the data plane by the non-ESP marker
+// (RFC 3948 §2.2).
+//
+// It must not import gen/, server/, grpc or protobuf.
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Packet is one received IKE datagram, non-ESP marker removed.
+type Packet struct {
+	Local, Remote netip.AddrPort
+	Data          []byte
+}
+
+// Encap is the NAT-T port: the userspace data plane implements it.
+type Encap interface {
+	Listen(local netip.AddrPort) error
+	SendIKE(local, remote netip.AddrPort, msg []byte) error
+	SetIKEHandler(func(local, remote netip.AddrPort, msg []byte))
+}
+
+// Config of a Transport.
+type Config struct {
+	// Port is the IKE port (default 500); NATPort the NAT-T port (default 4500).
+	Port, NATPort uint16
+	// Queue is the receive queue length (default 4096); datagrams that find
+	// it full are dropped and counted.
+	Queue int
+}
+
+// Transport sends and receives IKE datagrams.
+type Transport struct {
+	cfg   Config
+	log   hclog.Logger
+	encap Encap
+	v4    *ipv4.PacketConn
+	v6    *ipv6.PacketConn
+	c4    net.PacketConn
+	c6    net.PacketConn
+	recv  chan Packet
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	dropped uint64
+}
+
+// New opens the IKE sockets. encap may be nil (no NAT-T port).
+func New(cfg Config, encap Encap, log hclog.Logger) (*Transport, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 500
+	}
+	if cfg.NATPort == 0 {
+		cfg.NATPort = 4500
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4096
+	}
+	t := &Transport{cfg: cfg, log: log.Named("transport"), encap: encap, recv: make(chan Packet, cfg.Queue)}
+	var err error
+	if t.c4, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", cfg.Port)); err != nil {
+		return nil, fmt.Errorf("listen on udp4 port %d: %w", cfg.Port, err)
+	}
+	t.v4 = ipv4.NewPacketConn(t.c4)
+	if err := t.v4.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		t.c4.Close()
+		return nil, fmt.Errorf("IP_PKTINFO: %w", err)
+	}
+	if c6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", cfg.Port)); err == nil {
+		t.c6 = c6
+		t.v6 = ipv6.NewPacketConn(c6)
+		if err := t.v6.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+			t.log.Warn("IPV6_RECVPKTINFO failed; IPv6 IKE disabled", "error", err)
+			c6.Close()
+			t.c6, t.v6 = nil, nil
+		}
+	} else {
+		t.log.Info("no IPv6 IKE socket", "error", err)
+	}
+	t.wg.Add(1)
+	go t.read4()
+	if t.v6 != nil {
+		t.wg.Add(1)
+		go t.read6()
+	}
+	if encap != nil {
+		encap.SetIKEHandler(func(local, remote netip.AddrPort, msg []byte) {
+			t.deliver(Packet{Local: local, Remote: remote, Data: append([]byte(nil), msg...)})
+		})
+	}
+	return t, nil
+}
+
+// Port is the IKE port; NATPort the NAT-T port.
+func (t *Transport) Port() uint16    { return t.cfg.Port }
+func (t *Transport) NATPort() uint16 { return t.cfg.NATPort }
+
+// Packets delivers received datagrams.
+func (t *Transport) Packets() <-chan Packet { return t.recv }
+
+// Dropped counts datagrams lost to a full queue.
+func (t *Transport) Dropped() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dropped
+}
+
+func (t *Transport) deliver(p Packet) {
+	select {
+	case t.recv <- p:
+	default:
+		t.mu.Lock()
+		t.dropped++
+		t.mu.Unlock()
+	}
+}
+
+const maxDatagram = 65535
+
+func (t *Transport) read4() {
+	defer t.wg.Done()
+	buf := make([]byte, maxDatagram)
+	for {
+		n, cm, src, err := t.v4.ReadFrom(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				t.log.Error("udp4 read failed", "error", err)
+			}
+			return
+		}
+		ua, ok := src.(*net.UDPAddr)
+		if !ok || cm == nil {
+			continue
+		}
+		local, _ := netip.AddrFromSlice(cm.Dst)
+		t.deliver(Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: ua.AddrPort(),
+			Data: append([]byte(nil), buf[:n]...)})
+	}
+}
+
+func (t *Transport) read6() {
+	defer t.wg.Done()
+	buf := make([]byte, maxDatagram)
+	for {
+		n, cm, src, err := t.v6.ReadFrom(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				t.log.Error("udp6 read failed", "error", err)
+			}
+			return
+		}
+		ua, ok := src.(*net.UDPAddr)
+		if !ok || cm == nil {
+			continue
+		}
+		local, _ := netip.AddrFromSlice(cm.Dst)
+		t.deliver(Packet{Local: netip.AddrPortFrom(local, t.cfg.Port), Remote: ua.AddrPort(),
+			Data: append([]byte(nil), buf[:n]...)})
+	}
+}
+
+// ListenNAT opens the NAT-T port on a local address.
+func (t *Transport) ListenNAT(addr netip.Addr) error {
+	if t.encap == nil {
+		return errors.New("transport: no NAT-T port")
+	}
+	return t.encap.Listen(netip.AddrPortFrom(addr, t.cfg.NATPort))
+}
+
+// Send sends an IKE message from local: port 500 datagrams go out of the
+// wildcard socket with local as the source address (IP_PKTINFO), others
+// through the NAT-T port with the non-ESP marker.
+func (t *Transport) Send(local, remote netip.AddrPort, msg []byte) error {
+	if local.Port() != t.cfg.Port {
+		if t.encap == nil {
+			return errors.New("transport: no NAT-T port")
+		}
+		return t.encap.SendIKE(local, remote, msg)
+	}
+	dst := net.UDPAddrFromAddrPort(remote)
+	if remote.Addr().Unmap().Is4() {
+		cm := &ipv4.ControlMessage{Src: local.Addr().AsSlice()}
+		dst = net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
+		_, err := t.v4.WriteTo(msg, cm, dst)
+		return err
+	}
+	if t.v6 == nil {
+		return errors.New("transport: no IPv6 socket")
+	}
+	_, err := t.v6.WriteTo(msg, &ipv6.ControlMessage{Src: local.Addr().AsSlice()}, dst)
+	return err
+}
+
+// Close stops the readers.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.mu.Unlock()
+	if t.encap != nil {
+		t.encap.SetIKEHandler(nil)
+	}
+	t.c4.Close()
+	if t.c6 != nil {
+		t.c6.Close()
+	}
+	t.wg.Wait()
+	return nil
+}
