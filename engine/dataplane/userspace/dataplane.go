@@ -287,6 +287,7 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 		return err
 	}
 	e := &saEntry{cfg: sa, esp: es}
+	e.ordCond.L = &e.ordMu
 	e.cfg.Keys = dataplane.Keys{}
 	e.cfg.Local, e.cfg.Remote = local, remote
 	e.cfg.LocalTS, e.cfg.RemoteTS = slices.Clone(sa.LocalTS), slices.Clone(sa.RemoteTS)
@@ -536,6 +537,7 @@ func (d *DataPlane) Close() error {
 	}
 	d.mu.Unlock()
 
+	d.pipe.stopping()
 	err := d.tun.Close()
 	for _, s := range socks {
 		if e := s.conn.Close(); e != nil && err == nil {

@@ -29,6 +29,7 @@ type pipeline struct {
 	sendQ   chan *outElem
 	writeQ  chan *inElem
 	quit    chan struct{}
+	orderMu sync.Mutex // inbound tickets and queueing, across socket readers
 
 	readers sync.WaitGroup // TUN reader and one per socket
 	workers sync.WaitGroup
@@ -90,10 +91,13 @@ func (p *pipeline) addReader(s *sock) {
 	go p.sockReader(s)
 }
 
-// stop runs after the TUN and the sockets are closed: the readers return,
-// the workers finish what is queued, the tails drain in order.
+// stopping tells the readers that errors from now on mean "closed".
+func (p *pipeline) stopping() { close(p.quit) }
+
+// stop runs after stopping and after the TUN and the sockets are closed:
+// the readers return, the workers finish what is queued, the tails drain in
+// order.
 func (p *pipeline) stop() {
-	close(p.quit)
 	if !p.started {
 		return
 	}

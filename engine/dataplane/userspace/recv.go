@@ -16,11 +16,18 @@ type inElem struct {
 	msgs []rxMsg    // buffers allocated once
 	pkts []inPkt
 	out  [][]byte // inner packets with inHead bytes of headroom, for the TUN
+	turn []ticket // one per SA present, see saEntry.waitTurn
 }
 
 type inPkt struct {
-	sa   *saEntry
-	data []byte
+	sa    *saEntry
+	data  []byte
+	inner []byte // with headroom, nil if dropped
+}
+
+type ticket struct {
+	sa *saEntry
+	t  uint64
 }
 
 // ikeMsg is an IKE message waiting for the handler.
@@ -98,8 +105,18 @@ func (p *pipeline) sockReader(s *sock) {
 			p.inFree <- e
 		} else {
 			e.mu.Lock()
+			p.orderMu.Lock()
+			e.turn = e.turn[:0]
+			for i := range e.pkts {
+				sa := e.pkts[i].sa
+				if !hasTicket(e.turn, sa) {
+					e.turn = append(e.turn, ticket{sa: sa, t: sa.ordNext})
+					sa.ordNext++
+				}
+			}
 			p.writeQ <- e
 			p.work <- e
+			p.orderMu.Unlock()
 		}
 		// Only now, with the batch on its way: the handler may call back
 		// into the data plane (DeleteSA waits for queued batches).
@@ -115,37 +132,58 @@ func (p *pipeline) sockReader(s *sock) {
 	}
 }
 
-// process opens every packet of the batch and checks the inner packets
-// against their SA's selectors (crypto worker).
+func hasTicket(ts []ticket, sa *saEntry) bool {
+	for i := range ts {
+		if ts[i].sa == sa {
+			return true
+		}
+	}
+	return false
+}
+
+// process opens every packet of the batch, SA by SA when their turn comes,
+// and checks the inner packets against their SA's selectors (crypto worker).
 func (e *inElem) process() {
 	d := e.d
-	var last *saEntry
 	now := time.Now()
+	for _, tk := range e.turn {
+		tk.sa.waitTurn(tk.t)
+		for i := range e.pkts {
+			if pk := &e.pkts[i]; pk.sa == tk.sa {
+				pk.inner = e.open(pk)
+			}
+		}
+		tk.sa.doneTurn()
+		d.raiseLimits(tk.sa)
+		tk.sa.touch(now)
+	}
 	for i := range e.pkts {
-		pk := &e.pkts[i]
-		inner, _, err := pk.sa.esp.Open(pk.data) // drops counted by esp
-		d.raiseLimits(pk.sa)
-		if err != nil {
-			continue
-		}
-		if !inboundAllowed(&pk.sa.cfg, inner) {
-			pk.sa.esp.CountDrop(esp.DropSelectorMismatch)
-			continue
-		}
-		// inner is a subslice of data: reuse the bytes before it (ESP
-		// header and IV) as the TUN headroom.
-		off := cap(pk.data) - cap(inner)
-		if off < inHead {
-			d.dd.inc(DropBadInner)
-			continue
-		}
-		e.out = append(e.out, pk.data[off-inHead:off+len(inner)])
-		if pk.sa != last {
-			last = pk.sa
-			last.touch(now)
+		if in := e.pkts[i].inner; in != nil {
+			e.out = append(e.out, in)
 		}
 	}
 	e.mu.Unlock()
+}
+
+// open decrypts one packet; it returns the inner packet with inHead bytes
+// of headroom in front, or nil.
+func (e *inElem) open(pk *inPkt) []byte {
+	inner, _, err := pk.sa.esp.Open(pk.data) // drops counted by esp
+	if err != nil {
+		return nil
+	}
+	if !inboundAllowed(&pk.sa.cfg, inner) {
+		pk.sa.esp.CountDrop(esp.DropSelectorMismatch)
+		return nil
+	}
+	// inner is a subslice of data: reuse the bytes before it (ESP header
+	// and IV) as the TUN headroom.
+	off := cap(pk.data) - cap(inner)
+	if off < inHead {
+		e.d.dd.inc(DropBadInner)
+		return nil
+	}
+	return pk.data[off-inHead : off+len(inner)]
 }
 
 // writer hands the batches to the TUN in queue order.
@@ -166,7 +204,8 @@ func (p *pipeline) writer() {
 		p.d.drain.RUnlock()
 		clear(e.pkts)
 		clear(e.out)
-		e.pkts, e.out = e.pkts[:0], e.out[:0]
+		clear(e.turn)
+		e.pkts, e.out, e.turn = e.pkts[:0], e.out[:0], e.turn[:0]
 		p.inFree <- e
 	}
 }

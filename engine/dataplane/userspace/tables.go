@@ -3,6 +3,7 @@ package userspace
 import (
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,33 @@ type saEntry struct {
 	ep   atomic.Pointer[endpoint]
 	last atomic.Int64 // unix nanoseconds of the last packet
 	dd   dataDrops    // drops decided here (send errors)
+
+	// Inbound batches open this SA's packets one batch at a time, in the
+	// order the readers queued them: esp.SA.Open updates the replay window
+	// as it goes, so opening two batches of one SA out of order would make
+	// the later one push the earlier out of the window. Tickets are handed
+	// out under pipeline.orderMu.
+	ordNext    uint64
+	ordMu      sync.Mutex
+	ordCond    sync.Cond
+	ordServing uint64
+}
+
+// waitTurn blocks until ticket t may open its packets.
+func (e *saEntry) waitTurn(t uint64) {
+	e.ordMu.Lock()
+	for e.ordServing != t {
+		e.ordCond.Wait()
+	}
+	e.ordMu.Unlock()
+}
+
+// doneTurn lets the next ticket go.
+func (e *saEntry) doneTurn() {
+	e.ordMu.Lock()
+	e.ordServing++
+	e.ordMu.Unlock()
+	e.ordCond.Broadcast()
 }
 
 // endpoint is where an outbound SA sends: its socket and the peer.
