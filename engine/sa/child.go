@@ -1,0 +1,657 @@
+package sa
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+type childState uint8
+
+const (
+	childActive   childState = iota + 1
+	childRekeyed             // replaced by a rekey, waiting for its DELETE
+	childDeleting            // our DELETE is outstanding
+)
+
+var childStateNames = [...]string{"", "installed", "rekeyed", "deleting"}
+
+// childSA is one negotiated pair of ESP SAs (RFC 7296 §1.3, §2.17).
+type childSA struct {
+	cfg               *ChildConfig
+	inSPI, outSPI     uint32
+	suite             transform.Suite
+	mode              dataplane.Mode
+	localTS, remoteTS []ike.TrafficSelector
+	group             *policyGroup
+	state             childState
+	inGone, outGone   bool
+	encap             bool
+	created           time.Time
+	rekeyAt, expireAt time.Time
+	deleteAt          time.Time
+	ni, nr            []byte // nonces of the exchange that created it (§2.8.1)
+	weInitiated       bool
+	rekey             *childOffer // our rekey of this SA in flight
+	peerNew           *childSA    // the SA the peer made by rekeying this one meanwhile
+}
+
+// policyGroup is the pair of policies of one logical Child SA: it lives
+// across rekeys, its SPIs follow the SAs.
+type policyGroup struct {
+	idIn, idOut   uint64
+	local, remote []dataplane.Selector
+	installed     bool
+	in, out       []uint32
+}
+
+// childOffer is a Child SA we proposed and wait to hear about.
+type childOffer struct {
+	cfg      *ChildConfig
+	old      *childSA // the SA being rekeyed, if any
+	inSPI    uint32
+	props    []ike.Proposal
+	ni       []byte
+	dh       *transform.DHKey
+	tsi, tsr []ike.TrafficSelector
+	mode     dataplane.Mode
+	retries  int
+	released bool
+}
+
+func spiBytes(spi uint32) []byte { return binary.BigEndian.AppendUint32(nil, spi) }
+
+func withoutDH(p ike.Proposal) ike.Proposal {
+	p.Transforms = slices.DeleteFunc(slices.Clone(p.Transforms), func(t ike.Transform) bool { return t.Type == ike.TransformDH })
+	return p
+}
+
+// offerTS computes the selectors to propose for a new Child SA.
+func (s *IKE) offerTS(cfg *ChildConfig, ikeAuth bool) (tsi, tsr []ike.TrafficSelector) {
+	switch {
+	case len(cfg.LocalTS) > 0:
+		tsi = slices.Clone(cfg.LocalTS)
+	case ikeAuth && s.origRole == Initiator && (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6):
+		// §2.19: propose everything, the responder narrows to our address.
+		if s.cfg.VirtualIP.IPv4 {
+			tsi = append(tsi, anyTS(false))
+		}
+		if s.cfg.VirtualIP.IPv6 {
+			tsi = append(tsi, anyTS(true))
+		}
+	case len(s.vips) > 0 && s.origRole == Initiator:
+		for _, v := range s.vips {
+			tsi = append(tsi, HostTS(v))
+		}
+	default:
+		tsi = []ike.TrafficSelector{HostTS(s.local.Addr())}
+	}
+	tsr = s.remoteTSConf(cfg)
+	return tsi, tsr
+}
+
+// remoteTSConf is the peer's side of a Child SA config: "dynamic" is the
+// address leased to the peer or its IKE address.
+func (s *IKE) remoteTSConf(cfg *ChildConfig) []ike.TrafficSelector {
+	if len(cfg.RemoteTS) > 0 {
+		return slices.Clone(cfg.RemoteTS)
+	}
+	if len(s.leased) > 0 {
+		var ts []ike.TrafficSelector
+		for _, v := range s.leased {
+			ts = append(ts, HostTS(v))
+		}
+		return ts
+	}
+	return []ike.TrafficSelector{HostTS(s.remote.Addr())}
+}
+
+func (s *IKE) localTSConf(cfg *ChildConfig) []ike.TrafficSelector {
+	if len(cfg.LocalTS) > 0 {
+		return slices.Clone(cfg.LocalTS)
+	}
+	if len(s.vips) > 0 && s.origRole == Initiator {
+		var ts []ike.TrafficSelector
+		for _, v := range s.vips {
+			ts = append(ts, HostTS(v))
+		}
+		return ts
+	}
+	return []ike.TrafficSelector{HostTS(s.local.Addr())}
+}
+
+// newOffer prepares a Child SA proposal: SPI, proposals, nonce and, for
+// PFS, a KE (none in IKE_AUTH, §1.2).
+func (s *IKE) newOffer(cfg *ChildConfig, old *childSA, ikeAuth bool) (*childOffer, error) {
+	spi, err := s.cfg.SPIs.AllocSPI()
+	if err != nil {
+		return nil, err
+	}
+	o := &childOffer{cfg: cfg, old: old, inSPI: spi, mode: cfg.Mode}
+	for _, p := range cfg.Proposals {
+		p.SPI = spiBytes(spi)
+		if ikeAuth {
+			p = withoutDH(p)
+		}
+		o.props = append(o.props, p)
+	}
+	if old != nil {
+		o.tsi, o.tsr = slices.Clone(old.localTS), slices.Clone(old.remoteTS)
+	} else {
+		o.tsi, o.tsr = s.offerTS(cfg, ikeAuth)
+	}
+	if !ikeAuth {
+		if err := s.rekeyOfferKE(o, transform.OfferedGroup(o.props)); err != nil {
+			o.release(s)
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// rekeyOfferKE gives the offer a fresh nonce and a KE in group g; with
+// GroupNone the D-H transforms leave the proposals (no PFS).
+func (s *IKE) rekeyOfferKE(o *childOffer, g ike.GroupID) error {
+	ni, err := s.randomBytes(nonceLen)
+	if err != nil {
+		return err
+	}
+	o.ni = ni
+	if o.dh != nil {
+		o.dh.Destroy()
+		o.dh = nil
+	}
+	if g == ike.GroupNone {
+		for i := range o.props {
+			o.props[i] = withoutDH(o.props[i])
+		}
+		return nil
+	}
+	o.dh, err = transform.GenerateDH(g, s.rng)
+	return err
+}
+
+// payloads are the Child SA part of a request, in strongSwan's order
+// (PROTOCOL.md P11).
+func (o *childOffer) payloads(ikeAuth bool) []ike.Payload {
+	var ps []ike.Payload
+	if o.old != nil {
+		// §1.3.3: the SPI we expect in inbound packets of the old SA.
+		ps = append(ps, &ike.Notify{Protocol: ike.ProtoESP, SPI: spiBytes(o.old.inSPI), NotifyType: ike.RekeySA})
+	}
+	if o.mode == dataplane.Transport {
+		ps = append(ps, &ike.Notify{NotifyType: ike.UseTransportMode})
+	}
+	ps = append(ps, &ike.SA{Proposals: slices.Clone(o.props)})
+	if !ikeAuth {
+		ps = append(ps, &ike.Nonce{Data: o.ni})
+		if o.dh != nil {
+			ps = append(ps, &ike.KE{Group: o.dh.Group(), Data: o.dh.PublicValue()})
+		}
+	}
+	return append(ps, &ike.TrafficSelectors{Selectors: o.tsi}, &ike.TrafficSelectors{Responder: true, Selectors: o.tsr})
+}
+
+// release returns the offer's SPI (nil-safe, idempotent).
+func (o *childOffer) release(s *IKE) {
+	if o == nil || o.released {
+		return
+	}
+	o.released = true
+	s.cfg.SPIs.ReleaseSPI(o.inSPI)
+	if o.dh != nil {
+		o.dh.Destroy()
+	}
+}
+
+// dpSuite maps a negotiated ESP suite to the data plane's.
+func dpSuite(s transform.Suite) (dataplane.Suite, bool) {
+	switch {
+	case s.Encr == ike.EncrAESGCM16 && s.KeyBits == 128:
+		return dataplane.SuiteAESGCM128, true
+	case s.Encr == ike.EncrAESGCM16 && s.KeyBits == 256:
+		return dataplane.SuiteAESGCM256, true
+	case s.Encr == ike.EncrChaCha20Poly1305:
+		return dataplane.SuiteChaCha20Poly1305, true
+	case s.Encr == ike.EncrAESCBC && s.KeyBits == 128 && s.Integ == ike.IntegHMACSHA256_128:
+		return dataplane.SuiteAESCBC128HMACSHA256, true
+	case s.Encr == ike.EncrAESCBC && s.KeyBits == 256 && s.Integ == ike.IntegHMACSHA256_128:
+		return dataplane.SuiteAESCBC256HMACSHA256, true
+	case s.Encr == ike.EncrAESCBC && s.KeyBits == 128 && s.Integ == ike.IntegHMACSHA1_96:
+		return dataplane.SuiteAESCBC128HMACSHA1, true
+	case s.Encr == ike.EncrAESCBC && s.KeyBits == 256 && s.Integ == ike.IntegHMACSHA384_192:
+		return dataplane.SuiteAESCBC256HMACSHA384, true
+	case s.Encr == ike.EncrAESCBC && s.KeyBits == 256 && s.Integ == ike.IntegHMACSHA512_256:
+		return dataplane.SuiteAESCBC256HMACSHA512, true
+	}
+	return 0, false
+}
+
+// childParams is a negotiated Child SA before installation.
+type childParams struct {
+	cfg               *ChildConfig
+	old               *childSA
+	suite             transform.Suite
+	inSPI, outSPI     uint32
+	keys              *transform.ChildKeys
+	weInitiated       bool
+	localTS, remoteTS []ike.TrafficSelector
+	mode              dataplane.Mode
+	ni, nr            []byte
+}
+
+func (s *IKE) childLifetimes(cfg *ChildConfig) (rekey, life time.Duration) {
+	rekey, life = cfg.RekeyTime, cfg.LifeTime
+	if rekey == 0 {
+		rekey = s.cfg.Lifetimes.ChildRekey
+	}
+	if life == 0 {
+		life = s.cfg.Lifetimes.ChildLife
+	}
+	return rekey, life
+}
+
+// installChild turns KEYMAT into two data-plane SAs and the policies.
+func (s *IKE) installChild(now time.Time, p childParams) *childSA {
+	ds, _ := dpSuite(p.suite)
+	outEnc, outInt, inEnc, inInt := p.keys.EncrR, p.keys.IntegR, p.keys.EncrI, p.keys.IntegI
+	if p.weInitiated {
+		outEnc, outInt, inEnc, inInt = p.keys.EncrI, p.keys.IntegI, p.keys.EncrR, p.keys.IntegR
+	}
+	c := &childSA{cfg: p.cfg, inSPI: p.inSPI, outSPI: p.outSPI, suite: p.suite, mode: p.mode,
+		localTS: p.localTS, remoteTS: p.remoteTS, state: childActive, encap: s.natLocal || s.natRemote,
+		created: now, ni: bytes.Clone(p.ni), nr: bytes.Clone(p.nr), weInitiated: p.weInitiated}
+	lsel, rsel := selectors(p.localTS), selectors(p.remoteTS)
+	base := dataplane.SA{Mode: p.mode, Suite: ds, ESN: p.suite.ESN, Local: s.local, Remote: s.remote,
+		Encap: c.encap, LocalTS: lsel, RemoteTS: rsel, Limits: p.cfg.Limits, Path: s.cfg.Path}
+	in := base
+	in.SPI, in.Direction = p.inSPI, dataplane.In
+	in.Keys = dataplane.Keys{Enc: bytes.Clone(inEnc.Bytes()), Integ: bytes.Clone(inInt.Bytes())}
+	switch w := p.cfg.ReplayWindow; {
+	case w == 0:
+		in.ReplayWindow = 64
+	case w > 0:
+		in.ReplayWindow = min(w, 4096)
+	}
+	out := base
+	out.SPI, out.Direction = p.outSPI, dataplane.Out
+	out.Keys = dataplane.Keys{Enc: bytes.Clone(outEnc.Bytes()), Integ: bytes.Clone(outInt.Bytes())}
+	out.TFCPadding = p.cfg.TFCPadding && !s.caps.NoTFC && p.mode == dataplane.Tunnel
+	p.keys.Zero()
+	s.op(DataplaneOp{Kind: OpAddSA, SA: in})
+	s.op(DataplaneOp{Kind: OpAddSA, SA: out})
+	if p.old != nil && p.old.group != nil {
+		c.group = p.old.group
+	} else {
+		c.group = &policyGroup{idIn: s.policyID(), idOut: s.policyID(), local: lsel, remote: rsel}
+		s.groups = append(s.groups, c.group)
+	}
+	s.children = append(s.children, c)
+	s.syncPolicy(c.group)
+	rekey, life := s.childLifetimes(p.cfg)
+	if rekey > 0 {
+		c.rekeyAt = now.Add(s.jitter(rekey))
+	}
+	if life > 0 {
+		c.expireAt = now.Add(life)
+	}
+	return c
+}
+
+func (s *IKE) policyID() uint64 {
+	b, err := s.randomBytes(8)
+	if err != nil {
+		return uint64(len(s.groups)+1) << 32
+	}
+	return binary.BigEndian.Uint64(b) >> 1
+}
+
+// syncPolicy brings the group's policies in line with its SAs: outbound
+// traffic goes to the newest active SA, inbound is accepted on all.
+func (s *IKE) syncPolicy(g *policyGroup) {
+	var in, out []uint32
+	var cur, fallback *childSA
+	for _, c := range s.children {
+		if c.group != g {
+			continue
+		}
+		if !c.inGone {
+			in = append(in, c.inSPI)
+		}
+		if !c.outGone {
+			if c.state == childActive {
+				cur = c
+			} else if fallback == nil {
+				fallback = c
+			}
+		}
+	}
+	if cur == nil {
+		cur = fallback
+	}
+	if cur != nil {
+		out = []uint32{cur.outSPI}
+	}
+	pol := func(id uint64, dir dataplane.Direction, spis []uint32) dataplane.Policy {
+		return dataplane.Policy{ID: id, Direction: dir, Local: g.local, Remote: g.remote, Action: dataplane.Protect, SPIs: spis}
+	}
+	switch {
+	case len(in) == 0 && len(out) == 0:
+		if g.installed {
+			s.op(DataplaneOp{Kind: OpDeletePolicy, PolicyID: g.idOut})
+			s.op(DataplaneOp{Kind: OpDeletePolicy, PolicyID: g.idIn})
+			g.installed = false
+			s.groups = slices.DeleteFunc(s.groups, func(x *policyGroup) bool { return x == g })
+		}
+	case !g.installed:
+		s.op(DataplaneOp{Kind: OpAddPolicy, Policy: pol(g.idOut, dataplane.Out, out)})
+		s.op(DataplaneOp{Kind: OpAddPolicy, Policy: pol(g.idIn, dataplane.In, in)})
+		g.installed = true
+	default:
+		if !slices.Equal(out, g.out) {
+			s.op(DataplaneOp{Kind: OpUpdatePolicy, Policy: pol(g.idOut, dataplane.Out, out)})
+		}
+		if !slices.Equal(in, g.in) {
+			s.op(DataplaneOp{Kind: OpUpdatePolicy, Policy: pol(g.idIn, dataplane.In, in)})
+		}
+	}
+	g.in, g.out = in, out
+}
+
+// removeOut takes the outbound half of c away (a rekeyed SA keeps its
+// inbound half a little longer, PROTOCOL.md P9).
+func (s *IKE) removeOut(c *childSA) {
+	if c.outGone {
+		return
+	}
+	c.outGone = true
+	s.syncPolicy(c.group)
+	s.op(DataplaneOp{Kind: OpDeleteSA, SPI: c.outSPI, Dir: dataplane.Out})
+}
+
+// removeChild takes c out of the data plane and the machine.
+func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
+	i := slices.Index(s.children, c)
+	if i < 0 {
+		return
+	}
+	wasOut, wasIn := c.outGone, c.inGone
+	c.outGone, c.inGone = true, true
+	s.syncPolicy(c.group)
+	if !wasOut {
+		s.op(DataplaneOp{Kind: OpDeleteSA, SPI: c.outSPI, Dir: dataplane.Out})
+	}
+	if !wasIn {
+		s.op(DataplaneOp{Kind: OpDeleteSA, SPI: c.inSPI, Dir: dataplane.In})
+	}
+	s.children = slices.Delete(s.children, i, i+1)
+	s.cfg.SPIs.ReleaseSPI(c.inSPI)
+	if c.rekey != nil {
+		c.rekey.release(s)
+	}
+	if event {
+		s.emit(Event{Kind: EventChildDown, Reason: r, Child: c.info()})
+	}
+}
+
+func (s *IKE) childBySPI(spi uint32) *childSA {
+	for _, c := range s.children {
+		if c.inSPI == spi || c.outSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *IKE) childByOutSPI(spi uint32) *childSA {
+	for _, c := range s.children {
+		if c.outSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+// acceptChild negotiates a Child SA the peer asked for, in IKE_AUTH or
+// CREATE_CHILD_SA (old: the SA it rekeys). It returns the response
+// payloads and the installed SA, or an error notify.
+func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, old *childSA) ([]ike.Payload, *childSA, *ike.Notify) {
+	sa := payloadOf[*ike.SA](m.payloads)
+	var tsi, tsr *ike.TrafficSelectors
+	for _, t := range payloadsOf[*ike.TrafficSelectors](m.payloads) {
+		if t.Responder {
+			tsr = t
+		} else {
+			tsi = t
+		}
+	}
+	nonce := payloadOf[*ike.Nonce](m.payloads)
+	ke := payloadOf[*ike.KE](m.payloads)
+	if sa == nil || tsi == nil || tsr == nil || (!ikeAuth && (nonce == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen)) {
+		return nil, nil, &ike.Notify{NotifyType: ike.InvalidSyntax}
+	}
+	// §2.9: narrow to the first configured child that overlaps.
+	var cfg *ChildConfig
+	var lts, rts []ike.TrafficSelector
+	cands := []*ChildConfig{}
+	if old != nil {
+		cands = append(cands, old.cfg)
+	} else {
+		for i := range s.cfg.Children {
+			cands = append(cands, &s.cfg.Children[i])
+		}
+	}
+	for _, cc := range cands {
+		allowL, allowR := s.localTSConf(cc), s.remoteTSConf(cc)
+		if old != nil {
+			allowL, allowR = old.localTS, old.remoteTS
+		}
+		r, l := narrow(tsi.Selectors, allowR), narrow(tsr.Selectors, allowL)
+		if len(r) > 0 && len(l) > 0 {
+			cfg, lts, rts = cc, l, r
+			break
+		}
+	}
+	if cfg == nil {
+		return nil, nil, &ike.Notify{NotifyType: ike.TSUnacceptable}
+	}
+	keGroup := ike.GroupNone
+	if ke != nil && !ikeAuth {
+		keGroup = ke.Group
+	}
+	chosen, err := transform.Select(cfg.Proposals, sa.Proposals, transform.SelectOptions{KEGroup: keGroup, IgnoreDH: ikeAuth})
+	if err != nil {
+		return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
+	}
+	if !ikeAuth {
+		if err := transform.CheckKE(chosen, keGroup); err != nil {
+			var te *transform.Error
+			if asTransformError(err, &te) {
+				return nil, nil, ike.NotifyGroup(te.Group)
+			}
+			return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
+		}
+	}
+	suite, err := transform.SuiteOf(chosen)
+	if _, ok := dpSuite(suite); err != nil || !ok || chosen.Protocol != ike.ProtoESP {
+		return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
+	}
+	if len(chosen.SPI) != 4 || binary.BigEndian.Uint32(chosen.SPI) == 0 {
+		return nil, nil, &ike.Notify{NotifyType: ike.InvalidSyntax}
+	}
+	peerSPI := binary.BigEndian.Uint32(chosen.SPI)
+	mode := dataplane.Tunnel
+	if m.notify(ike.UseTransportMode) != nil && cfg.Mode == dataplane.Transport {
+		mode = dataplane.Transport
+	}
+	ni, nr := s.init.niNr(ikeAuth)
+	var gir transform.Secret
+	var dh *transform.DHKey
+	if !ikeAuth {
+		ni = nonce.Data
+		if nr, err = s.randomBytes(nonceLen); err != nil {
+			return nil, nil, &ike.Notify{NotifyType: ike.TemporaryFailure}
+		}
+		if suite.Group != ike.GroupNone {
+			if dh, err = transform.GenerateDH(suite.Group, s.rng); err != nil {
+				return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
+			}
+			defer dh.Destroy()
+			if gir, err = dh.SharedSecret(ke.Data); err != nil {
+				return nil, nil, &ike.Notify{NotifyType: ike.InvalidSyntax}
+			}
+			defer gir.Zero()
+		}
+	}
+	inSPI, err := s.cfg.SPIs.AllocSPI()
+	if err != nil {
+		return nil, nil, &ike.Notify{NotifyType: ike.TemporaryFailure}
+	}
+	keys, err := transform.DeriveChildKeys(ss.keys, suite, gir, ni, nr)
+	if err != nil {
+		s.cfg.SPIs.ReleaseSPI(inSPI)
+		return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
+	}
+	c := s.installChild(now, childParams{cfg: cfg, old: old, suite: suite, inSPI: inSPI, outSPI: peerSPI, keys: keys,
+		localTS: lts, remoteTS: rts, mode: mode, ni: ni, nr: nr})
+	chosen.SPI = spiBytes(inSPI)
+	var ps []ike.Payload
+	if mode == dataplane.Transport {
+		ps = append(ps, &ike.Notify{NotifyType: ike.UseTransportMode})
+	}
+	ps = append(ps, &ike.SA{Proposals: []ike.Proposal{chosen}})
+	if !ikeAuth {
+		ps = append(ps, &ike.Nonce{Data: nr})
+		if dh != nil {
+			ps = append(ps, &ike.KE{Group: dh.Group(), Data: bytes.Clone(dh.PublicValue())})
+		}
+	}
+	ps = append(ps, &ike.TrafficSelectors{Selectors: rts}, &ike.TrafficSelectors{Responder: true, Selectors: lts})
+	return ps, c, nil
+}
+
+func (in *initState) niNr(ikeAuth bool) ([]byte, []byte) {
+	if ikeAuth && in != nil {
+		return in.ni, in.nr
+	}
+	return nil, nil
+}
+
+// childFailure is why an offer did not become a Child SA.
+type childFailure struct {
+	reason Reason
+	notify ike.NotifyType
+	detail string
+}
+
+// completeChild installs the Child SA the responder accepted, or says why not.
+func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffer) (*childSA, *childFailure) {
+	ikeAuth := m.hdr.Exchange == ike.IKEAuth
+	fail := func(r Reason, n ike.NotifyType, d string) (*childSA, *childFailure) {
+		o.release(s)
+		f := &childFailure{reason: r, notify: n, detail: d}
+		if ikeAuth {
+			s.emit(Event{Kind: EventChildFailed, Reason: r, Notify: n, Detail: d, Child: ChildInfo{Name: o.cfg.Name}})
+		}
+		return nil, f
+	}
+	if n := m.errorNotify(); n != nil {
+		return fail(notifyReason(n.NotifyType), n.NotifyType, "peer answered "+n.NotifyType.String())
+	}
+	sa := payloadOf[*ike.SA](m.payloads)
+	var tsi, tsr *ike.TrafficSelectors
+	for _, t := range payloadsOf[*ike.TrafficSelectors](m.payloads) {
+		if t.Responder {
+			tsr = t
+		} else {
+			tsi = t
+		}
+	}
+	if sa == nil || tsi == nil || tsr == nil || len(sa.Proposals) != 1 {
+		if ikeAuth && sa == nil {
+			return fail(ReasonPeerError, 0, "no Child SA in the IKE_AUTH response")
+		}
+		return fail(ReasonProtocolError, 0, "response without SA, TSi or TSr")
+	}
+	chosen := sa.Proposals[0]
+	suite, err := transform.SuiteOf(chosen)
+	if err == nil {
+		_, err = transform.Select(o.props, []ike.Proposal{chosen}, transform.SelectOptions{IgnoreDH: ikeAuth})
+	}
+	if _, ok := dpSuite(suite); err != nil || !ok {
+		return fail(ReasonNoProposalChosen, 0, "responder chose a proposal we did not offer")
+	}
+	if len(chosen.SPI) != 4 || binary.BigEndian.Uint32(chosen.SPI) == 0 {
+		return fail(ReasonProtocolError, 0, "bad ESP SPI in the response")
+	}
+	if !subsetTS(tsi.Selectors, o.tsi) || !subsetTS(tsr.Selectors, o.tsr) {
+		return fail(ReasonTSUnacceptable, 0, "responder widened the traffic selectors")
+	}
+	mode := dataplane.Tunnel
+	if m.notify(ike.UseTransportMode) != nil && o.mode == dataplane.Transport {
+		mode = dataplane.Transport
+	}
+	if mode != o.mode {
+		return fail(ReasonNoProposalChosen, 0, "responder refused "+o.mode.String()+" mode")
+	}
+	ni, nr := s.init.niNr(ikeAuth)
+	var gir transform.Secret
+	if !ikeAuth {
+		nonce := payloadOf[*ike.Nonce](m.payloads)
+		if nonce == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
+			return fail(ReasonProtocolError, 0, "response without a valid nonce")
+		}
+		ni, nr = o.ni, nonce.Data
+		if suite.Group != ike.GroupNone {
+			ke := payloadOf[*ike.KE](m.payloads)
+			if o.dh == nil || ke == nil || ke.Group != o.dh.Group() {
+				return fail(ReasonProtocolError, 0, "PFS group without a matching KEr")
+			}
+			if gir, err = o.dh.SharedSecret(ke.Data); err != nil {
+				return fail(ReasonProtocolError, 0, "KEr: "+err.Error())
+			}
+			defer gir.Zero()
+		}
+	}
+	keys, err := transform.DeriveChildKeys(ss.keys, suite, gir, ni, nr)
+	if err != nil {
+		return fail(ReasonInternal, 0, err.Error())
+	}
+	if o.dh != nil {
+		o.dh.Destroy()
+	}
+	o.released = true // the SPI now belongs to the Child SA
+	c := s.installChild(now, childParams{cfg: o.cfg, old: o.old, suite: suite, inSPI: o.inSPI,
+		outSPI: binary.BigEndian.Uint32(chosen.SPI), keys: keys, weInitiated: true,
+		localTS: slices.Clone(tsi.Selectors), remoteTS: slices.Clone(tsr.Selectors), mode: mode, ni: ni, nr: nr})
+	if ikeAuth {
+		s.emit(Event{Kind: EventChildUp, Child: c.info()})
+	}
+	return c, nil
+}
+
+// liveChild reports whether a Child SA of the named config exists or is
+// being negotiated.
+func (s *IKE) liveChild(name string) bool {
+	for _, c := range s.children {
+		if c.cfg.Name == name && c.state != childDeleting {
+			return true
+		}
+	}
+	for _, ss := range s.sessions() {
+		for _, r := range append([]*request{ss.req}, ss.queue...) {
+			if r != nil && r.offer != nil && r.offer.old == nil && r.offer.cfg.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func asTransformError(err error, te **transform.Error) bool { return errors.As(err, te) }

@@ -1,0 +1,31 @@
+// Package sa holds the sans-IO IKEv2 state machines (RFC 7296): one IKE
+// value is one IKE SA, in either role, with its Child SAs. It also holds the
+// stateless responder helpers the dispatcher needs before an IKE SA exists:
+// cookies and the half-open counter (RFC 7296 §2.6) and the INVALID_IKE_SPI
+// reply builder (§2.21.4).
+//
+// Contract with the glue (package engine), DESIGN.md §3:
+//
+//   - Everything comes in through NewInitiator, NewResponder and
+//     (*IKE).Handle, each given the current time; nothing runs on its own.
+//     Inputs are Datagrams (IKE messages, non-ESP marker removed), Commands
+//     from the API, Ticks (a Deadline asked for has passed) and
+//     DataplaneEvents (SA expiry).
+//   - Every call returns an Output: datagrams to send, data-plane operations
+//     to apply in order, events for the API, the next Deadline (zero: none),
+//     the local IKE SPIs the glue must start (Bind) or stop (Unbind) routing
+//     to this machine, and Done when the machine may be dropped.
+//   - A machine is not safe for concurrent use: the glue calls it from its
+//     one state goroutine.
+//
+// The package owns the IKEv2 exchanges (IKE_SA_INIT, IKE_AUTH,
+// CREATE_CHILD_SA, INFORMATIONAL), message IDs, the window of one,
+// retransmission, the response cache, RFC 7383 fragmentation, NAT
+// detection, lifetimes, rekeying and its collisions, and the translation of
+// negotiated Child SAs into engine/dataplane SAs and policies. The wire
+// codec is engine/ike, the cryptography engine/transform.
+//
+// It must not import gen/, server/, client/, grpc or protobuf, must not open
+// sockets, read the clock (time.Now), start goroutines or keep globals.
+// Randomness comes from the io.Reader given to the constructors.
+package sa

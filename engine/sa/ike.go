@@ -1,0 +1,509 @@
+package sa
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// State is the life-cycle state of an IKE SA.
+type State uint8
+
+const (
+	StateConnecting     State = iota + 1 // IKE_SA_INIT
+	StateAuthenticating                  // IKE_AUTH sent (initiator)
+	StateEstablished
+	StateDeleting // our DELETE of the IKE SA is outstanding
+	StateClosed
+)
+
+var stateNames = [...]string{"", "connecting", "authenticating", "established", "deleting", "closed"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) && s > 0 {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Ports of IKE and of NAT traversal (RFC 7296 §2.11, §2.23).
+const (
+	ikePort  = 500
+	natTPort = 4500
+)
+
+// IKE is one IKE SA and its Child SAs, in either role. See the package
+// documentation for the contract with the glue.
+type IKE struct {
+	cfg      *Config
+	rng      io.Reader
+	log      hclog.Logger
+	origRole Role // role when created; RFC 4555 §1.3 "initiator" keeps it
+	state    State
+	why      Reason
+	whyText  string
+
+	cur      *session
+	retiring []*session
+	ikeRekey *ikeRekey
+
+	local, remote       netip.AddrPort
+	natLocal, natRemote bool // we are / the peer is behind a NAT (§2.23)
+	natdSeen            bool
+	caps                Capabilities
+
+	localID, peerID Identity
+	psk             transform.Secret
+	trust           *transform.TrustStore
+
+	init *initState
+
+	vips   []netip.Addr // ours (initiator) or leased to the peer (responder)
+	leased []netip.Addr
+	dns    []netip.Addr
+	pcscf  []netip.Addr
+
+	children []*childSA
+	groups   []*policyGroup
+
+	created, established, rekeyed time.Time
+	lastSeen                      time.Time
+	halfOpenAt                    time.Time
+	ikeRekeyAt, ikeLifeAt         time.Time
+	reauthAt                      time.Time
+	later                         []delayed
+	replaces                      uint64 // local SPI of the IKE SA a re-authentication replaces
+
+	stats Stats
+	o     Output
+}
+
+// delayed is an action at a time (retries after TEMPORARY_FAILURE).
+type delayed struct {
+	at time.Time
+	fn func(now time.Time)
+}
+
+const maxDelayed = 32
+
+// initState is what IKE_SA_INIT leaves for IKE_AUTH (RFC 7296 §2.15).
+type initState struct {
+	ni, nr      []byte
+	dh          *transform.DHKey
+	reqRaw      []byte // the last IKE_SA_INIT request sent (RealMessage1)
+	respRaw     []byte // the IKE_SA_INIT response (RealMessage2)
+	cookie      []byte
+	cookieTries int
+	keTries     int
+	certReq     []byte // the peer's CERTREQ data
+}
+
+func newIKE(cfg *Config, now time.Time, rng io.Reader, role Role) *IKE {
+	if rng == nil {
+		rng = rand.Reader
+	}
+	s := &IKE{cfg: cfg, rng: rng, origRole: role, state: StateConnecting, created: now, lastSeen: now}
+	if cfg != nil && cfg.Logger != nil {
+		s.log = cfg.Logger
+	} else {
+		s.log = hclog.NewNullLogger()
+	}
+	return s
+}
+
+// failed returns a closed machine for a constructor that could not start.
+func failed(s *IKE, r Reason, detail string) (*IKE, Output) {
+	s.state, s.why, s.whyText = StateClosed, r, detail
+	if s.init != nil && s.init.dh != nil {
+		s.init.dh.Destroy()
+	}
+	s.emit(Event{Kind: EventIKEDown, Reason: r, Detail: detail})
+	o := s.o
+	s.o = Output{}
+	o.Done = true
+	return s, o
+}
+
+// Handle processes one input and returns what to do.
+func (s *IKE) Handle(now time.Time, in Input) Output {
+	s.o = Output{}
+	if s.state == StateClosed {
+		if _, ok := in.(Datagram); ok {
+			s.stats.Drops[DropClosed]++
+		}
+		return Output{Done: true}
+	}
+	switch v := in.(type) {
+	case Datagram:
+		s.handleDatagram(now, v)
+	case Command:
+		s.handleCommand(now, v)
+	case Tick:
+		s.handleTick(now)
+	case DataplaneEvent:
+		s.handleDataplane(now, v)
+	case *Datagram:
+		if v != nil {
+			s.handleDatagram(now, *v)
+		}
+	}
+	return s.finish(now)
+}
+
+func (s *IKE) finish(now time.Time) Output {
+	o := s.o
+	s.o = Output{}
+	if s.state == StateClosed {
+		o.Done = true
+		o.Deadline = time.Time{}
+		return o
+	}
+	o.Deadline = s.deadline(now)
+	return o
+}
+
+func (s *IKE) emit(e Event) {
+	if e.SPIi == 0 && e.SPIr == 0 && s.cur != nil {
+		e.SPIi, e.SPIr = s.cur.spii, s.cur.spir
+	}
+	s.o.Events = append(s.o.Events, e)
+}
+
+func (s *IKE) op(o DataplaneOp) { s.o.DataplaneOps = append(s.o.DataplaneOps, o) }
+
+func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
+	for _, p := range pk {
+		s.o.Datagrams = append(s.o.Datagrams, Datagram{Local: local, Remote: remote, Data: p})
+	}
+}
+
+// SPIs returns the SPIs of the current IKE SA (SPIr is 0 before the
+// responder answered).
+func (s *IKE) SPIs() (spii, spir uint64) {
+	if s.cur == nil {
+		return 0, 0
+	}
+	return s.cur.spii, s.cur.spir
+}
+
+// State returns the life-cycle state.
+func (s *IKE) State() State { return s.state }
+
+// Stats returns the counters.
+func (s *IKE) Stats() Stats { return s.stats }
+
+func (s *IKE) randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.rng, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (s *IKE) randomSPI() (uint64, error) {
+	for range 8 {
+		b, err := s.randomBytes(8)
+		if err != nil {
+			return 0, err
+		}
+		if v := binary.BigEndian.Uint64(b); v != 0 {
+			return v, nil
+		}
+	}
+	return 0, errors.New("sa: random source returns zeros")
+}
+
+// jitter returns d less a random part of the configured jitter (§2.8.1).
+func (s *IKE) jitter(d time.Duration) time.Duration {
+	j := s.cfg.Lifetimes.Jitter
+	if d <= 0 || j <= 0 {
+		return d
+	}
+	if j > d/2 {
+		j = d / 2
+	}
+	b, err := s.randomBytes(8)
+	if err != nil {
+		return d
+	}
+	return d - time.Duration(binary.BigEndian.Uint64(b)%uint64(j))
+}
+
+func (s *IKE) fragLocal() bool { return !s.cfg.NoFragmentation }
+
+// fragOK: RFC 7383 §2.3, fragment only when both sides announced support.
+func (s *IKE) fragOK() bool { return s.fragLocal() && s.caps.Fragmentation }
+
+// sessions lists every session in lookup order.
+func (s *IKE) sessions() []*session {
+	out := make([]*session, 0, 4)
+	if s.cur != nil {
+		out = append(out, s.cur)
+	}
+	if r := s.ikeRekey; r != nil {
+		if r.ours != nil {
+			out = append(out, r.ours)
+		}
+		if r.peer != nil {
+			out = append(out, r.peer)
+		}
+	}
+	return append(out, s.retiring...)
+}
+
+func (s *IKE) sessionFor(h ike.Header) *session {
+	for _, ss := range s.sessions() {
+		if h.SPIi != ss.spii {
+			continue
+		}
+		if h.SPIr == ss.spir {
+			return ss
+		}
+		// The IKE_SA_INIT response carries the responder's new SPI, or 0 for
+		// COOKIE and error notifies (§2.6, §2.21.1).
+		if h.Exchange == ike.IKESAInit && ss.initiator && ss.spir == 0 && h.IsResponse() {
+			return ss
+		}
+		// A retransmitted IKE_SA_INIT request still has SPIr 0.
+		if h.Exchange == ike.IKESAInit && !ss.initiator && h.SPIr == 0 && !h.IsResponse() {
+			return ss
+		}
+	}
+	return nil
+}
+
+func (s *IKE) handleDatagram(now time.Time, d Datagram) {
+	if len(d.Data) > maxDatagramSize {
+		s.stats.Drops[DropMalformed]++
+		return
+	}
+	h, err := ike.DecodeHeader(d.Data)
+	if err != nil {
+		s.stats.Drops[DropMalformed]++
+		return
+	}
+	ss := s.sessionFor(h)
+	if ss == nil {
+		s.stats.Drops[DropWrongSPI]++
+		return
+	}
+	msg, err := ike.Decode(d.Data)
+	if err != nil {
+		s.stats.Drops[DropMalformed]++
+		return
+	}
+	// §3.1: the I flag marks the original initiator of this IKE SA.
+	if h.IsInitiator() == ss.initiator {
+		s.stats.Drops[DropUnexpected]++
+		return
+	}
+	if h.Exchange == ike.IKESAInit {
+		s.handleInit(now, ss, msg, d)
+		return
+	}
+	if ss.in == nil {
+		s.stats.Drops[DropWrongState]++
+		return
+	}
+	if h.IsResponse() {
+		if ss.req == nil || ss.req.id != h.MessageID || ss.req.exch != h.Exchange {
+			s.stats.Drops[DropUnexpected]++
+			return
+		}
+		r := s.open(ss, h, d.Data, msg, true)
+		if r.drop {
+			s.stats.Drops[r.reason]++
+			return
+		}
+		if !r.complete {
+			return
+		}
+		req := ss.req
+		ss.req = nil
+		s.stats.Responses++
+		s.lastSeen = now
+		in := &inbound{hdr: h, payloads: r.payloads, dg: d}
+		if r.decode != nil {
+			// §2.21: a response we cannot parse fails the request.
+			var ie *ike.Error
+			n := ike.InvalidSyntax
+			if errors.As(r.decode, &ie) {
+				n = ie.Notify
+			}
+			in.payloads = []ike.Payload{&ike.Notify{NotifyType: n}}
+		}
+		req.onResp(now, in)
+		s.pump(now, ss)
+		return
+	}
+	switch {
+	case h.MessageID == ss.expect:
+	case ss.resp != nil && h.MessageID == ss.resp.id:
+		// §2.1: a retransmitted request gets the cached response, after its
+		// integrity is checked; with fragments, once, on fragment 1.
+		r := s.open(ss, h, d.Data, msg, false)
+		if r.drop {
+			s.stats.Drops[r.reason]++
+			return
+		}
+		if r.first {
+			s.stats.ResponsesResent++
+			s.sendPackets(d.Local, d.Remote, ss.resp.packets)
+		}
+		return
+	default:
+		s.stats.Drops[DropBadMessageID]++
+		return
+	}
+	r := s.open(ss, h, d.Data, msg, true)
+	if r.drop {
+		s.stats.Drops[r.reason]++
+		return
+	}
+	if !r.complete {
+		return
+	}
+	ss.expect++
+	s.stats.Requests++
+	s.lastSeen = now
+	in := &inbound{hdr: h, payloads: r.payloads, dg: d}
+	if r.decode != nil {
+		var ie *ike.Error
+		n := &ike.Notify{NotifyType: ike.InvalidSyntax}
+		if errors.As(r.decode, &ie) && ie.Notify != 0 {
+			n = &ike.Notify{NotifyType: ie.Notify, Data: ie.Data}
+		}
+		s.respond(now, ss, in, []ike.Payload{n})
+		if h.Exchange == ike.IKEAuth && s.state == StateConnecting {
+			s.down(now, ReasonProtocolError, n.NotifyType, "IKE_AUTH request: "+r.decode.Error())
+		}
+		return
+	}
+	s.handleRequest(now, ss, in)
+}
+
+func (s *IKE) handleRequest(now time.Time, ss *session, in *inbound) {
+	switch in.hdr.Exchange {
+	case ike.IKEAuth:
+		if ss != s.cur || s.state != StateConnecting || ss.initiator || s.init == nil {
+			s.respond(now, ss, in, []ike.Payload{&ike.Notify{NotifyType: ike.InvalidSyntax}})
+			return
+		}
+		s.handleAuthRequest(now, ss, in)
+	case ike.CreateChildSA:
+		s.handleCreateChildRequest(now, ss, in)
+	case ike.Informational:
+		s.handleInformationalRequest(now, ss, in)
+	default:
+		// §2.21: an exchange type we do not know; answer so the peer's
+		// window moves on.
+		s.stats.Drops[DropWrongState]++
+		s.respond(now, ss, in, []ike.Payload{&ike.Notify{NotifyType: ike.InvalidSyntax}})
+	}
+}
+
+// request sends r on ss, or queues it while the window is full (§2.3).
+func (s *IKE) request(now time.Time, ss *session, r *request) bool {
+	if ss.req != nil {
+		if len(ss.queue) >= maxQueue {
+			return false
+		}
+		ss.queue = append(ss.queue, r)
+		return true
+	}
+	s.transmit(now, ss, r)
+	return true
+}
+
+func (s *IKE) transmit(now time.Time, ss *session, r *request) {
+	r.local, r.remote = s.local, s.remote
+	if r.packets == nil {
+		r.id = ss.nextReq
+		pk, err := s.seal(ss, ss.header(r.exch, r.id, false), r.payloads, r.local, r.remote)
+		if err != nil {
+			s.log.Error("cannot encode request", "exchange", r.exch.String(), "error", err)
+			if r.onFail != nil {
+				r.onFail(now)
+			}
+			return
+		}
+		ss.nextReq++
+		r.packets = pk
+	}
+	r.tries = 0
+	r.deadline = now.Add(s.timeout(0))
+	ss.req = r
+	s.sendPackets(r.local, r.remote, r.packets)
+}
+
+func (s *IKE) pump(now time.Time, ss *session) {
+	for ss.req == nil && len(ss.queue) > 0 && s.state != StateClosed {
+		r := ss.queue[0]
+		ss.queue = ss.queue[1:]
+		s.transmit(now, ss, r)
+	}
+}
+
+// timeout is the k-th retransmission timeout (RFC 7296 §2.1).
+func (s *IKE) timeout(k int) time.Duration {
+	r := s.cfg.Retransmit
+	return time.Duration(float64(r.Timeout) * math.Pow(r.Factor, float64(k)))
+}
+
+// respond answers the request in on ss and caches the answer (§2.1).
+func (s *IKE) respond(now time.Time, ss *session, in *inbound, payloads []ike.Payload) {
+	pk, err := s.seal(ss, ss.header(in.hdr.Exchange, in.hdr.MessageID, true), payloads, in.dg.Local, in.dg.Remote)
+	if err != nil {
+		s.log.Error("cannot encode response", "exchange", in.hdr.Exchange.String(), "error", err)
+		return
+	}
+	ss.resp = &cachedResp{id: in.hdr.MessageID, packets: pk}
+	s.sendPackets(in.dg.Local, in.dg.Remote, pk)
+}
+
+// down ends the IKE SA: Child SAs leave the data plane, leases are
+// returned, keys cleared.
+func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
+	if s.state == StateClosed {
+		return
+	}
+	for _, c := range append([]*childSA(nil), s.children...) {
+		s.removeChild(now, c, r, true)
+	}
+	if s.cfg.Pool != nil && len(s.leased) > 0 {
+		for _, a := range s.leased {
+			s.cfg.Pool.Release(s.peerID.String(), a)
+		}
+		s.leased = nil
+	}
+	e := Event{Kind: EventIKEDown, Reason: r, Notify: n, Detail: detail, PeerID: s.peerID}
+	s.emit(e)
+	s.log.Info("IKE SA down", "reason", r.String(), "detail", detail)
+	for _, ss := range s.sessions() {
+		ss.destroy()
+	}
+	if s.init != nil && s.init.dh != nil {
+		s.init.dh.Destroy()
+	}
+	if s.ikeRekey != nil && s.ikeRekey.dh != nil {
+		s.ikeRekey.dh.Destroy()
+	}
+	s.state, s.why, s.whyText = StateClosed, r, detail
+}
+
+// after schedules fn (bounded).
+func (s *IKE) after(at time.Time, fn func(now time.Time)) {
+	if len(s.later) < maxDelayed {
+		s.later = append(s.later, delayed{at: at, fn: fn})
+	}
+}

@@ -1,0 +1,424 @@
+package sa
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// nonceLen is the length of our nonces: 32 octets, at least half the key
+// of every PRF we offer (RFC 7296 §2.10).
+const nonceLen = 32
+
+// maxInitRetries bounds COOKIE and INVALID_KE_PAYLOAD round trips.
+const maxInitRetries = 3
+
+// natHash is the NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port)
+// (RFC 7296 §2.23).
+func natHash(spii, spir uint64, ap netip.AddrPort) []byte {
+	h := sha1.New()
+	var b [18]byte
+	binary.BigEndian.PutUint64(b[0:], spii)
+	binary.BigEndian.PutUint64(b[8:], spir)
+	h.Write(b[:16])
+	h.Write(ap.Addr().Unmap().AsSlice())
+	binary.BigEndian.PutUint16(b[16:], ap.Port())
+	h.Write(b[16:18])
+	return h.Sum(nil)
+}
+
+// NewInitiator starts an IKE SA as the original initiator. Its Output
+// carries the IKE_SA_INIT request. On a configuration error the machine
+// is returned closed, with an EventIKEDown saying why, and Done set.
+func NewInitiator(cfg *Config, now time.Time, rng io.Reader) (*IKE, Output) {
+	s := newIKE(cfg, now, rng, Initiator)
+	c, err := cfg.withDefaults(true)
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	s.cfg, s.log = c, c.Logger
+	s.local, s.remote = c.Local, c.Remote
+	if !s.local.IsValid() {
+		unspec := netip.IPv4Unspecified()
+		if c.Remote.Addr().Unmap().Is6() {
+			unspec = netip.IPv6Unspecified()
+		}
+		s.local = netip.AddrPortFrom(unspec, ikePort)
+	}
+	s.peerID, s.psk, s.trust = c.RemoteID, c.Auth.PSK, c.Auth.Trust
+	s.localID = s.defaultLocalID()
+	spi, err := s.randomSPI()
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	ni, err := s.randomBytes(nonceLen)
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	dh, err := transform.GenerateDH(transform.OfferedGroup(c.IKEProposals), s.rng)
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	s.cur = &session{spii: spi, initiator: true}
+	s.init = &initState{ni: ni, dh: dh}
+	if err := s.sendInit(now); err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	s.o.Bind = []uint64{spi}
+	return s, s.finish(now)
+}
+
+func (s *IKE) defaultLocalID() Identity {
+	switch {
+	case !s.cfg.LocalID.IsAny():
+		return s.cfg.LocalID
+	case s.cfg.Auth.PSK.Len() == 0 && len(s.cfg.Auth.Certs) > 0:
+		return Identity{Type: ike.IDDERASN1DN, Data: s.cfg.Auth.Certs[0].RawSubject}
+	}
+	return IdentityFromAddr(s.local.Addr())
+}
+
+// sendInit sends (or, after COOKIE or INVALID_KE_PAYLOAD, sends again with
+// Message ID 0) the IKE_SA_INIT request (RFC 7296 §1.2, §2.6).
+func (s *IKE) sendInit(now time.Time) error {
+	ss, in := s.cur, s.init
+	var ps []ike.Payload
+	if in.cookie != nil {
+		// §2.6: COOKIE is the first payload of the retried request.
+		ps = append(ps, &ike.Notify{NotifyType: ike.Cookie, Data: in.cookie})
+	}
+	ps = append(ps,
+		&ike.SA{Proposals: slices.Clone(s.cfg.IKEProposals)},
+		&ike.KE{Group: in.dh.Group(), Data: in.dh.PublicValue()},
+		&ike.Nonce{Data: in.ni},
+		&ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: natHash(ss.spii, 0, s.local)},
+		&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: natHash(ss.spii, 0, s.remote)},
+	)
+	ps = append(ps, s.initNotifies()...)
+	m := ike.Message{Header: ss.header(ike.IKESAInit, 0, false), Payloads: ps}
+	raw, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	in.reqRaw = raw
+	ss.req = nil
+	s.transmit(now, ss, &request{exch: ike.IKESAInit, packets: [][]byte{raw},
+		onFail: func(now time.Time) { s.down(now, ReasonTimeout, 0, "no answer to IKE_SA_INIT") }})
+	ss.nextReq = 1
+	return nil
+}
+
+// initNotifies are the capability notifies of IKE_SA_INIT.
+func (s *IKE) initNotifies() []ike.Payload {
+	var ps []ike.Payload
+	if s.fragLocal() {
+		ps = append(ps, &ike.Notify{NotifyType: ike.IKEv2FragmentationSupported})
+	}
+	// RFC 7427 §4: the hashes we can verify, sent whatever our own method.
+	ps = append(ps, ike.NotifyHashAlgorithms(transform.SupportedHashes()...))
+	return ps
+}
+
+// learnInitCaps reads the capability notifies of IKE_SA_INIT.
+func (s *IKE) learnInitCaps(ps []ike.Payload) {
+	for _, n := range payloadsOf[*ike.Notify](ps) {
+		switch n.NotifyType {
+		case ike.IKEv2FragmentationSupported:
+			s.caps.Fragmentation = true
+		case ike.SignatureHashAlgorithms:
+			if hs, ok := n.HashAlgorithms(); ok {
+				s.caps.SignatureHashes = hs
+			}
+		}
+	}
+	for _, cr := range payloadsOf[*ike.CertReq](ps) {
+		if cr.Encoding == ike.CertX509Signature && len(s.init.certReq) < 20*64 {
+			s.init.certReq = append(s.init.certReq, cr.Data...)
+		}
+	}
+}
+
+// detectNAT compares the peer's NAT_DETECTION_* hashes with ours (§2.23).
+// spir is the SPIr of the message's header (0 in the request).
+func (s *IKE) detectNAT(ps []ike.Payload, spii, spir uint64, d Datagram) {
+	var src, dst [][]byte
+	for _, n := range payloadsOf[*ike.Notify](ps) {
+		switch n.NotifyType {
+		case ike.NATDetectionSourceIP:
+			src = append(src, n.Data)
+		case ike.NATDetectionDestinationIP:
+			dst = append(dst, n.Data)
+		}
+	}
+	if len(src) == 0 || len(dst) == 0 {
+		return
+	}
+	s.natdSeen = true
+	peer, us := natHash(spii, spir, d.Remote), natHash(spii, spir, d.Local)
+	s.natRemote = !slices.ContainsFunc(src, func(b []byte) bool { return bytes.Equal(b, peer) })
+	s.natLocal = !slices.ContainsFunc(dst, func(b []byte) bool { return bytes.Equal(b, us) })
+}
+
+// deriveIKE computes the keys of ss (RFC 7296 §2.14) and clears gir.
+func deriveIKE(ss *session, suite transform.Suite, skeyseed transform.Secret, ni, nr []byte) error {
+	defer skeyseed.Zero()
+	var spii, spir [8]byte
+	binary.BigEndian.PutUint64(spii[:], ss.spii)
+	binary.BigEndian.PutUint64(spir[:], ss.spir)
+	keys, err := transform.DeriveIKEKeys(suite, skeyseed, ni, nr, spii[:], spir[:])
+	if err != nil {
+		return err
+	}
+	out, in, err := keys.Ciphers(ss.initiator)
+	if err != nil {
+		keys.Zero()
+		return err
+	}
+	ss.suite, ss.keys, ss.out, ss.in = suite, keys, out, in
+	ss.ni, ss.nr = bytes.Clone(ni), bytes.Clone(nr)
+	return nil
+}
+
+func (s *IKE) handleInit(now time.Time, ss *session, msg *ike.Message, d Datagram) {
+	h := msg.Header
+	if !h.IsResponse() {
+		// A retransmitted IKE_SA_INIT request gets the same response (§2.1).
+		if ss.initiator || ss.resp == nil || ss.resp.reqRaw == nil || !bytes.Equal(d.Data, ss.resp.reqRaw) {
+			s.stats.Drops[DropUnexpected]++
+			return
+		}
+		s.stats.ResponsesResent++
+		s.sendPackets(d.Local, d.Remote, ss.resp.packets)
+		return
+	}
+	if !ss.initiator || ss != s.cur || s.state != StateConnecting || ss.req == nil ||
+		ss.req.exch != ike.IKESAInit || h.MessageID != 0 {
+		s.stats.Drops[DropUnexpected]++
+		return
+	}
+	s.initResponse(now, ss, &inbound{hdr: h, payloads: msg.Payloads, dg: d})
+}
+
+func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
+	in := s.init
+	if n := m.notify(ike.Cookie); n != nil {
+		if len(n.Data) < 1 || len(n.Data) > 64 {
+			s.stats.Drops[DropInvalidPayloads]++
+			return
+		}
+		if in.cookieTries >= maxInitRetries {
+			s.down(now, ReasonPeerError, ike.Cookie, "responder keeps asking for cookies")
+			return
+		}
+		in.cookieTries++
+		in.cookie = bytes.Clone(n.Data)
+		s.stats.Responses++
+		if err := s.sendInit(now); err != nil {
+			s.down(now, ReasonInternal, 0, err.Error())
+		}
+		return
+	}
+	if n := m.notify(ike.InvalidKEPayload); n != nil {
+		g, ok := n.Group()
+		if !ok {
+			s.stats.Drops[DropInvalidPayloads]++
+			return
+		}
+		s.stats.Responses++
+		// §1.2: retry only with a group we offered.
+		if !transform.GroupOffered(s.cfg.IKEProposals, g) || g == in.dh.Group() || in.keTries >= maxInitRetries {
+			s.down(now, ReasonInvalidKE, ike.InvalidKEPayload, "responder wants "+g.String())
+			return
+		}
+		dh, err := transform.GenerateDH(g, s.rng)
+		if err != nil {
+			s.down(now, ReasonInternal, 0, err.Error())
+			return
+		}
+		in.dh.Destroy()
+		in.dh = dh
+		in.keTries++
+		if err := s.sendInit(now); err != nil {
+			s.down(now, ReasonInternal, 0, err.Error())
+		}
+		return
+	}
+	if n := m.errorNotify(); n != nil {
+		// §2.21.1: unauthenticated; the exchange fails.
+		r := ReasonPeerError
+		if n.NotifyType == ike.NoProposalChosen {
+			r = ReasonNoProposalChosen
+		}
+		s.down(now, r, n.NotifyType, "IKE_SA_INIT answered with "+n.NotifyType.String())
+		return
+	}
+	sa, ke, nonce := payloadOf[*ike.SA](m.payloads), payloadOf[*ike.KE](m.payloads), payloadOf[*ike.Nonce](m.payloads)
+	if sa == nil || ke == nil || nonce == nil || m.hdr.SPIr == 0 || len(sa.Proposals) != 1 ||
+		len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
+		s.stats.Drops[DropInvalidPayloads]++
+		return
+	}
+	ss.req = nil
+	s.stats.Responses++
+	chosen := sa.Proposals[0]
+	suite, err := transform.SuiteOf(chosen)
+	if err == nil {
+		// The answer must be one of our proposals, reduced (§2.7).
+		_, err = transform.Select(s.cfg.IKEProposals, []ike.Proposal{chosen}, transform.SelectOptions{})
+	}
+	if err != nil {
+		s.down(now, ReasonNoProposalChosen, 0, "responder chose a proposal we did not offer")
+		return
+	}
+	if ke.Group != suite.Group || ke.Group != in.dh.Group() {
+		s.down(now, ReasonProtocolError, 0, "KEr group "+ke.Group.String()+" does not match")
+		return
+	}
+	gir, err := in.dh.SharedSecret(ke.Data)
+	if err != nil {
+		s.down(now, ReasonProtocolError, 0, "KEr: "+err.Error())
+		return
+	}
+	in.dh.Destroy()
+	in.nr = bytes.Clone(nonce.Data)
+	in.respRaw = bytes.Clone(m.dg.Data)
+	ss.spir = m.hdr.SPIr
+	prf, _ := transform.NewPRF(suite.PRF)
+	skeyseed := transform.SKEYSEED(prf, in.ni, in.nr, gir)
+	gir.Zero()
+	if err := deriveIKE(ss, suite, skeyseed, in.ni, in.nr); err != nil {
+		s.down(now, ReasonInternal, 0, err.Error())
+		return
+	}
+	s.detectNAT(m.payloads, ss.spii, ss.spir, m.dg)
+	s.learnInitCaps(m.payloads)
+	// §2.23: float to 4500 when a NAT is detected; RFC 4555 §3.3 and
+	// strongSwan (P1) also when MOBIKE may follow.
+	if (s.natLocal || s.natRemote || (s.cfg.MOBIKE && s.natdSeen)) && s.remote.Port() == ikePort {
+		s.remote = netip.AddrPortFrom(s.remote.Addr(), natTPort)
+		if s.local.Port() == ikePort {
+			s.local = netip.AddrPortFrom(s.local.Addr(), natTPort)
+		}
+	}
+	s.state = StateAuthenticating
+	s.sendAuth(now)
+}
+
+// NewResponder creates the responder's IKE SA from an IKE_SA_INIT request
+// (msg, or decoded from req.Data when nil) that AcceptInit let through.
+// The Output carries the IKE_SA_INIT response. If the request cannot be
+// accepted the Output carries the error notify (RFC 7296 §2.21.1) and the
+// machine is returned closed with Done.
+func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *ike.Message) (*IKE, Output) {
+	s := newIKE(cfg, now, rng, Responder)
+	c, err := cfg.withDefaults(false)
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	s.cfg, s.log = c, c.Logger
+	if msg == nil {
+		if msg, err = ike.Decode(req.Data); err != nil {
+			s.stats.Drops[DropMalformed]++
+			return failed(s, ReasonProtocolError, err.Error())
+		}
+	}
+	h := msg.Header
+	if h.Exchange != ike.IKESAInit || h.IsResponse() || !h.IsInitiator() || h.SPIi == 0 || h.SPIr != 0 || h.MessageID != 0 {
+		s.stats.Drops[DropUnexpected]++
+		return failed(s, ReasonProtocolError, "not a first IKE_SA_INIT request")
+	}
+	s.local, s.remote = req.Local, req.Remote
+	s.psk, s.trust, s.peerID = c.Auth.PSK, c.Auth.Trust, c.RemoteID
+	s.localID = s.defaultLocalID()
+	reply := func(n *ike.Notify) {
+		m := ike.Message{Header: ike.Header{SPIi: h.SPIi, Exchange: ike.IKESAInit, Flags: ike.FlagResponse},
+			Payloads: []ike.Payload{n}}
+		if b, err := m.Encode(); err == nil {
+			s.sendPackets(req.Local, req.Remote, [][]byte{b})
+		}
+	}
+	sa, ke, nonce := payloadOf[*ike.SA](msg.Payloads), payloadOf[*ike.KE](msg.Payloads), payloadOf[*ike.Nonce](msg.Payloads)
+	if sa == nil || ke == nil || nonce == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return failed(s, ReasonProtocolError, "IKE_SA_INIT without SA, KE or a valid nonce")
+	}
+	chosen, err := transform.Select(c.IKEProposals, sa.Proposals, transform.SelectOptions{KEGroup: ke.Group})
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		return failed(s, ReasonNoProposalChosen, "offered "+transform.FormatProposals(sa.Proposals))
+	}
+	if err := transform.CheckKE(chosen, ke.Group); err != nil {
+		// §1.2: tell the initiator which group we want.
+		var te *transform.Error
+		if errors.As(err, &te) {
+			reply(ike.NotifyGroup(te.Group))
+		}
+		return failed(s, ReasonInvalidKE, err.Error())
+	}
+	suite, err := transform.SuiteOf(chosen)
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		return failed(s, ReasonNoProposalChosen, err.Error())
+	}
+	spir, err := s.randomSPI()
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	nr, err := s.randomBytes(nonceLen)
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	dh, err := transform.GenerateDH(suite.Group, s.rng)
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	s.init = &initState{ni: bytes.Clone(nonce.Data), nr: nr, dh: dh, reqRaw: bytes.Clone(req.Data)}
+	gir, err := dh.SharedSecret(ke.Data)
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return failed(s, ReasonProtocolError, "KEi: "+err.Error())
+	}
+	ss := &session{spii: h.SPIi, spir: spir}
+	s.cur = ss
+	prf, _ := transform.NewPRF(suite.PRF)
+	skeyseed := transform.SKEYSEED(prf, s.init.ni, nr, gir)
+	gir.Zero()
+	if err := deriveIKE(ss, suite, skeyseed, s.init.ni, nr); err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	s.detectNAT(msg.Payloads, h.SPIi, 0, req)
+	s.learnInitCaps(msg.Payloads)
+	ps := []ike.Payload{
+		&ike.SA{Proposals: []ike.Proposal{chosen}},
+		&ike.KE{Group: suite.Group, Data: dh.PublicValue()},
+		&ike.Nonce{Data: nr},
+		&ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: natHash(h.SPIi, spir, req.Local)},
+		&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: natHash(h.SPIi, spir, req.Remote)},
+	}
+	if s.trust != nil {
+		ps = append(ps, &ike.CertReq{Encoding: ike.CertX509Signature, Data: s.trust.CertReq()})
+	}
+	ps = append(ps, s.initNotifies()...)
+	m := ike.Message{Header: ss.header(ike.IKESAInit, 0, true), Payloads: ps}
+	raw, err := m.Encode()
+	if err != nil {
+		return failed(s, ReasonInternal, err.Error())
+	}
+	dh.Destroy()
+	s.init.respRaw = raw
+	ss.resp = &cachedResp{id: 0, packets: [][]byte{raw}, reqRaw: s.init.reqRaw}
+	ss.expect = 1
+	s.stats.Requests++
+	s.sendPackets(req.Local, req.Remote, [][]byte{raw})
+	s.halfOpenAt = now.Add(c.HalfOpenTimeout)
+	s.o.Bind = []uint64{spir}
+	return s, s.finish(now)
+}

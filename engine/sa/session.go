@@ -1,0 +1,297 @@
+package sa
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// session is one IKE SA on the wire: SPIs, keys and message state. An IKE
+// value holds the current session and, during an IKE rekey (RFC 7296
+// §2.18), the ones being created or retired.
+type session struct {
+	spii, spir uint64
+	initiator  bool // original initiator of this IKE SA: sets the I flag (§2.2)
+	suite      transform.Suite
+	keys       *transform.Keys
+	out, in    transform.Cipher
+	ni, nr     []byte // nonces of the exchange that made it (§2.8.2)
+
+	nextReq uint32     // Message ID of our next request (§2.2)
+	expect  uint32     // Message ID of the peer's next request
+	req     *request   // our outstanding request: window 1 (§2.3)
+	queue   []*request // requests waiting for the window
+	resp    *cachedResp
+
+	reqAsm, respAsm assembly
+
+	// retireAt drops a session the peer should delete but did not.
+	retireAt time.Time
+	deleting bool // our DELETE of this IKE SA is outstanding
+}
+
+// maxQueue bounds the requests waiting for the window.
+const maxQueue = 16
+
+// assembly collects the fragments of one message (RFC 7383 §2.6).
+type assembly struct {
+	r  *ike.Reassembler
+	id uint32
+	on bool
+}
+
+// Reassembly limits: IKE_AUTH with a certificate chain is the largest
+// message we expect.
+const (
+	maxFragments    = 64
+	maxReassembled  = 64 << 10
+	maxDatagramSize = 64 << 10
+)
+
+func (a *assembly) add(id uint32, f ike.Fragment) (ike.PayloadType, []byte, bool, error) {
+	if a.r == nil {
+		a.r = ike.NewReassembler(maxFragments, maxReassembled)
+	}
+	if !a.on || a.id != id {
+		a.r.Reset()
+		a.id, a.on = id, true
+	}
+	first, inner, done, err := a.r.Add(f)
+	if done {
+		a.on = false
+	}
+	return first, inner, done, err
+}
+
+type request struct {
+	exch     ike.ExchangeType
+	payloads []ike.Payload
+	id       uint32
+	packets  [][]byte
+	local    netip.AddrPort
+	remote   netip.AddrPort
+	tries    int
+	deadline time.Time
+	offer    *childOffer // the Child SA this request proposes, if any
+	onResp   func(now time.Time, m *inbound)
+	onFail   func(now time.Time)
+}
+
+type cachedResp struct {
+	id      uint32
+	packets [][]byte
+	reqRaw  []byte // IKE_SA_INIT only: the request, to recognise its retransmission
+}
+
+// inbound is an authenticated, decrypted (or IKE_SA_INIT) message.
+type inbound struct {
+	hdr      ike.Header
+	payloads []ike.Payload
+	dg       Datagram
+}
+
+func (m *inbound) notify(t ike.NotifyType) *ike.Notify {
+	for _, p := range m.payloads {
+		if n, ok := p.(*ike.Notify); ok && n.NotifyType == t {
+			return n
+		}
+	}
+	return nil
+}
+
+// errorNotify returns the first error notify (§3.10.1), if any.
+func (m *inbound) errorNotify() *ike.Notify {
+	for _, p := range m.payloads {
+		if n, ok := p.(*ike.Notify); ok && n.NotifyType.IsError() {
+			return n
+		}
+	}
+	return nil
+}
+
+func payloadOf[T ike.Payload](ps []ike.Payload) T {
+	var zero T
+	for _, p := range ps {
+		if v, ok := p.(T); ok {
+			return v
+		}
+	}
+	return zero
+}
+
+func payloadsOf[T ike.Payload](ps []ike.Payload) []T {
+	var out []T
+	for _, p := range ps {
+		if v, ok := p.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (ss *session) localSPI() uint64 {
+	if ss.initiator {
+		return ss.spii
+	}
+	return ss.spir
+}
+
+func (ss *session) header(exch ike.ExchangeType, id uint32, response bool) ike.Header {
+	h := ike.Header{SPIi: ss.spii, SPIr: ss.spir, Exchange: exch, MessageID: id}
+	if ss.initiator {
+		h.Flags |= ike.FlagInitiator
+	}
+	if response {
+		h.Flags |= ike.FlagResponse
+	}
+	return h
+}
+
+// destroy clears the keys of the session.
+func (ss *session) destroy() {
+	if ss.keys != nil {
+		ss.keys.Zero()
+	}
+	if ss.out != nil {
+		ss.out.Destroy()
+	}
+	if ss.in != nil {
+		ss.in.Destroy()
+	}
+	ss.req, ss.queue, ss.resp = nil, nil, nil
+}
+
+// blockSize is the padding alignment of the IKE cipher (RFC 7296 §3.14).
+func blockSize(s transform.Suite) int {
+	if s.AEAD() {
+		return 1
+	}
+	return 16 // AES-CBC is the only block cipher transform implements
+}
+
+// errNoKeys is returned when a message must be protected before keys exist.
+var errNoKeys = errors.New("sa: no IKE SA keys yet")
+
+// seal encrypts payloads into one SK message or, when the peer accepts
+// fragments and the message would exceed the MTU, into SKF fragments
+// (RFC 7383 §2.5). It returns the datagrams (non-ESP marker excluded).
+func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, remote netip.AddrPort) ([][]byte, error) {
+	if ss.out == nil {
+		return nil, errNoKeys
+	}
+	first, inner, err := ike.EncodePayloads(payloads)
+	if err != nil {
+		return nil, err
+	}
+	overhead := 20 + 8
+	if remote.Addr().Unmap().Is6() {
+		overhead = 40 + 8
+	}
+	if local.Port() == natTPort || remote.Port() == natTPort {
+		overhead += 4
+	}
+	whole := overhead + ike.HeaderLen + ike.PayloadHeaderLen + ss.out.SealedLen(len(inner))
+	if s.fragOK() && whole > s.cfg.FragmentMTU {
+		frags, err := ike.SplitFragments(first, inner, ike.FragmentLayout{
+			MaxDatagram: s.cfg.FragmentMTU, Overhead: overhead,
+			IVLen: ss.out.IVLen(), ICVLen: ss.out.ICVLen(), BlockSize: blockSize(ss.suite),
+		})
+		if err == nil {
+			out := make([][]byte, 0, len(frags))
+			for _, f := range frags {
+				b, err := sealOne(ss.out, h, &ike.EncryptedFragment{First: f.First, Number: f.Number, Total: f.Total,
+					Body: make([]byte, ss.out.SealedLen(len(f.Data)))}, f.Data)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, b)
+			}
+			return out, nil
+		}
+		// The MTU leaves no room for fragments: send the message whole.
+	}
+	b, err := sealOne(ss.out, h, &ike.Encrypted{First: first, Body: make([]byte, ss.out.SealedLen(len(inner)))}, inner)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{b}, nil
+}
+
+// sealOne encodes a message whose last payload is sk (Body sized for the
+// sealed data) and seals plain into it.
+func sealOne(c transform.Cipher, h ike.Header, sk ike.Payload, plain []byte) ([]byte, error) {
+	m := ike.Message{Header: h, Payloads: []ike.Payload{sk}}
+	b, err := m.Encode()
+	if err != nil {
+		return nil, err
+	}
+	off, err := ike.EncryptedOffset(b)
+	if err != nil {
+		return nil, err
+	}
+	return transform.SealPayload(c, b[:off], plain)
+}
+
+// openResult is what open found in an encrypted message.
+type openResult struct {
+	payloads []ike.Payload
+	complete bool  // false: a fragment, more to come
+	first    bool  // fragment number 1 (or unfragmented)
+	decode   error // the inner chain did not decode (an *ike.Error)
+	drop     bool  // integrity or fragment failure: drop silently
+	reason   DropReason
+}
+
+// open authenticates and decrypts an SK message or one SKF fragment
+// (RFC 7296 §3.14, RFC 7383 §2.6: fragments are checked before
+// reassembly). assemble is false for a retransmitted request, whose
+// fragments are only checked.
+func (s *IKE) open(ss *session, h ike.Header, data []byte, msg *ike.Message, assemble bool) openResult {
+	if ss.in == nil || len(msg.Payloads) == 0 {
+		return openResult{drop: true, reason: DropNotEncrypted}
+	}
+	buf := bytes.Clone(data)
+	off, err := ike.EncryptedOffset(buf)
+	if err != nil {
+		return openResult{drop: true, reason: DropNotEncrypted}
+	}
+	switch p := msg.Payloads[len(msg.Payloads)-1].(type) {
+	case *ike.Encrypted:
+		inner, err := transform.OpenPayload(ss.in, buf, off)
+		if err != nil {
+			return openResult{drop: true, reason: DropIntegrity}
+		}
+		ps, err := ike.DecodePayloads(p.First, inner)
+		return openResult{payloads: ps, complete: true, first: true, decode: err}
+	case *ike.EncryptedFragment:
+		if !s.fragLocal() {
+			// RFC 7383 §2.3: only after we announced support.
+			return openResult{drop: true, reason: DropFragment}
+		}
+		inner, err := transform.OpenPayload(ss.in, buf, off)
+		if err != nil {
+			return openResult{drop: true, reason: DropIntegrity}
+		}
+		if !assemble {
+			return openResult{first: p.Number == 1}
+		}
+		a := &ss.reqAsm
+		if h.IsResponse() {
+			a = &ss.respAsm
+		}
+		first, whole, done, err := a.add(h.MessageID, ike.Fragment{First: p.First, Number: p.Number, Total: p.Total, Data: inner})
+		if err != nil {
+			return openResult{drop: true, reason: DropFragment}
+		}
+		if !done {
+			return openResult{first: p.Number == 1}
+		}
+		ps, err := ike.DecodePayloads(first, whole)
+		return openResult{payloads: ps, complete: true, decode: err}
+	}
+	return openResult{drop: true, reason: DropNotEncrypted}
+}

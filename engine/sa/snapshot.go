@@ -1,0 +1,116 @@
+package sa
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// Info is a read-only snapshot of an IKE SA for the API.
+type Info struct {
+	Name  string
+	State State
+	// Role is ours in the current IKE SA (it swaps when the peer rekeys,
+	// RFC 7296 §1.3.2); OriginalRole is the role we had when it was set up
+	// (RFC 4555 §1.3 "initiator").
+	Role, OriginalRole  Role
+	SPIi, SPIr          uint64
+	Local, Remote       netip.AddrPort
+	LocalID, RemoteID   Identity
+	Algorithms          string // strongSwan style, e.g. "aes256gcm16-prfsha256-x25519"
+	NATLocal, NATRemote bool
+	Capabilities        Capabilities
+	VirtualIPs          []netip.Addr
+	DNS, PCSCF          []netip.Addr
+	// NextRequestID is the Message ID of our next request, ExpectedID the
+	// one we expect from the peer (§2.2).
+	NextRequestID, ExpectedID     uint32
+	Created, Established, Rekeyed time.Time
+	RekeyAt, ExpireAt, ReauthAt   time.Time
+	Children                      []ChildInfo
+	DownReason                    Reason
+	DownDetail                    string
+	Stats                         Stats
+}
+
+// ChildInfo describes one Child SA.
+type ChildInfo struct {
+	Name              string
+	InSPI, OutSPI     uint32
+	State             string
+	Mode              dataplane.Mode
+	Algorithms        string // e.g. "aes128gcm16"
+	LocalTS, RemoteTS []ike.TrafficSelector
+	Encap             bool
+	Created           time.Time
+	RekeyAt, ExpireAt time.Time
+	PolicyIn          uint64
+	PolicyOut         uint64
+}
+
+// suiteProposal writes a suite as a one-transform-per-type proposal.
+func suiteProposal(s transform.Suite) ike.Proposal {
+	p := ike.Proposal{Protocol: s.Protocol}
+	p.Transforms = append(p.Transforms, ike.Transform{Type: ike.TransformENCR, ID: uint16(s.Encr), KeyLength: s.KeyBits})
+	if s.PRF != 0 {
+		p.Transforms = append(p.Transforms, ike.Transform{Type: ike.TransformPRF, ID: uint16(s.PRF)})
+	}
+	if s.Integ != ike.IntegNone {
+		p.Transforms = append(p.Transforms, ike.Transform{Type: ike.TransformINTEG, ID: uint16(s.Integ)})
+	}
+	if s.Group != ike.GroupNone {
+		p.Transforms = append(p.Transforms, ike.Transform{Type: ike.TransformDH, ID: uint16(s.Group)})
+	}
+	if s.Protocol == ike.ProtoESP {
+		esn := ike.ESNNone
+		if s.ESN {
+			esn = ike.ESNEnabled
+		}
+		p.Transforms = append(p.Transforms, ike.Transform{Type: ike.TransformESN, ID: uint16(esn)})
+	}
+	return p
+}
+
+func (c *childSA) info() ChildInfo {
+	ci := ChildInfo{Name: c.cfg.Name, InSPI: c.inSPI, OutSPI: c.outSPI, State: childStateNames[c.state], Mode: c.mode,
+		Algorithms: transform.FormatProposal(suiteProposal(c.suite)),
+		LocalTS:    slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS), Encap: c.encap,
+		Created: c.created, RekeyAt: c.rekeyAt, ExpireAt: c.expireAt}
+	if c.group != nil {
+		ci.PolicyIn, ci.PolicyOut = c.group.idIn, c.group.idOut
+	}
+	return ci
+}
+
+// Info returns a snapshot; it shares nothing with the machine.
+func (s *IKE) Info() Info {
+	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
+		LocalID: s.localID, RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
+		VirtualIPs: slices.Clone(s.vips), DNS: slices.Clone(s.dns), PCSCF: slices.Clone(s.pcscf),
+		Created: s.created, Established: s.established, Rekeyed: s.rekeyed,
+		RekeyAt: s.ikeRekeyAt, ExpireAt: s.ikeLifeAt, ReauthAt: s.reauthAt,
+		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats}
+	i.Capabilities.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
+	if s.cfg != nil {
+		i.Name = s.cfg.Name
+	}
+	if ss := s.cur; ss != nil {
+		i.SPIi, i.SPIr = ss.spii, ss.spir
+		i.Role = Responder
+		if ss.initiator {
+			i.Role = Initiator
+		}
+		i.NextRequestID, i.ExpectedID = ss.nextReq, ss.expect
+		if ss.keys != nil {
+			i.Algorithms = transform.FormatProposal(suiteProposal(ss.suite))
+		}
+	}
+	for _, c := range s.children {
+		i.Children = append(i.Children, c.info())
+	}
+	return i
+}

@@ -1,0 +1,243 @@
+package sa
+
+import (
+	"slices"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+)
+
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// scheduleIKE sets the IKE SA lifetimes from now (establishment or rekey).
+func (s *IKE) scheduleIKE(now time.Time) {
+	l := s.cfg.Lifetimes
+	s.ikeRekeyAt, s.ikeLifeAt = time.Time{}, time.Time{}
+	if l.IKERekey > 0 {
+		s.ikeRekeyAt = now.Add(s.jitter(l.IKERekey))
+	}
+	if l.IKELife > 0 {
+		s.ikeLifeAt = now.Add(l.IKELife)
+	}
+	if l.Reauth > 0 && s.reauthAt.IsZero() && s.origRole == Initiator {
+		s.reauthAt = now.Add(s.jitter(l.Reauth))
+	}
+}
+
+// deadline is the earliest time the machine needs a Tick.
+func (s *IKE) deadline(now time.Time) time.Time {
+	var d time.Time
+	min := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	for _, ss := range s.sessions() {
+		if ss.req != nil {
+			min(ss.req.deadline)
+		}
+		min(ss.retireAt)
+	}
+	min(s.halfOpenAt)
+	if s.state == StateEstablished {
+		if s.cfg.DPD > 0 && s.cur.req == nil && len(s.cur.queue) == 0 {
+			min(s.lastSeen.Add(s.cfg.DPD))
+		}
+		if s.ikeRekey == nil {
+			min(s.ikeRekeyAt)
+		}
+		min(s.ikeLifeAt)
+		min(s.reauthAt)
+		for _, c := range s.children {
+			if c.state == childActive && c.rekey == nil && c.peerNew == nil {
+				min(c.rekeyAt)
+			}
+			min(c.expireAt)
+			min(c.deleteAt)
+		}
+	}
+	for _, l := range s.later {
+		min(l.at)
+	}
+	return d
+}
+
+func (s *IKE) handleTick(now time.Time) {
+	for _, ss := range s.sessions() {
+		r := ss.req
+		if r == nil || !due(r.deadline, now) {
+			continue
+		}
+		if r.tries >= s.cfg.Retransmit.Tries {
+			ss.req = nil
+			if r.onFail != nil {
+				r.onFail(now)
+			}
+			if s.state == StateClosed {
+				return
+			}
+			s.pump(now, ss)
+			continue
+		}
+		// §2.1: the same bytes again, every fragment.
+		r.tries++
+		r.deadline = now.Add(s.timeout(r.tries))
+		s.stats.Retransmits++
+		s.sendPackets(r.local, r.remote, r.packets)
+	}
+	if due(s.halfOpenAt, now) {
+		s.down(now, ReasonTimeout, 0, "no IKE_AUTH after IKE_SA_INIT")
+		return
+	}
+	for _, ss := range slices.Clone(s.retiring) {
+		if due(ss.retireAt, now) {
+			s.dropSession(now, ss)
+		}
+	}
+	if s.state == StateEstablished {
+		switch {
+		case due(s.ikeLifeAt, now):
+			s.terminate(now, ReasonExpired)
+			return
+		case due(s.reauthAt, now):
+			s.reauthAt = time.Time{}
+			s.reauthenticate(now)
+		case due(s.ikeRekeyAt, now) && s.ikeRekey == nil:
+			s.ikeRekeyAt = time.Time{}
+			s.rekeyIKE(now)
+		}
+		if s.cfg.DPD > 0 && due(s.lastSeen.Add(s.cfg.DPD), now) {
+			s.liveness(now)
+		}
+		for _, c := range slices.Clone(s.children) {
+			if !slices.Contains(s.children, c) || s.state != StateEstablished {
+				continue
+			}
+			switch {
+			case due(c.expireAt, now):
+				c.expireAt = time.Time{}
+				s.deleteChild(now, c, ReasonExpired)
+			case due(c.deleteAt, now):
+				c.deleteAt = time.Time{}
+				if c.state == childRekeyed {
+					s.deleteRekeyed(now, c)
+				} else if c.state == childDeleting {
+					s.removeChild(now, c, ReasonRekeyed, false)
+				}
+			case due(c.rekeyAt, now) && c.state == childActive && c.rekey == nil && c.peerNew == nil:
+				c.rekeyAt = time.Time{}
+				s.rekeyChild(now, c)
+			}
+		}
+	}
+	if len(s.later) > 0 && s.state != StateClosed {
+		var run []delayed
+		s.later = slices.DeleteFunc(s.later, func(l delayed) bool {
+			if due(l.at, now) {
+				run = append(run, l)
+				return true
+			}
+			return false
+		})
+		for _, l := range run {
+			if s.state == StateClosed {
+				return
+			}
+			l.fn(now)
+		}
+	}
+}
+
+func (s *IKE) handleCommand(now time.Time, c Command) {
+	if c.Kind == CmdTerminate {
+		s.terminate(now, ReasonLocalDelete)
+		return
+	}
+	if s.state != StateEstablished {
+		s.emit(Event{Kind: EventChildFailed, Reason: ReasonTemporaryFailure, Child: ChildInfo{Name: c.Name},
+			Detail: c.Kind.String() + ": the IKE SA is " + s.state.String()})
+		return
+	}
+	switch c.Kind {
+	case CmdInitiate:
+		s.startChildren(now)
+	case CmdCreateChild:
+		cfg := c.Child
+		if cfg == nil {
+			for i := range s.cfg.Children {
+				if s.cfg.Children[i].Name == c.Name {
+					cfg = &s.cfg.Children[i]
+				}
+			}
+		} else {
+			cp := *cfg
+			if cp.Mode == 0 {
+				cp.Mode = dataplane.Tunnel
+			}
+			cfg = &cp
+		}
+		if cfg == nil || len(cfg.Proposals) == 0 {
+			s.emit(Event{Kind: EventChildFailed, Reason: ReasonInternal, Child: ChildInfo{Name: c.Name}, Detail: "no such child config"})
+			return
+		}
+		s.createChild(now, cfg)
+	case CmdRekeyChild:
+		if ch := s.childBySPI(c.SPI); ch != nil {
+			s.rekeyChild(now, ch)
+		}
+	case CmdDeleteChild:
+		if ch := s.childBySPI(c.SPI); ch != nil {
+			s.deleteChild(now, ch, ReasonLocalDelete)
+		}
+	case CmdRekeyIKE:
+		s.rekeyIKE(now)
+	case CmdLiveness:
+		s.liveness(now)
+	case CmdReauthenticate:
+		s.reauthenticate(now)
+	}
+}
+
+// startChildren creates the StartNow Child SAs that do not exist.
+func (s *IKE) startChildren(now time.Time) {
+	for i := range s.cfg.Children {
+		cfg := &s.cfg.Children[i]
+		if cfg.Start == StartNow && !s.liveChild(cfg.Name) {
+			s.createChild(now, cfg)
+		}
+	}
+}
+
+func (s *IKE) handleDataplane(now time.Time, e DataplaneEvent) {
+	c := s.childBySPI(e.SPI)
+	if c == nil || s.state != StateEstablished {
+		return
+	}
+	switch e.Kind {
+	case dataplane.SoftExpired, dataplane.SeqExhausted:
+		s.rekeyChild(now, c)
+	case dataplane.HardExpired:
+		// The data plane removed that SA already.
+		if e.SPI == c.inSPI {
+			c.inGone = true
+		} else {
+			c.outGone = true
+		}
+		s.syncPolicy(c.group)
+		s.deleteChild(now, c, ReasonExpired)
+	}
+}
+
+// reauthenticate starts a new IKE SA with the same configuration
+// (make-before-break); when it is up (EventIKEUp with Replaces set) the
+// glue terminates this one.
+func (s *IKE) reauthenticate(now time.Time) {
+	if s.origRole != Initiator || s.o.Spawn != nil {
+		return
+	}
+	cfg := *s.cfg
+	cfg.NoInitialContact = true // P5: the old IKE SA still exists
+	n, out := NewInitiator(&cfg, now, s.rng)
+	n.replaces = s.cur.localSPI()
+	s.o.Spawn = &Spawned{IKE: n, Output: out}
+}
