@@ -183,6 +183,7 @@ type pump struct {
 	cookies *Cookies
 	drop    func(p packet) bool // extra filter; true drops
 	seen    []packet            // every datagram put on the wire
+	first   *Output             // the initiator's first output, sent on the first step
 }
 
 func newPump(t testing.TB, ini, resp *Config, seed uint64) *pump {
@@ -190,7 +191,7 @@ func newPump(t testing.TB, ini, resp *Config, seed uint64) *pump {
 		rrng: detRand(seed + 100), rnd: rand.New(rand.NewPCG(seed, 99))}
 	m, out := NewInitiator(ini, p.now, detRand(seed))
 	p.i.ike = m
-	p.deliverOut(p.i, out)
+	p.first = &out
 	return p
 }
 
@@ -229,6 +230,12 @@ func (p *pump) deliverOut(from *node, o Output) {
 // step delivers one datagram or, with none in flight, fires the earliest
 // deadline. It returns false when nothing is left to do.
 func (p *pump) step() bool {
+	if p.first != nil {
+		o := *p.first
+		p.first = nil
+		p.deliverOut(p.i, o)
+		return true
+	}
 	if len(p.wire) > 0 {
 		k := 0
 		if p.reorder {
@@ -302,6 +309,9 @@ func (p *pump) run(cond func() bool) bool {
 // settle runs until nothing is in flight (deadlines may remain).
 func (p *pump) settle() {
 	for range 20000 {
+		if p.first != nil {
+			p.step()
+		}
 		if len(p.wire) == 0 {
 			return
 		}
@@ -410,3 +420,5 @@ func checkPaired(t testing.TB, a, b *node) int {
 	}
 	return n
 }
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
