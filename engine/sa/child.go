@@ -293,6 +293,9 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		s.groups = append(s.groups, c.group)
 	}
 	s.children = append(s.children, c)
+	if s.hookChild != nil {
+		s.hookChild(c)
+	}
 	s.syncPolicy(c.group)
 	rekey, life := s.childLifetimes(p.cfg)
 	if rekey > 0 {

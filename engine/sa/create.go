@@ -416,6 +416,9 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 	}
 	r.pending = false
 	r.ours = ns
+	if s.hookSession != nil {
+		s.hookSession(ns)
+	}
 	s.o.Bind = append(s.o.Bind, ns.localSPI())
 	if peer := r.peer; peer != nil {
 		// §2.8.2: the new IKE SA with the lowest nonce is redundant; its
@@ -557,6 +560,9 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 	s.respond(now, ss, m, []ike.Payload{&ike.SA{Proposals: []ike.Proposal{chosen}}, &ike.Nonce{Data: nr},
 		&ike.KE{Group: suite.Group, Data: bytes.Clone(dh.PublicValue())}})
 	s.o.Bind = append(s.o.Bind, ns.localSPI())
+	if s.hookSession != nil {
+		s.hookSession(ns)
+	}
 	if r := s.ikeRekey; r != nil {
 		r.peer = ns // decided when our own exchange ends
 		return

@@ -86,6 +86,11 @@ type IKE struct {
 
 	stats Stats
 	o     Output
+
+	// hookChild and hookSession let tests see every Child SA and rekeyed
+	// IKE SA made (with their nonces); nil otherwise.
+	hookChild   func(c *childSA)
+	hookSession func(ss *session)
 }
 
 // delayed is an action at a time (retries after TEMPORARY_FAILURE).
