@@ -125,12 +125,16 @@ type node struct {
 	done     bool
 	bound    map[uint64]bool
 	sent     int
+	spawned  []*Spawned
 }
 
 func (n *node) take(o Output) {
 	n.ops = append(n.ops, o.DataplaneOps...)
 	n.events = append(n.events, o.Events...)
 	n.deadline = o.Deadline
+	if o.Spawn != nil {
+		n.spawned = append(n.spawned, o.Spawn)
+	}
 	n.done = n.done || o.Done
 	if n.bound == nil {
 		n.bound = map[uint64]bool{}

@@ -237,6 +237,9 @@ func TestCreateChildDuringIKERekey(t *testing.T) {
 	p.command(p.r, Command{Kind: CmdRekeyIKE})
 	p.command(p.i, Command{Kind: CmdCreateChild, Name: "extra"})
 	p.settle()
+	if len(p.i.ike.Info().Children) != 1 || len(p.i.ike.later) != 1 {
+		t.Fatalf("expected a TEMPORARY_FAILURE and a retry scheduled")
+	}
 	p.advance(time.Minute)
 	if n := len(p.i.ike.Info().Children); n != 2 {
 		t.Fatalf("%d children, want 2; events %+v", n, p.i.events)
