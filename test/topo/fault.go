@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // LinkDown sets dev down (ip link set dev DEV down).
@@ -13,10 +14,40 @@ func (n *Netns) LinkDown(ctx context.Context, dev string) error {
 	return err
 }
 
-// LinkUp sets dev up (ip link set dev DEV up).
+// LinkUp sets dev up (ip link set dev DEV up) and waits until it is
+// operationally up: a veth's carrier follows after a moment (linkwatch),
+// and packets sent before are lost. The peer end must be up already.
 func (n *Netns) LinkUp(ctx context.Context, dev string) error {
+	if err := n.linkSetUp(ctx, dev); err != nil {
+		return err
+	}
+	return n.WaitOperUp(ctx, dev)
+}
+
+func (n *Netns) linkSetUp(ctx context.Context, dev string) error {
 	_, err := n.Run(ctx, "ip", "link", "set", "dev", dev, "up")
 	return err
+}
+
+// WaitOperUp polls until dev reports operational state UP (or UNKNOWN,
+// as devices without carrier handling do), bounded by ctx or DefaultTimeout.
+func (n *Netns) WaitOperUp(ctx context.Context, dev string) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	for {
+		out, err := n.Run(ctx, "ip", "-o", "link", "show", "dev", dev)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, " state UP ") || strings.Contains(out, " state UNKNOWN ") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topo: %s in %s not operationally up: %w (%s)", dev, n.name, ctx.Err(), strings.TrimSpace(out))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // AddrAdd adds prefix (e.g. 198.51.100.2/24) to dev.

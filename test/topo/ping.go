@@ -214,7 +214,12 @@ func (p *Ping) Stop() PingStats {
 	p.stopOnce.Do(func() {
 		close(p.stopSend)
 		<-p.sendDone
-		p.conn.SetReadDeadline(time.Now().Add(p.opts.Grace))
+		// Wait for outstanding replies, no longer than Grace.
+		deadline := time.Now().Add(p.opts.Grace)
+		for time.Now().Before(deadline) && !p.allAnswered() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		p.conn.SetReadDeadline(time.Now())
 		<-p.recvDone
 		p.conn.Close()
 		s := p.compute()
@@ -232,6 +237,17 @@ func (p *Ping) Stop() PingStats {
 func (p *Ping) Wait() PingStats {
 	<-p.sendDone
 	return p.Stop()
+}
+
+func (p *Ping) allAnswered() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 0; i < p.sent; i++ {
+		if p.got[i] == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Ping) compute() PingStats {

@@ -72,7 +72,12 @@ func Build(t testing.TB) *Topology {
 			if err := e.n.AddrAdd(ctx, dev, p); err != nil {
 				t.Fatalf("topo: %v", err)
 			}
-			if err := e.n.LinkUp(ctx, dev); err != nil {
+			if err := e.n.linkSetUp(ctx, dev); err != nil {
+				t.Fatalf("topo: %v", err)
+			}
+		}
+		for _, e := range []*Netns{a, b} {
+			if err := e.WaitOperUp(ctx, dev); err != nil {
 				t.Fatalf("topo: %v", err)
 			}
 		}
