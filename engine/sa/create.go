@@ -38,6 +38,12 @@ func redundant(ani, anr, bni, bnr []byte) bool {
 	return bytes.Compare(lo(ani, anr), lo(bni, bnr)) < 0
 }
 
+// Bounds on what an authenticated peer can make us keep.
+const (
+	maxChildren = 256 // Child SAs per IKE SA (NO_ADDITIONAL_SAS beyond)
+	maxRetiring = 4   // IKE SAs replaced by rekeys, waiting for DELETE
+)
+
 // giveUp is how long a request is retransmitted before it fails.
 func (s *IKE) giveUp() time.Duration {
 	var d time.Duration
@@ -264,6 +270,10 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		return
 	}
 	if sa.Proposals[0].Protocol == ike.ProtoIKE {
+		if len(s.retiring) >= maxRetiring {
+			reply(ike.TemporaryFailure)
+			return
+		}
 		s.handleIKERekeyRequest(now, ss, m, sa)
 		return
 	}
@@ -288,6 +298,10 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 			reply(ike.TemporaryFailure)
 			return
 		}
+	}
+	if old == nil && len(s.children) >= maxChildren {
+		reply(ike.NoAdditionalSAs)
+		return
 	}
 	ps, c, errN := s.acceptChild(now, ss, m, false, old)
 	if errN != nil {
