@@ -34,10 +34,12 @@ type DataPlane struct {
 	ns     *nsHandle
 	tun    tunDevice
 	listen func(netip.AddrPort) (udpConn, error)
+	rawESP func(v6 bool) (espConn, error)
 
 	mu     sync.Mutex // serialises control operations
 	tab    atomic.Pointer[tables]
 	socks  map[netip.AddrPort]*sock
+	raw    [2]*sock // plain ESP sockets, IPv4 and IPv6, opened on demand
 	closed bool
 
 	// drain is read-locked by every batch between its table lookup and its
@@ -58,11 +60,37 @@ type DataPlane struct {
 
 type steeringBox struct{ s dataplane.Steering }
 
-// sock is one UDP socket and the lock that serialises its senders.
+// sock is one UDP socket, or the raw plain-ESP socket of a family, and the
+// lock that serialises its senders.
 type sock struct {
-	conn   udpConn
+	conn   udpConn // nil for plain ESP
+	raw    espConn // nil for UDP
 	local  netip.AddrPort
 	sendMu sync.Mutex
+}
+
+func (s *sock) readBatch(msgs []rxMsg) (int, error) {
+	if s.raw != nil {
+		return s.raw.ReadBatch(msgs)
+	}
+	return s.conn.ReadBatch(msgs)
+}
+
+// send sends the sealed packets of an outbound SA to its peer.
+func (s *sock) send(ep *endpoint, pkts [][]byte) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.raw != nil {
+		return s.raw.Send(ep.local.Addr(), ep.remote.Addr(), pkts)
+	}
+	return s.conn.Send(ep.remote, pkts)
+}
+
+func (s *sock) close() error {
+	if s.raw != nil {
+		return s.raw.Close()
+	}
+	return s.conn.Close()
 }
 
 var _ dataplane.DataPlane = (*DataPlane)(nil)
@@ -100,7 +128,19 @@ func New(cfg Config, log hclog.Logger) (*DataPlane, error) {
 		}
 		return u, nil
 	}
-	d, err := newDataPlane(c, log, tun, listen)
+	rawESP := func(v6 bool) (espConn, error) {
+		var r *linuxESP
+		err := ns.do(func() error {
+			var err error
+			r, err = listenESP(v6)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	d, err := newDataPlane(c, log, tun, listen, rawESP)
 	if err != nil {
 		tun.Close()
 		ns.close()
@@ -123,7 +163,7 @@ func (d *DataPlane) TUNName() string {
 
 // newDataPlane assembles a data plane from its edges (tests use in-memory
 // ones) and starts it. cfg has its defaults filled in.
-func newDataPlane(cfg Config, log hclog.Logger, tun tunDevice, listen func(netip.AddrPort) (udpConn, error)) (*DataPlane, error) {
+func newDataPlane(cfg Config, log hclog.Logger, tun tunDevice, listen func(netip.AddrPort) (udpConn, error), rawESP func(v6 bool) (espConn, error)) (*DataPlane, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -132,6 +172,7 @@ func newDataPlane(cfg Config, log hclog.Logger, tun tunDevice, listen func(netip
 		cfg:    cfg,
 		tun:    tun,
 		listen: listen,
+		rawESP: rawESP,
 		socks:  make(map[netip.AddrPort]*sock),
 		events: make(chan dataplane.Event, cfg.EventBuffer),
 	}
@@ -177,6 +218,46 @@ func (d *DataPlane) sockFor(local netip.AddrPort) (*sock, error) {
 	d.pipe.addReader(s)
 	d.log.Debug("socket open", "local", local)
 	return s, nil
+}
+
+// rawFor returns the plain-ESP socket of a's family, opening it if needed.
+// d.mu held.
+func (d *DataPlane) rawFor(a netip.Addr) (*sock, error) {
+	i, unspec, family := 0, netip.IPv4Unspecified(), "ipv4"
+	if a.Unmap().Is6() {
+		i, unspec, family = 1, netip.IPv6Unspecified(), "ipv6"
+	}
+	if s := d.raw[i]; s != nil {
+		return s, nil
+	}
+	c, err := d.rawESP(i == 1)
+	if err != nil {
+		return nil, err
+	}
+	s := &sock{raw: c, local: netip.AddrPortFrom(unspec, 0)}
+	d.raw[i] = s
+	d.pipe.addReader(s)
+	d.log.Debug("plain esp socket open", "family", family)
+	return s, nil
+}
+
+// endpointFor opens (or finds) the socket an SA on local/remote uses: the
+// UDP socket on local with encapsulation, else the raw socket of the
+// family. d.mu held.
+func (d *DataPlane) endpointFor(local, remote netip.AddrPort, encap bool) (*endpoint, error) {
+	if !encap {
+		s, err := d.rawFor(local.Addr())
+		if err != nil {
+			return nil, err
+		}
+		return &endpoint{local: netip.AddrPortFrom(local.Addr().Unmap(), 0), remote: netip.AddrPortFrom(remote.Addr().Unmap(), 0), sock: s}, nil
+	}
+	local, remote = d.cfg.withPort(local), d.cfg.withPort(remote)
+	s, err := d.sockFor(local)
+	if err != nil {
+		return nil, err
+	}
+	return &endpoint{local: local, remote: remote, sock: s}, nil
 }
 
 // SetIKEHandler sets the receiver of IKE messages; nil drops them.
@@ -280,8 +361,7 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 	if err != nil {
 		return fmt.Errorf("userspace: spi 0x%08x: %w", sa.SPI, err)
 	}
-	local, remote := d.cfg.withPort(sa.Local), d.cfg.withPort(sa.Remote)
-	s, err := d.sockFor(local)
+	ep, err := d.endpointFor(sa.Local, sa.Remote, sa.Encap)
 	if err != nil {
 		es.Zero()
 		return err
@@ -289,13 +369,17 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 	e := &saEntry{cfg: sa, esp: es}
 	e.ordCond.L = &e.ordMu
 	e.cfg.Keys = dataplane.Keys{}
-	e.cfg.Local, e.cfg.Remote = local, remote
+	e.cfg.Local, e.cfg.Remote = ep.local, ep.remote
 	e.cfg.LocalTS, e.cfg.RemoteTS = slices.Clone(sa.LocalTS), slices.Clone(sa.RemoteTS)
-	e.ep.Store(&endpoint{local: local, remote: remote, sock: s})
+	if sa.Mode == dataplane.Transport && sa.Direction == dataplane.In {
+		e.rb = newRebuild(&e.cfg)
+	}
+	e.ep.Store(ep)
 	nt := t.clone()
 	nt.sas(sa.Direction)[sa.SPI] = e
 	d.tab.Store(nt)
-	d.log.Debug("sa added", "spi", fmt.Sprintf("0x%08x", sa.SPI), "dir", sa.Direction.String(), "suite", sa.Suite.String(), "local", local, "remote", remote)
+	d.log.Debug("sa added", "spi", fmt.Sprintf("0x%08x", sa.SPI), "dir", sa.Direction.String(), "mode", sa.Mode.String(),
+		"suite", sa.Suite.String(), "encap", sa.Encap, "local", ep.local, "remote", ep.remote)
 	return nil
 }
 
@@ -304,17 +388,26 @@ func checkSA(sa *dataplane.SA) error {
 	if sa.Direction != dataplane.In && sa.Direction != dataplane.Out {
 		return &ConfigError{Field: "direction", Reason: "neither in nor out"}
 	}
-	if sa.Mode != dataplane.Tunnel {
-		return fmt.Errorf("%w: %s mode (the TUN data plane carries tunnel mode only)", dataplane.ErrUnsupported, sa.Mode)
+	if sa.Mode != dataplane.Tunnel && sa.Mode != dataplane.Transport {
+		return &ConfigError{Field: "mode", Reason: "neither tunnel nor transport"}
 	}
-	if !sa.Encap {
-		return fmt.Errorf("%w: plain ESP (IP protocol 50); the userspace data plane needs UDP encapsulation (RFC 3948)", dataplane.ErrUnsupported)
-	}
-	if !sa.Local.Addr().IsValid() || !sa.Remote.Addr().IsValid() {
-		return &ConfigError{Field: "local/remote", Reason: "outer addresses required"}
+	if err := checkOuter(sa.Local, sa.Remote); err != nil {
+		return err
 	}
 	if sa.Direction == dataplane.In && (len(sa.LocalTS) == 0 || len(sa.RemoteTS) == 0) {
 		return &ConfigError{Field: "local_ts/remote_ts", Reason: "an inbound SA needs selectors to check inner packets against (RFC 4301 §5.2)"}
+	}
+	return nil
+}
+
+// checkOuter validates the outer addresses of an SA: both present, one family.
+func checkOuter(local, remote netip.AddrPort) error {
+	l, r := local.Addr().Unmap(), remote.Addr().Unmap()
+	if !l.IsValid() || !r.IsValid() {
+		return &ConfigError{Field: "local/remote", Reason: "outer addresses required"}
+	}
+	if l.Is4() != r.Is4() {
+		return &ConfigError{Field: "local/remote", Reason: "outer addresses of different families"}
 	}
 	return nil
 }
@@ -326,11 +419,8 @@ func (d *DataPlane) UpdateSA(ctx context.Context, spi uint32, dir dataplane.Dire
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	if !u.Encap {
-		return fmt.Errorf("%w: plain ESP (IP protocol 50); the userspace data plane needs UDP encapsulation (RFC 3948)", dataplane.ErrUnsupported)
-	}
-	if !u.Local.Addr().IsValid() || !u.Remote.Addr().IsValid() {
-		return &ConfigError{Field: "local/remote", Reason: "outer addresses required"}
+	if err := checkOuter(u.Local, u.Remote); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -341,13 +431,12 @@ func (d *DataPlane) UpdateSA(ctx context.Context, spi uint32, dir dataplane.Dire
 	if e == nil {
 		return fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
 	}
-	local, remote := d.cfg.withPort(u.Local), d.cfg.withPort(u.Remote)
-	s, err := d.sockFor(local)
+	ep, err := d.endpointFor(u.Local, u.Remote, u.Encap)
 	if err != nil {
 		return err
 	}
-	e.ep.Store(&endpoint{local: local, remote: remote, sock: s})
-	d.log.Debug("sa moved", "spi", fmt.Sprintf("0x%08x", spi), "dir", dir.String(), "local", local, "remote", remote)
+	e.ep.Store(ep)
+	d.log.Debug("sa moved", "spi", fmt.Sprintf("0x%08x", spi), "dir", dir.String(), "encap", u.Encap, "local", ep.local, "remote", ep.remote)
 	return nil
 }
 
@@ -474,7 +563,10 @@ func (d *DataPlane) DeletePolicy(ctx context.Context, id uint64) error {
 }
 
 // Counters implements dataplane.DataPlane. Bytes and packets count inner
-// packets; Drops merges the ESP reasons with the data plane's own.
+// packets (transport mode: the payload after the IP header) sealed, or
+// opened and delivered; a packet dropped after opening (selector mismatch)
+// counts as a drop only. Drops merges the ESP reasons with the data plane's
+// own.
 func (d *DataPlane) Counters(ctx context.Context, spi uint32, dir dataplane.Direction) (dataplane.Counters, error) {
 	if err := ctxErr(ctx); err != nil {
 		return dataplane.Counters{}, err
@@ -483,8 +575,11 @@ func (d *DataPlane) Counters(ctx context.Context, spi uint32, dir dataplane.Dire
 	if e == nil {
 		return dataplane.Counters{}, fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
 	}
+	// Rejects first: a reject is counted after the open it takes back, so
+	// every reject seen here is already in the totals read next.
+	rp, rb := e.rejPackets.Load(), e.rejBytes.Load()
 	st := e.esp.Stats()
-	c := dataplane.Counters{Bytes: st.Bytes, Packets: st.Packets, Drops: st.Drops.Map()}
+	c := dataplane.Counters{Bytes: st.Bytes - min(rb, st.Bytes), Packets: st.Packets - min(rp, st.Packets), Drops: st.Drops.Map()}
 	if c.Drops == nil {
 		c.Drops = map[string]uint64{}
 	}
@@ -531,16 +626,21 @@ func (d *DataPlane) Close() error {
 		return nil
 	}
 	d.closed = true
-	socks := make([]*sock, 0, len(d.socks))
+	socks := make([]*sock, 0, len(d.socks)+2)
 	for _, s := range d.socks {
 		socks = append(socks, s)
+	}
+	for _, s := range d.raw {
+		if s != nil {
+			socks = append(socks, s)
+		}
 	}
 	d.mu.Unlock()
 
 	d.pipe.stopping()
 	err := d.tun.Close()
 	for _, s := range socks {
-		if e := s.conn.Close(); e != nil && err == nil {
+		if e := s.close(); e != nil && err == nil {
 			err = e
 		}
 	}

@@ -65,7 +65,7 @@ func newSide(t *testing.T, n *memNet, outer string, inner string) *side {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp, err := newDataPlane(c, nil, tun, n.listen)
+	dp, err := newDataPlane(c, nil, tun, n.listen, n.espHost(ap(outer).Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +266,14 @@ func TestInboundDrops(t *testing.T) {
 			after := counters(t, b, 0x1001, dataplane.In)
 			if tc.reason != "" && after.Drops[tc.reason] != before.Drops[tc.reason]+1 {
 				t.Errorf("drops[%s] %d -> %d", tc.reason, before.Drops[tc.reason], after.Drops[tc.reason])
+			}
+			// A dropped packet is a drop only, not also a delivered one.
+			wantPkts, wantBytes := before.Packets, before.Bytes
+			if tc.deliver {
+				wantPkts, wantBytes = wantPkts+1, wantBytes+uint64(len("ok")+28)
+			}
+			if after.Packets != wantPkts || after.Bytes != wantBytes {
+				t.Errorf("packets/bytes %d/%d -> %d/%d, want %d/%d", before.Packets, before.Bytes, after.Packets, after.Bytes, wantPkts, wantBytes)
 			}
 			if tc.name == "unknown spi" {
 				if g := b.dp.Stats().Drops["unknown_spi"]; g != gbefore.Drops["unknown_spi"]+1 {
@@ -493,10 +501,6 @@ func TestControlErrors(t *testing.T) {
 	ctx := context.Background()
 	good, goodIn := saPair(0x1001, a, b, 1)
 	must(t, a.dp.AddSA(ctx, good))
-	transport := good
-	transport.SPI, transport.Mode = 0x1002, dataplane.Transport
-	plain := good
-	plain.SPI, plain.Encap = 0x1003, false
 	badKey := good
 	badKey.SPI, badKey.Keys = 0x1004, dataplane.Keys{Enc: []byte{1, 2, 3}}
 	noTS := goodIn
@@ -507,9 +511,6 @@ func TestControlErrors(t *testing.T) {
 		want error
 	}{
 		{"duplicate", a.dp.AddSA(ctx, good), dataplane.ErrExists},
-		{"transport", a.dp.AddSA(ctx, transport), dataplane.ErrUnsupported},
-		{"plain esp", a.dp.AddSA(ctx, plain), dataplane.ErrUnsupported},
-		{"move to plain esp", a.dp.UpdateSA(ctx, 0x1001, dataplane.Out, dataplane.AddrUpdate{Local: a.outer, Remote: b.outer}), dataplane.ErrUnsupported},
 		{"update unknown", a.dp.UpdateSA(ctx, 0x9999, dataplane.Out, dataplane.AddrUpdate{Local: a.outer, Remote: b.outer, Encap: true}), dataplane.ErrNotFound},
 		{"delete unknown", a.dp.DeleteSA(ctx, 0x9999, dataplane.In), dataplane.ErrNotFound},
 		{"delete unknown policy", a.dp.DeletePolicy(ctx, 42), dataplane.ErrNotFound},
@@ -520,9 +521,24 @@ func TestControlErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.err, tc.want)
 		}
 	}
-	var ce *ConfigError
-	if err := a.dp.AddSA(ctx, noTS); !errors.As(err, &ce) {
-		t.Errorf("inbound SA without selectors: %v", err)
+	noMode := good
+	noMode.SPI, noMode.Mode = 0x1002, 0
+	mixed := good
+	mixed.SPI, mixed.Remote = 0x1003, ap("[2001:db8::2]:4500")
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"inbound SA without selectors", a.dp.AddSA(ctx, noTS)},
+		{"no mode", a.dp.AddSA(ctx, noMode)},
+		{"outer families differ", a.dp.AddSA(ctx, mixed)},
+		{"move across families", a.dp.UpdateSA(ctx, 0x1001, dataplane.Out, dataplane.AddrUpdate{Local: a.outer, Remote: ap("[2001:db8::2]:4500"), Encap: true})},
+		{"move without addresses", a.dp.UpdateSA(ctx, 0x1001, dataplane.Out, dataplane.AddrUpdate{Encap: true})},
+	} {
+		var ce *ConfigError
+		if !errors.As(tc.err, &ce) {
+			t.Errorf("%s: %v, want a *ConfigError", tc.name, tc.err)
+		}
 	}
 	var ee *esp.ConfigError
 	if err := a.dp.AddSA(ctx, badKey); !errors.As(err, &ee) {

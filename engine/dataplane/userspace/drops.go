@@ -16,6 +16,7 @@ const (
 	DropSendError                             // the UDP send failed
 	DropTUNWrite                              // the kernel refused a packet written to the TUN
 	DropBadInner                              // inbound inner packet not IP, or no room for the TUN header
+	DropFragment                              // outbound fragment on a transport-mode SA (RFC 4303 §3.1.1: whole datagrams only)
 	numDataDrops
 )
 
@@ -29,6 +30,7 @@ var dataDropNames = [numDataDrops]string{
 	DropSendError:       "send_error",
 	DropTUNWrite:        "tun_write",
 	DropBadInner:        "bad_inner",
+	DropFragment:        "transport_fragment",
 }
 
 // String gives the snake_case counter label.

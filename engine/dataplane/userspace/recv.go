@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/esp"
 )
 
@@ -17,12 +18,19 @@ type inElem struct {
 	pkts []inPkt
 	out  [][]byte // inner packets with inHead bytes of headroom, for the TUN
 	turn []ticket // one per SA present, see saEntry.waitTurn
+
+	// Transport-mode packets are rebuilt here, not in place: the ESP header
+	// in front of the payload is too short for an IP header and the TUN's.
+	// The reader reserves a slot per packet; the slab only grows.
+	xbuf []byte
+	xlen int
 }
 
 type inPkt struct {
 	sa    *saEntry
 	data  []byte
 	inner []byte // with headroom, nil if dropped
+	xoff  int    // transport mode: slot in xbuf; -1 in tunnel mode
 }
 
 type ticket struct {
@@ -60,7 +68,7 @@ func (p *pipeline) sockReader(s *sock) {
 		case <-p.quit:
 			return
 		}
-		n, err := s.conn.ReadBatch(e.msgs)
+		n, err := s.readBatch(e.msgs)
 		if err != nil {
 			p.inFree <- e
 			select {
@@ -72,14 +80,28 @@ func (p *pipeline) sockReader(s *sock) {
 		}
 		d.drain.RLock() // released when the batch is done (writer)
 		t := d.tab.Load()
-		e.pkts, e.out = e.pkts[:0], e.out[:0]
+		e.pkts, e.out, e.xlen = e.pkts[:0], e.out[:0], 0
 		for i := range n {
 			m := &e.msgs[i]
-			if m.trunc {
+			switch {
+			case m.trunc:
 				d.dd.inc(DropTruncated)
 				continue
+			case m.bad:
+				d.dd.inc(DropMalformed)
+				continue
+			case s.raw != nil:
+				// Plain ESP: the IP payload is the ESP packet, no marker
+				// to tell IKE apart (RFC 4303 §2); SPIs 0..255 are reserved.
+				body := m.buf[m.start:m.n:m.n]
+				if spi, ok := esp.PeekSPI(body); !ok || spi < 256 {
+					d.dd.inc(DropMalformed)
+					continue
+				}
+				e.addESP(t, body)
+				continue
 			}
-			for off := 0; off < m.n; {
+			for off := m.start; off < m.n; {
 				var dg []byte
 				dg, off = m.dgram(off)
 				kind, body := esp.Classify(dg)
@@ -88,17 +110,14 @@ func (p *pipeline) sockReader(s *sock) {
 				case esp.KindIKE:
 					ikes = append(ikes, ikeMsg{src: m.src, msg: append([]byte(nil), body...)})
 				case esp.KindESP:
-					spi, _ := esp.PeekSPI(body)
-					sa := t.in[spi]
-					if sa == nil {
-						d.espDrops.Inc(esp.DropUnknownSPI)
-						continue
-					}
-					e.pkts = append(e.pkts, inPkt{sa: sa, data: body})
+					e.addESP(t, body)
 				default:
 					d.dd.inc(DropMalformed)
 				}
 			}
+		}
+		if len(e.xbuf) < e.xlen {
+			e.xbuf = make([]byte, e.xlen+e.xlen/4)
 		}
 		if len(e.pkts) == 0 {
 			d.drain.RUnlock()
@@ -130,6 +149,22 @@ func (p *pipeline) sockReader(s *sock) {
 			ikes = ikes[:0]
 		}
 	}
+}
+
+// addESP looks the SA of an ESP packet up and adds the packet to the batch.
+func (e *inElem) addESP(t *tables, body []byte) {
+	spi, _ := esp.PeekSPI(body)
+	sa := t.in[spi]
+	if sa == nil {
+		e.d.espDrops.Inc(esp.DropUnknownSPI)
+		return
+	}
+	pk := inPkt{sa: sa, data: body, xoff: -1}
+	if sa.cfg.Mode == dataplane.Transport {
+		pk.xoff = e.xlen
+		e.xlen += inHead + ipv6HL + len(body)
+	}
+	e.pkts = append(e.pkts, pk)
 }
 
 func hasTicket(ts []ticket, sa *saEntry) bool {
@@ -168,22 +203,44 @@ func (e *inElem) process() {
 // open decrypts one packet; it returns the inner packet with inHead bytes
 // of headroom in front, or nil.
 func (e *inElem) open(pk *inPkt) []byte {
-	inner, _, err := pk.sa.esp.Open(pk.data) // drops counted by esp
+	inner, nh, err := pk.sa.esp.Open(pk.data) // drops counted by esp
 	if err != nil {
 		return nil
 	}
-	if !inboundAllowed(&pk.sa.cfg, inner) {
+	var pkt, out []byte
+	if pk.xoff >= 0 {
+		// Transport mode: IP header rebuilt in front of the payload.
+		src, dst := pk.sa.rb.addrs(pk.sa.ep.Load())
+		hl := ipHeaderLen(src)
+		if hl+len(inner) > maxIPPacket {
+			pk.sa.reject(len(inner))
+			e.d.dd.inc(DropBadInner)
+			return nil
+		}
+		out = e.xbuf[pk.xoff : pk.xoff+inHead+hl+len(inner)]
+		pkt = out[inHead:]
+		copy(pkt[hl:], inner)
+		putIPHeader(pkt[:hl], src, dst, nh, len(inner))
+		if !pk.sa.rb.fromTS {
+			fixChecksum(pkt, hl, nh)
+		}
+	} else {
+		// inner is a subslice of data: reuse the bytes before it (ESP
+		// header and IV) as the TUN headroom.
+		off := cap(pk.data) - cap(inner)
+		if off < inHead {
+			pk.sa.reject(len(inner))
+			e.d.dd.inc(DropBadInner)
+			return nil
+		}
+		pkt, out = inner, pk.data[off-inHead:off+len(inner)]
+	}
+	if !inboundAllowed(&pk.sa.cfg, pkt) {
+		pk.sa.reject(len(inner))
 		pk.sa.esp.CountDrop(esp.DropSelectorMismatch)
 		return nil
 	}
-	// inner is a subslice of data: reuse the bytes before it (ESP header
-	// and IV) as the TUN headroom.
-	off := cap(pk.data) - cap(inner)
-	if off < inHead {
-		e.d.dd.inc(DropBadInner)
-		return nil
-	}
-	return pk.data[off-inHead : off+len(inner)]
+	return out
 }
 
 // writer hands the batches to the TUN in queue order.

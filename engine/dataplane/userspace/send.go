@@ -25,6 +25,8 @@ type outPkt struct {
 	ep  *endpoint
 	seq uint64
 	nh  uint8
+	off int    // what is sealed: bufs[i][off:off+n] (the whole packet, or after its IP header)
+	n   int
 	out []byte // sealed packet, nil if dropped
 }
 
@@ -106,16 +108,23 @@ func (p *pipeline) classify(e *outElem) {
 			p.acquire(pe, &f)
 			continue
 		}
+		off, n, nh := 0, len(inner), esp.NextHeaderIPv4
+		if sa.cfg.Mode == dataplane.Transport {
+			var ok bool
+			if off, n, nh, ok = transportSplit(inner); !ok {
+				sa.dd.inc(DropFragment)
+				continue
+			}
+		} else if inner[0]>>4 == 6 {
+			nh = esp.NextHeaderIPv6 // tunnel mode, RFC 4303 §2.3
+		}
 		seq, err := sa.esp.NextSeq() // counted by esp on failure
 		d.raiseLimits(sa)
 		if err != nil {
 			continue
 		}
 		pk.sa, pk.ep, pk.seq = sa, sa.ep.Load(), seq
-		pk.nh = esp.NextHeaderIPv4
-		if inner[0]>>4 == 6 {
-			pk.nh = esp.NextHeaderIPv6
-		}
+		pk.nh, pk.off, pk.n = nh, outHead+off, n
 	}
 }
 
@@ -137,7 +146,7 @@ func (e *outElem) process() {
 			continue
 		}
 		head, _ := pk.sa.esp.Overhead()
-		out, err := pk.sa.esp.SealInPlace(e.bufs[i][outHead-head:], e.sizes[i], pk.nh, pk.seq)
+		out, err := pk.sa.esp.SealInPlace(e.bufs[i][pk.off-head:], pk.n, pk.nh, pk.seq)
 		if err == nil {
 			pk.out = out
 		}
@@ -185,10 +194,7 @@ func (p *pipeline) send(ep *endpoint, sa *saEntry, pkts [][]byte) {
 	if ep == nil || len(pkts) == 0 {
 		return
 	}
-	ep.sock.sendMu.Lock()
-	err := ep.sock.conn.Send(ep.remote, pkts)
-	ep.sock.sendMu.Unlock()
-	if err != nil {
+	if err := ep.sock.send(ep, pkts); err != nil {
 		sa.dd[DropSendError].Add(uint64(len(pkts)))
 		p.d.log.Debug("send failed", "remote", ep.remote, "error", err)
 	}

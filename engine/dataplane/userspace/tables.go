@@ -51,7 +51,13 @@ type saEntry struct {
 	esp  *esp.SA
 	ep   atomic.Pointer[endpoint]
 	last atomic.Int64 // unix nanoseconds of the last packet
-	dd   dataDrops    // drops decided here (send errors)
+	dd   dataDrops    // drops decided here (send errors, transport fragments)
+	rb   rebuild      // inbound transport mode: addresses of the rebuilt header
+
+	// Packets esp.SA.Open counted as delivered that the data plane dropped
+	// afterwards (selector mismatch, no room): Counters subtracts them, so
+	// such a packet counts as a drop only.
+	rejPackets, rejBytes atomic.Uint64
 
 	// Inbound batches open this SA's packets one batch at a time, in the
 	// order the readers queued them: esp.SA.Open updates the replay window
@@ -88,6 +94,12 @@ type endpoint struct {
 }
 
 func (e *saEntry) touch(now time.Time) { e.last.Store(now.UnixNano()) }
+
+// reject takes back an opened packet of n inner bytes that is not delivered.
+func (e *saEntry) reject(n int) {
+	e.rejPackets.Add(1)
+	e.rejBytes.Add(uint64(n))
+}
 
 // polEntry is one installed policy.
 type polEntry struct {
@@ -143,7 +155,7 @@ func (t *tables) pickSA(st dataplane.Steering, f *dataplane.Flow, pe *polEntry) 
 	return nil
 }
 
-// inboundAllowed checks a decrypted tunnel-mode packet against the SA's
+// inboundAllowed checks a decrypted (tunnel mode) or rebuilt (transport mode) packet against the SA's
 // selectors: source in RemoteTS, destination in LocalTS (RFC 4301 §5.2 step 4).
 func inboundAllowed(sa *dataplane.SA, inner []byte) bool {
 	var f dataplane.Flow

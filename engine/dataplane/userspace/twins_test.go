@@ -67,6 +67,7 @@ func (t *memTUN) Close() error {
 type memNet struct {
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*memConn
+	esps  map[netip.Addr]*memESP
 	tap   func(src, dst netip.AddrPort, b []byte)
 }
 
@@ -83,7 +84,9 @@ type memConn struct {
 	once   sync.Once
 }
 
-func newMemNet() *memNet { return &memNet{conns: make(map[netip.AddrPort]*memConn)} }
+func newMemNet() *memNet {
+	return &memNet{conns: make(map[netip.AddrPort]*memConn), esps: make(map[netip.Addr]*memESP)}
+}
 
 func (n *memNet) listen(a netip.AddrPort) (udpConn, error) {
 	n.mu.Lock()
@@ -125,7 +128,7 @@ func (c *memConn) ReadBatch(msgs []rxMsg) (int, error) {
 		m := &msgs[n]
 		m.n = copy(m.buf, d.data)
 		m.trunc = len(d.data) > len(m.buf)
-		m.seg, m.src = 0, d.src
+		m.seg, m.src, m.start, m.bad = 0, d.src, 0, false
 		n++
 		if n == len(msgs) {
 			return n, nil
@@ -152,6 +155,113 @@ func (c *memConn) Close() error {
 		close(c.closed)
 		c.net.mu.Lock()
 		delete(c.net.conns, c.local)
+		c.net.mu.Unlock()
+	})
+	return nil
+}
+
+// memESP is the twin of a raw ESP socket of one host: it receives the plain
+// ESP packets sent to any of the host's addresses of its family. IPv4
+// packets arrive with a 20-byte IP header in front, as from the kernel.
+type memESP struct {
+	net    *memNet
+	v6     bool
+	addrs  map[netip.Addr]bool
+	ch     chan memDgram
+	closed chan struct{}
+	once   sync.Once
+}
+
+// espHost returns the raw-socket opener of a host that owns addrs (more can
+// be added with own).
+func (n *memNet) espHost(addrs ...netip.Addr) func(v6 bool) (espConn, error) {
+	return func(v6 bool) (espConn, error) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		c := &memESP{net: n, v6: v6, addrs: map[netip.Addr]bool{}, ch: make(chan memDgram, 4096), closed: make(chan struct{})}
+		for _, a := range addrs {
+			if a.Is6() == v6 {
+				c.addrs[a] = true
+				n.esps[a] = c
+			}
+		}
+		return c, nil
+	}
+}
+
+// deliverESP puts a plain ESP packet on the queue of dst's host.
+func (n *memNet) deliverESP(src, dst netip.Addr, b []byte) {
+	n.mu.Lock()
+	c, tap := n.esps[dst], n.tap
+	n.mu.Unlock()
+	if tap != nil {
+		tap(netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0), b)
+	}
+	if c == nil {
+		return
+	}
+	var p []byte
+	if src.Is4() {
+		p = make([]byte, 20+len(b))
+		putIPHeader(p[:20], src, dst, protoESP, len(b))
+		copy(p[20:], b)
+	} else {
+		p = append([]byte(nil), b...)
+	}
+	select {
+	case c.ch <- memDgram{src: netip.AddrPortFrom(src, 0), data: p}:
+	default:
+	}
+}
+
+func (c *memESP) ReadBatch(msgs []rxMsg) (int, error) {
+	var d memDgram
+	select {
+	case d = <-c.ch:
+	case <-c.closed:
+		return 0, os.ErrClosed
+	}
+	n := 0
+	for {
+		m := &msgs[n]
+		m.n = copy(m.buf, d.data)
+		m.trunc = len(d.data) > len(m.buf)
+		m.seg, m.src, m.start, m.bad = 0, d.src, 0, false
+		if !c.v6 && !m.trunc {
+			m.start, m.bad = ipv4Payload(m.buf[:m.n])
+		}
+		n++
+		if n == len(msgs) {
+			return n, nil
+		}
+		select {
+		case d = <-c.ch:
+		default:
+			return n, nil
+		}
+	}
+}
+
+// Send refuses a source the host does not own, as the kernel does.
+func (c *memESP) Send(src, dst netip.Addr, pkts [][]byte) error {
+	if !c.addrs[src] {
+		return os.ErrInvalid
+	}
+	for _, p := range pkts {
+		c.net.deliverESP(src, dst, p)
+	}
+	return nil
+}
+
+func (c *memESP) Close() error {
+	c.once.Do(func() {
+		close(c.closed)
+		c.net.mu.Lock()
+		for a := range c.addrs {
+			if c.net.esps[a] == c {
+				delete(c.net.esps, a)
+			}
+		}
 		c.net.mu.Unlock()
 	})
 	return nil

@@ -18,13 +18,30 @@ type udpConn interface {
 	Close() error
 }
 
+// espConn is the plain-ESP edge (IP protocol 50, RFC 4303 §2 right after
+// the IP header): one raw socket per address family, for every SA of that
+// family. ReadBatch is called by one goroutine only; Send is serialised by
+// the caller.
+type espConn interface {
+	// ReadBatch reads at least one ESP packet: msgs[i].buf[start:n], the IP
+	// header already skipped; bad marks a packet whose header was not
+	// understood. src has port 0.
+	ReadBatch(msgs []rxMsg) (int, error)
+	// Send sends each packet as one IP datagram of protocol 50 from src
+	// (which must be a local address) to dst, in order.
+	Send(src, dst netip.Addr, pkts [][]byte) error
+	Close() error
+}
+
 // rxMsg is one received message.
 type rxMsg struct {
 	buf   []byte // receive buffer, owned by the caller
+	start int    // first byte of the payload (plain ESP: after the IP header)
 	n     int
 	seg   int // GRO segment size, 0 if one datagram
 	src   netip.AddrPort
 	trunc bool // did not fit in buf
+	bad   bool // plain ESP: the IP header was not understood
 }
 
 // dgram returns the datagram of the message that starts at off and the

@@ -133,7 +133,7 @@ func (u *linuxUDP) ReadBatch(msgs []rxMsg) (int, error) {
 	}
 	for i := range n {
 		m := &msgs[i]
-		m.n = rm[i].N
+		m.n, m.start, m.bad = rm[i].N, 0, false
 		m.trunc = rm[i].Flags&unix.MSG_TRUNC != 0
 		m.seg = groSize(rm[i].OOB[:rm[i].NN])
 		m.src = netip.AddrPort{}
