@@ -25,7 +25,7 @@ type outPkt struct {
 	ep  *endpoint
 	seq uint64
 	nh  uint8
-	off int    // what is sealed: bufs[i][off:off+n] (the whole packet, or after its IP header)
+	off int // what is sealed: bufs[i][off:off+n] (the whole packet, or after its IP header)
 	n   int
 	out []byte // sealed packet, nil if dropped
 }
