@@ -1,7 +1,6 @@
 package topo
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -58,45 +58,26 @@ func Iperf3(ctx context.Context, client, server *Netns, opts IperfOptions) (Iper
 
 	port := strconv.Itoa(opts.Port)
 	srv := server.Command(ctx, "iperf3", "-s", "-1", "--forceflush", "-B", opts.Server.String(), "-p", port)
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		return IperfResult{}, err
-	}
-	var srvErr strings.Builder
-	srv.Stderr = &srvErr
+	out := &watchWriter{want: "Server listening", seen: make(chan struct{})}
+	srv.Stdout, srv.Stderr = out, out
 	if err := srv.Start(); err != nil {
 		return IperfResult{}, fmt.Errorf("topo: start iperf3 server: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { srv.Wait(); close(exited) }()
 	defer func() {
 		// -1 makes the server exit after one test; kill it if it did not.
-		done := make(chan struct{})
-		go func() { srv.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(2 * time.Second):
 			srv.Process.Kill()
-			<-done
-		}
-	}()
-	listening := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		ok := false
-		for sc.Scan() {
-			if !ok && strings.Contains(sc.Text(), "Server listening") {
-				ok = true
-				listening <- true
-			}
-		}
-		if !ok {
-			listening <- false
+			<-exited
 		}
 	}()
 	select {
-	case ok := <-listening:
-		if !ok {
-			return IperfResult{}, fmt.Errorf("topo: iperf3 server on %s did not start: %s", opts.Server, srvErr.String())
-		}
+	case <-out.seen:
+	case <-exited:
+		return IperfResult{}, fmt.Errorf("topo: iperf3 server on %s did not start: %s", opts.Server, strings.TrimSpace(out.String()))
 	case <-ctx.Done():
 		return IperfResult{}, fmt.Errorf("topo: iperf3 server on %s: %w", opts.Server, ctx.Err())
 	}
@@ -112,8 +93,8 @@ func Iperf3(ctx context.Context, client, server *Netns, opts IperfOptions) (Iper
 		args = append(args, "-P", strconv.Itoa(opts.Streams))
 	}
 	cli := client.Command(ctx, "iperf3", args...)
-	out, err := cli.Output()
-	res, perr := parseIperf(out)
+	report, err := cli.Output()
+	res, perr := parseIperf(report)
 	if perr != nil {
 		if err != nil {
 			return IperfResult{}, fmt.Errorf("topo: iperf3 %s: %v; %v", strings.Join(args, " "), err, perr)
@@ -156,4 +137,31 @@ func parseIperf(out []byte) (IperfResult, error) {
 		Retransmits: j.End.SumSent.Retransmits,
 		Duration:    time.Duration(j.End.SumSent.Seconds * float64(time.Second)),
 	}, nil
+}
+
+// watchWriter collects a process's output and closes seen once want
+// appeared in it.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	want string
+	seen chan struct{}
+	done bool
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
