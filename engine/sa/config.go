@@ -81,6 +81,17 @@ type Auth struct {
 	Trust *transform.TrustStore
 }
 
+// String never shows the key material.
+func (a Auth) String() string {
+	return fmt.Sprintf("Auth{psk:%v certs:%d key:%v trust:%v}", a.PSK.Len() > 0, len(a.Certs), a.Key != nil, a.Trust != nil)
+}
+
+// GoString never shows the key material.
+func (a Auth) GoString() string { return a.String() }
+
+// Format never shows the key material, whatever the verb.
+func (a Auth) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(a.String())) }
+
 // PeerAuth is what a responder's Policy returns for a peer identity.
 type PeerAuth struct {
 	// ID is the identity to accept; zero copies the peer's IDi.

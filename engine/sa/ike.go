@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/transform"
 )
@@ -337,6 +338,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		ss.req = nil
 		s.stats.Responses++
 		s.lastSeen = now
+		s.peerMoved(ss, d)
 		in := &inbound{hdr: h, payloads: r.payloads, dg: d}
 		if r.decode != nil {
 			// §2.21: a response we cannot parse fails the request.
@@ -381,6 +383,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 	ss.expect++
 	s.stats.Requests++
 	s.lastSeen = now
+	s.peerMoved(ss, d)
 	in := &inbound{hdr: h, payloads: r.payloads, dg: d}
 	if r.decode != nil {
 		var ie *ike.Error
@@ -414,6 +417,26 @@ func (s *IKE) handleRequest(now time.Time, ss *session, in *inbound) {
 		// window moves on.
 		s.stats.Drops[DropWrongState]++
 		s.respond(now, ss, in, []ike.Payload{&ike.Notify{NotifyType: ike.InvalidSyntax}})
+	}
+}
+
+// peerMoved follows a peer behind a NAT to the address of its last
+// authenticated message (RFC 7296 §2.23); with MOBIKE only
+// UPDATE_SA_ADDRESSES moves the SA (RFC 4555 §3.8).
+func (s *IKE) peerMoved(ss *session, d Datagram) {
+	if ss != s.cur || s.state != StateEstablished || !s.natRemote || s.caps.MOBIKE || d.Remote == s.remote {
+		return
+	}
+	s.log.Info("peer address changed", "from", s.remote.String(), "to", d.Remote.String())
+	s.remote = d.Remote
+	for _, c := range s.children {
+		u := dataplane.AddrUpdate{Local: s.local, Remote: s.remote, Encap: c.encap}
+		if !c.inGone {
+			s.op(DataplaneOp{Kind: OpUpdateSA, SPI: c.inSPI, Dir: dataplane.In, Update: u})
+		}
+		if !c.outGone {
+			s.op(DataplaneOp{Kind: OpUpdateSA, SPI: c.outSPI, Dir: dataplane.Out, Update: u})
+		}
 	}
 }
 

@@ -1,11 +1,16 @@
 package sa
 
 import (
+	"crypto/ecdsa"
+	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
 )
 
 func TestDPDTimeout(t *testing.T) {
@@ -196,5 +201,45 @@ func TestReauthentication(t *testing.T) {
 	p.settle()
 	if !p.i.done || !p.r.done || p2.i.ike.State() != StateEstablished {
 		t.Fatal("old IKE SA not gone or new one hurt")
+	}
+}
+
+func TestNATRebinding(t *testing.T) {
+	ini, resp := pskPair(t)
+	p := newPump(t, ini, resp, 130)
+	p.nat = true
+	p.run(func() bool { return up(p.i)() && up(p.r)() })
+	p.settle()
+	// The NAT gives the initiator a new port: the responder follows the
+	// next authenticated message (RFC 7296 §2.23) and moves the SAs.
+	old := p.r.ike.Info().Remote
+	p.nat = false
+	p.command(p.i, Command{Kind: CmdLiveness})
+	p.settle()
+	now := p.r.ike.Info().Remote
+	if now == old || now != netip.AddrPortFrom(addrI.Addr(), 4500) {
+		t.Fatalf("remote %v -> %v", old, now)
+	}
+	n := 0
+	for _, o := range p.r.ops {
+		if o.Kind == OpUpdateSA && o.Update.Remote == now && o.Update.Encap {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d SA updates", n)
+	}
+}
+
+func TestAuthPrintsNoSecrets(t *testing.T) {
+	ini, _ := certPair(t, newCA(t, 131), "ecdsa")
+	ini.Auth.PSK = transform.NewSecret([]byte("supersecretpsk"))
+	key := ini.Auth.Key.(*ecdsa.PrivateKey)
+	d := fmt.Sprintf("%x", key.D.Bytes())
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
+		out := fmt.Sprintf(f, ini)
+		if strings.Contains(out, "supersecretpsk") || strings.Contains(out, d) || strings.Contains(out, key.D.String()) {
+			t.Fatalf("%s leaks key material: %s", f, out)
+		}
 	}
 }

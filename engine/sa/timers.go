@@ -154,8 +154,10 @@ func (s *IKE) handleCommand(now time.Time, c Command) {
 		return
 	}
 	if s.state != StateEstablished {
-		s.emit(Event{Kind: EventChildFailed, Reason: ReasonTemporaryFailure, Child: ChildInfo{Name: c.Name},
-			Detail: c.Kind.String() + ": the IKE SA is " + s.state.String()})
+		if c.Kind == CmdCreateChild {
+			s.emit(Event{Kind: EventChildFailed, Reason: ReasonTemporaryFailure, Child: ChildInfo{Name: c.Name},
+				Detail: "the IKE SA is " + s.state.String()})
+		}
 		return
 	}
 	switch c.Kind {
