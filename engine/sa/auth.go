@@ -208,7 +208,16 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if offer != nil {
 		if (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips) == 0 && m.errorNotify() == nil {
-			// §2.19: we asked for an address and got none.
+			// §2.19: we asked for an address and got none. The responder
+			// may have made the Child SA anyway: delete its half.
+			if payloadOf[*ike.SA](m.payloads) != nil {
+				spi := offer.inSPI
+				offer.released = true
+				s.request(now, ss, &request{exch: ike.Informational,
+					payloads: []ike.Payload{&ike.Delete{Protocol: ike.ProtoESP, SPIs: []uint32{spi}}},
+					onResp:   func(time.Time, *inbound) { s.cfg.SPIs.ReleaseSPI(spi) },
+					onFail:   func(now time.Time) { s.down(now, ReasonDPDTimeout, 0, "no answer to DELETE") }})
+			}
 			offer.release(s)
 			s.emit(Event{Kind: EventChildFailed, Reason: ReasonCPFailed, Child: ChildInfo{Name: offer.cfg.Name},
 				Detail: "no virtual IP assigned"})

@@ -464,3 +464,22 @@ func TestTransportMode(t *testing.T) {
 		t.Errorf("TS %v %v", tsString(c.LocalTS), tsString(c.RemoteTS))
 	}
 }
+
+func TestVirtualIPNotAssigned(t *testing.T) {
+	ini, resp := pskPair(t)
+	resp.Pool = nil // the responder ignores the CP request
+	resp.Children[0].RemoteTS = nil
+	p := newPump(t, ini, resp, 35)
+	p.run(func() bool { return up(p.i)() && up(p.r)() })
+	p.settle()
+	if e, _ := p.i.last(EventChildFailed); e.Reason != ReasonCPFailed {
+		t.Fatalf("initiator: %+v", p.i.events)
+	}
+	// The responder's half was deleted: nothing left on either side.
+	if len(activeSAs(p.i)) != 0 || len(activeSAs(p.r)) != 0 || len(p.r.ike.Info().Children) != 0 {
+		t.Fatalf("SAs left: %d / %d", len(activeSAs(p.i)), len(activeSAs(p.r)))
+	}
+	if len(p.i.ike.cfg.SPIs.(*spiAlloc).used) != 0 {
+		t.Error("SPI not released")
+	}
+}
