@@ -202,6 +202,10 @@ func (s *IKE) handleCommand(now time.Time, c Command) {
 
 // startChildren creates the StartNow Child SAs that do not exist.
 func (s *IKE) startChildren(now time.Time) {
+	if s.origRole == Initiator && (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips) == 0 {
+		// No virtual IP: our selectors would be wrong (§2.19).
+		return
+	}
 	for i := range s.cfg.Children {
 		cfg := &s.cfg.Children[i]
 		if cfg.Start == StartNow && !s.liveChild(cfg.Name) {
