@@ -16,7 +16,7 @@ call ConnectionService/CreateConnection "{
     \"local_auth\": {\"psk_secret\": \"secrets/gw-psk\"},
     \"remote_auth\": {\"psk_secret\": \"secrets/gw-psk\"},
     \"remote_addresses\": [\"$GATEWAY\"],
-    \"local_interfaces\": [\"ran\", \"wlan\"],
+    \"local_interfaces\": [\"interfaces/ran\", \"interfaces/wlan\"],
     \"request_virtual_ip4\": true,
     \"mobike\": true,
     \"dpd\": {\"interval\": \"30s\"},

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/common.sh"
 if [ -n "${1:-}" ]; then
   # shellcheck disable=SC2086
-  "$GRPCURL" $GRPCURL_TLS -max-time "$1" -d '{}' "$MIFSEC_TARGET" mifsec.v1.EventService/Watch || [ $? -eq 4 ]
+  "$GRPCURL" $GRPCURL_TLS -max-time "$1" -d '{}' "$MIFSEC_TARGET" mifsec.v1.EventService/Watch || [ $? -eq 68 ]  # 64 + DEADLINE_EXCEEDED: the time is up
 else
   call EventService/Watch
 fi
