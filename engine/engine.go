@@ -9,13 +9,19 @@ package engine
 import (
 	"context"
 	"errors"
+	"io"
+	"maps"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mifsec/mifsec/engine/config"
+	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
+	"github.com/mifsec/mifsec/engine/sa"
 )
 
 // Config of an Engine.
@@ -30,6 +36,17 @@ type Config struct {
 	WatchBuffer int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// Transport carries IKE; nil disables IKE (configuration only).
+	Transport IKETransport
+	// Dataplane carries ESP; nil means SAs are negotiated but not installed.
+	Dataplane dataplane.DataPlane
+	// Rand is the randomness source of IKE (default crypto/rand).
+	Rand io.Reader
+	// Retransmit overrides the IKE retransmission schedule (zero = defaults).
+	Retransmit sa.Retransmit
+	// FragmentMTU is the largest fragmented IKE datagram (0 = 1280).
+	FragmentMTU int
 }
 
 // Engine owns mifsec's state. Its methods are safe for concurrent use.
@@ -37,18 +54,24 @@ type Engine struct {
 	cfg   Config
 	log   hclog.Logger
 	store *config.Store
-	ops   chan func(*state)
-	quit  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	// secretStore keeps secrets apart from the rest (mode 0600 file).
+	secretStore *config.Store
+	ops         chan func(*state)
+	quit        chan struct{}
+	done        chan struct{}
+	once        sync.Once
 }
 
 // state is owned by the loop goroutine only.
 type state struct {
-	e          *Engine
-	interfaces map[string]*Interface
-	seq        uint64
-	watchers   map[*Subscription]struct{}
+	e           *Engine
+	interfaces  map[string]*Interface
+	secrets     map[string]*secret
+	pools       map[string]*pool
+	connections map[string]*connection
+	seq         uint64
+	watchers    map[*Subscription]struct{}
+	rt          *runtime
 }
 
 // New loads the persisted configuration, reads the kernel's view of every
@@ -70,15 +93,25 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{
-		cfg:   cfg,
-		log:   cfg.Log,
-		store: store,
-		ops:   make(chan func(*state)),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+	secretStore, err := config.Open(cfg.StateDir, "secrets.json")
+	if err != nil {
+		return nil, err
 	}
-	st := &state{e: e, interfaces: map[string]*Interface{}, watchers: map[*Subscription]struct{}{}}
+	e := &Engine{
+		cfg:         cfg,
+		log:         cfg.Log,
+		store:       store,
+		secretStore: secretStore,
+		ops:         make(chan func(*state)),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	st := &state{e: e, interfaces: map[string]*Interface{}, secrets: map[string]*secret{},
+		pools: map[string]*pool{}, connections: map[string]*connection{}, watchers: map[*Subscription]struct{}{},
+		rt: newRuntime(cfg)}
+	if err := st.restoreSecrets(); err != nil {
+		return nil, err
+	}
 	if err := st.restore(); err != nil {
 		return nil, err
 	}
@@ -96,9 +129,22 @@ func (e *Engine) Close() error {
 func (e *Engine) loop(st *state) {
 	defer close(e.done)
 	changes := e.cfg.Links.Changes()
+	packets, dpEvents := st.rt.packets(), st.rt.dpEvents()
+	st.startConnections()
 	for {
 		select {
+		case p := <-packets:
+			st.packet(p)
+		case <-st.rt.timer.C:
+			st.tick()
+		case ev, ok := <-dpEvents:
+			if !ok {
+				dpEvents = nil
+				continue
+			}
+			st.dpEvent(ev)
 		case <-e.quit:
+			st.shutdownSAs()
 			for w := range st.watchers {
 				w.end(&Error{Code: Unavailable, Reason: ReasonShuttingDown, Msg: "mifsecd is shutting down"})
 			}
@@ -150,8 +196,24 @@ func ctxError(ctx context.Context) error {
 
 // persisted is the on-disk configuration document.
 type persisted struct {
-	Version    int                  `json:"version"`
-	Interfaces []persistedInterface `json:"interfaces"`
+	Version     int                   `json:"version"`
+	Interfaces  []persistedInterface  `json:"interfaces"`
+	Pools       []persistedPool       `json:"pools,omitempty"`
+	Connections []persistedConnection `json:"connections,omitempty"`
+}
+
+type persistedPool struct {
+	ID string `json:"id"`
+	PoolSpec
+	Leases     []Lease   `json:"leases,omitempty"`
+	CreateTime time.Time `json:"create_time"`
+}
+
+type persistedConnection struct {
+	ID string `json:"id"`
+	ConnectionSpec
+	CreateTime time.Time `json:"create_time"`
+	UpdateTime time.Time `json:"update_time"`
 }
 
 type persistedInterface struct {
@@ -177,7 +239,35 @@ func (st *state) restore() error {
 		st.observe(ifc)
 		st.interfaces[pi.ID] = ifc
 	}
-	st.e.log.Info("configuration restored", "interfaces", len(st.interfaces), "path", st.e.store.Path())
+	for _, pp := range p.Pools {
+		spec := pp.PoolSpec
+		rs, err := validatePoolSpec(&spec)
+		if ValidID(pp.ID) != nil || err != nil {
+			st.e.log.Warn("skipping invalid persisted pool", "pool", pp.ID)
+			continue
+		}
+		pl := &pool{ID: pp.ID, PoolSpec: spec, CreateTime: pp.CreateTime, ranges: rs,
+			leases: map[string]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
+		for _, l := range pp.Leases {
+			l := l
+			pl.leases[l.Identity+famKey(l.Addr.Is6())] = &l
+			pl.byAddr[l.Addr] = &l
+		}
+		st.pools[pp.ID] = pl
+	}
+	for _, pc := range p.Connections {
+		c := &connection{ID: pc.ID, ConnectionSpec: pc.ConnectionSpec, CreateTime: pc.CreateTime, UpdateTime: pc.UpdateTime}
+		if ValidID(pc.ID) != nil {
+			continue
+		}
+		if err := st.validateConnection(c); err != nil {
+			st.e.log.Warn("skipping invalid persisted connection", "connection", pc.ID, "error", err)
+			continue
+		}
+		st.connections[pc.ID] = c
+	}
+	st.e.log.Info("configuration restored", "interfaces", len(st.interfaces), "pools", len(st.pools),
+		"connections", len(st.connections), "secrets", len(st.secrets), "path", st.e.store.Path())
 	return nil
 }
 
@@ -185,6 +275,19 @@ func (st *state) persist() error {
 	p := persisted{Version: persistVersion}
 	for _, ifc := range sortedInterfaces(st.interfaces) {
 		p.Interfaces = append(p.Interfaces, persistedInterface{ID: ifc.ID, InterfaceSpec: ifc.InterfaceSpec, CreateTime: ifc.CreateTime})
+	}
+	for _, id := range slices.Sorted(maps.Keys(st.pools)) {
+		pl := st.pools[id]
+		pp := persistedPool{ID: id, PoolSpec: pl.PoolSpec, CreateTime: pl.CreateTime}
+		for _, l := range pl.leases {
+			pp.Leases = append(pp.Leases, *l)
+		}
+		slices.SortFunc(pp.Leases, func(a, b Lease) int { return a.Addr.Compare(b.Addr) })
+		p.Pools = append(p.Pools, pp)
+	}
+	for _, id := range slices.Sorted(maps.Keys(st.connections)) {
+		c := st.connections[id]
+		p.Connections = append(p.Connections, persistedConnection{ID: id, ConnectionSpec: c.ConnectionSpec, CreateTime: c.CreateTime, UpdateTime: c.UpdateTime})
 	}
 	if err := st.e.store.Save(p); err != nil {
 		return &Error{Code: Internal, Reason: ReasonPersistFailed, Msg: "could not persist configuration", Err: err}

@@ -87,3 +87,5 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+var osStat = os.Stat

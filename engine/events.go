@@ -23,11 +23,18 @@ const (
 	EventInterfaceLinkAbsent
 	EventInterfaceAddressAdded
 	EventInterfaceAddressRemoved
+	EventIKESAUp
+	EventIKESADown
+	EventIKESARekeyed
+	EventChildSAUp
+	EventChildSADown
+	EventChildSARekeyed
 )
 
 var eventNames = [...]string{"unspecified", "snapshot", "end_of_snapshot", "interface_created",
 	"interface_updated", "interface_deleted", "interface_link_up", "interface_link_down",
-	"interface_link_absent", "interface_address_added", "interface_address_removed"}
+	"interface_link_absent", "interface_address_added", "interface_address_removed",
+	"ike_sa_up", "ike_sa_down", "ike_sa_rekeyed", "child_sa_up", "child_sa_down", "child_sa_rekeyed"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventNames) {
@@ -41,6 +48,8 @@ type Category uint8
 
 const (
 	CategoryInterface Category = iota + 1
+	CategoryIKESA
+	CategoryChildSA
 )
 
 // Event is one thing that happened. Live events have consecutive sequence
@@ -52,16 +61,35 @@ type Event struct {
 	Reason    string
 	Interface *Interface
 	Address   netip.Prefix
+	IKESA     *IKESAView
+	ChildSA   *ChildSAView
 }
 
 func (ev Event) category() Category {
+	switch {
+	case ev.IKESA != nil:
+		return CategoryIKESA
+	case ev.ChildSA != nil:
+		return CategoryChildSA
+	}
 	return CategoryInterface
+}
+
+func (ev Event) connection() string {
+	switch {
+	case ev.IKESA != nil:
+		return ev.IKESA.Conn
+	case ev.ChildSA != nil:
+		return ev.ChildSA.Conn
+	}
+	return ""
 }
 
 // WatchFilter selects events. The zero value selects everything.
 type WatchFilter struct {
 	Categories []Category
 	Interface  string // id
+	Connection string // id
 }
 
 func (f WatchFilter) match(ev Event) bool {
@@ -75,6 +103,9 @@ func (f WatchFilter) match(ev Event) bool {
 		}
 	}
 	if f.Interface != "" && (ev.Interface == nil || ev.Interface.ID != f.Interface) {
+		return false
+	}
+	if f.Connection != "" && ev.connection() != f.Connection {
 		return false
 	}
 	return true

@@ -95,6 +95,12 @@ var eventTypeToProto = map[engine.EventType]mifsecv1.EventType{
 	engine.EventInterfaceLinkAbsent:     mifsecv1.EventType_EVENT_TYPE_INTERFACE_LINK_ABSENT,
 	engine.EventInterfaceAddressAdded:   mifsecv1.EventType_EVENT_TYPE_INTERFACE_ADDRESS_ADDED,
 	engine.EventInterfaceAddressRemoved: mifsecv1.EventType_EVENT_TYPE_INTERFACE_ADDRESS_REMOVED,
+	engine.EventIKESAUp:                 mifsecv1.EventType_EVENT_TYPE_IKE_SA_UP,
+	engine.EventIKESADown:               mifsecv1.EventType_EVENT_TYPE_IKE_SA_DOWN,
+	engine.EventIKESARekeyed:            mifsecv1.EventType_EVENT_TYPE_IKE_SA_REKEYED,
+	engine.EventChildSAUp:               mifsecv1.EventType_EVENT_TYPE_CHILD_SA_UP,
+	engine.EventChildSADown:             mifsecv1.EventType_EVENT_TYPE_CHILD_SA_DOWN,
+	engine.EventChildSARekeyed:          mifsecv1.EventType_EVENT_TYPE_CHILD_SA_REKEYED,
 }
 
 func eventToProto(ev engine.Event) *mifsecv1.Event {
@@ -104,8 +110,13 @@ func eventToProto(ev engine.Event) *mifsecv1.Event {
 		Type:     eventTypeToProto[ev.Type],
 		Reason:   ev.Reason,
 	}
-	if ev.Interface != nil {
+	switch {
+	case ev.Interface != nil:
 		p.Subject = &mifsecv1.Event_Interface{Interface: interfaceToProto(ev.Interface)}
+	case ev.IKESA != nil:
+		p.Subject = &mifsecv1.Event_IkeSa{IkeSa: ikeSAToProto(*ev.IKESA)}
+	case ev.ChildSA != nil:
+		p.Subject = &mifsecv1.Event_ChildSa{ChildSa: childSAToProto(*ev.ChildSA)}
 	}
 	if ev.Address.IsValid() {
 		p.Address = ev.Address.String()
@@ -115,4 +126,6 @@ func eventToProto(ev engine.Event) *mifsecv1.Event {
 
 var categoryFromProto = map[mifsecv1.EventCategory]engine.Category{
 	mifsecv1.EventCategory_EVENT_CATEGORY_INTERFACE: engine.CategoryInterface,
+	mifsecv1.EventCategory_EVENT_CATEGORY_IKE_SA:    engine.CategoryIKESA,
+	mifsecv1.EventCategory_EVENT_CATEGORY_CHILD_SA:  engine.CategoryChildSA,
 }

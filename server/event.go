@@ -26,6 +26,13 @@ func (h *eventService) Watch(req *mifsecv1.WatchRequest, stream mifsecv1.EventSe
 		}
 		f.Interface = id
 	}
+	if req.GetConnection() != "" {
+		id, err := parseName(req.GetConnection(), connections, "connection")
+		if err != nil {
+			return err
+		}
+		f.Connection = id
+	}
 	ctx := stream.Context()
 	sub, err := h.s.e.Watch(ctx, f)
 	if err != nil {

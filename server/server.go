@@ -36,6 +36,10 @@ func New(e *engine.Engine, log hclog.Logger) *Server {
 func (s *Server) Register(g *grpc.Server) {
 	mifsecv1.RegisterInterfaceServiceServer(g, &interfaceService{s: s})
 	mifsecv1.RegisterEventServiceServer(g, &eventService{s: s})
+	mifsecv1.RegisterSecretServiceServer(g, &secretService{s: s})
+	mifsecv1.RegisterPoolServiceServer(g, &poolService{s: s})
+	mifsecv1.RegisterConnectionServiceServer(g, &connectionService{s: s})
+	mifsecv1.RegisterSecurityAssociationServiceServer(g, &saService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

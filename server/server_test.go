@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -53,7 +54,9 @@ func newFixture(t *testing.T, watchBuffer int) *fixture {
 	go g.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A fixed window (no BDP growth) bounds what a non-reading watcher buffers.
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,21 +376,29 @@ func TestWatchSnapshotThenLive(t *testing.T) {
 // behind, and the engine keeps serving everyone else.
 func TestWatchOverflow(t *testing.T) {
 	f := newFixture(t, 4)
+	// Many addresses make each event about 2 KiB, so 1000 events are far
+	// more than the stream's write quota and flow-control windows hold.
+	for i := range 60 {
+		f.links.AddAddr("wlan0", fmt.Sprintf("2001:db8::%x/64", i+1))
+	}
 	f.create(t, "wlan", "wlan0", mifsecv1.AccessType_ACCESS_TYPE_WLAN)
-	c, cancel := context.WithCancel(ctx(t))
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := f.ev.Watch(c, &mifsecv1.WatchRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Generate far more events than the gRPC window and the buffer hold.
-	for i := 0; i < 3000; i++ {
-		_, err := f.ifs.UpdateInterface(ctx(t), &mifsecv1.UpdateInterfaceRequest{
-			Interface:  &mifsecv1.Interface{Name: "interfaces/wlan", Priority: uint32(i + 1)},
-			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"priority"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+	// Generate far more events than the gRPC window (64 KiB) and the buffer
+	// hold: link flaps, which cost no disk writes.
+	// A second watcher that reads paces the flaps, so none is coalesced.
+	pace, err := f.ev.Watch(c, &mifsecv1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvUntil(t, pace, mifsecv1.EventType_EVENT_TYPE_END_OF_SNAPSHOT)
+	for i := 0; i < 1000; i++ {
+		f.links.SetState("wlan0", []iface.State{iface.Down, iface.Up}[i%2])
+		recvUntil(t, pace, []mifsecv1.EventType{mifsecv1.EventType_EVENT_TYPE_INTERFACE_LINK_DOWN, mifsecv1.EventType_EVENT_TYPE_INTERFACE_LINK_UP}[i%2])
 	}
 	for {
 		_, err := s.Recv()

@@ -1,0 +1,587 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/sa"
+	"github.com/mifsec/mifsec/engine/transport"
+)
+
+// The IKE runtime: the live IKE SAs of the connections, driven by the state
+// goroutine. Each sa.IKE machine is sans-IO; this file feeds it datagrams,
+// commands, deadlines and data-plane events, and carries out what it
+// returns: datagrams to send, data-plane operations, events.
+
+// IKETransport is what the runtime needs from engine/transport.
+type IKETransport interface {
+	Send(local, remote netip.AddrPort, msg []byte) error
+	Packets() <-chan transport.Packet
+	ListenNAT(addr netip.Addr) error
+	Port() uint16
+	NATPort() uint16
+}
+
+// ikeSA is one live IKE SA.
+type ikeSA struct {
+	conn        string
+	name        string // initiator SPI of the current IKE SA, 16 hex digits
+	m           *sa.IKE
+	deadline    time.Time
+	hidx        int // index in the timer heap, -1 when not in it
+	bound       []uint64
+	spis        []uint32 // inbound ESP SPIs it allocated
+	waiters     []chan initResult
+	rekeyW      []chan rekeyResult
+	childRekeyW []childWaiter
+	up          bool
+	downWhy     sa.Reason
+	downText    string
+	vips        []netip.Addr
+	peerID      string
+	routes      []netip.Prefix
+	// half is set while a responder is half-open (counted by the cookies).
+	half *halfOpenKey
+}
+
+type initResult struct {
+	name string
+	err  error
+}
+
+type childWaiter struct {
+	spi uint32
+	c   chan rekeyResult
+}
+
+func (s *ikeSA) resolveChildRekey(old uint32, name string) {
+	s.childRekeyW = slices.DeleteFunc(s.childRekeyW, func(w childWaiter) bool {
+		if w.spi == old {
+			w.c <- rekeyResult{name: name}
+			return true
+		}
+		return false
+	})
+}
+
+func (s *ikeSA) resolveChildRekeyErr(spi uint32, why sa.Reason) {
+	s.childRekeyW = slices.DeleteFunc(s.childRekeyW, func(w childWaiter) bool {
+		if w.spi == spi {
+			w.c <- rekeyResult{err: &Error{Code: Unavailable, Reason: "CHILD_SA_FAILED", Msg: "Child SA went down: " + why.String()}}
+			return true
+		}
+		return false
+	})
+}
+
+type rekeyResult struct {
+	name string
+	err  error
+}
+
+type runtime struct {
+	tr     IKETransport
+	dp     dataplane.DataPlane
+	rng    io.Reader
+	bySPI  map[uint64]*ikeSA
+	all    map[*ikeSA]struct{}
+	timers timerHeap
+	timer  *time.Timer
+	espIn  map[uint32]*ikeSA
+	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
+	// responder they created, by initiator SPI and address.
+	halfOpen map[halfOpenKey]*ikeSA
+	cookies  *sa.Cookies
+	// invalidSPI rate-limits INVALID_IKE_SPI replies (RFC 7296 §2.21.4).
+	invalidSPIAt    time.Time
+	invalidSPICount int
+	stats           RuntimeStats
+}
+
+type halfOpenKey struct {
+	spii   uint64
+	remote netip.AddrPort
+}
+
+// RuntimeStats counts what the runtime dropped or did.
+type RuntimeStats struct {
+	IKEIn, IKEOut    uint64
+	UnknownSPI       uint64
+	CookiesSent      uint64
+	Malformed        uint64
+	NoConnection     uint64
+	SendErrors       uint64
+	DataplaneErrors  uint64
+	HandshakesOK     uint64
+	HandshakesFailed uint64
+}
+
+type timerHeap []*ikeSA
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].hidx = i; h[j].hidx = j }
+func (h *timerHeap) Push(x any)        { s := x.(*ikeSA); s.hidx = len(*h); *h = append(*h, s) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	s.hidx = -1
+	return s
+}
+
+func newRuntime(cfg Config) *runtime {
+	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
+		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
+		halfOpen: map[halfOpenKey]*ikeSA{}}
+	if rt.rng == nil {
+		rt.rng = rand.Reader
+	}
+	rt.cookies = sa.NewCookies(rt.rng)
+	rt.timer.Stop()
+	return rt
+}
+
+func (rt *runtime) packets() <-chan transport.Packet {
+	if rt.tr == nil {
+		return nil
+	}
+	return rt.tr.Packets()
+}
+
+func (rt *runtime) dpEvents() <-chan dataplane.Event {
+	if rt.dp == nil {
+		return nil
+	}
+	return rt.dp.Events()
+}
+
+// AllocSPI implements sa.SPIAllocator: random, non-zero, above the range
+// reserved by IANA (RFC 4303 §2.1), unique on this node.
+func (rt *runtime) AllocSPI() (uint32, error) {
+	var b [4]byte
+	for range 64 {
+		if _, err := io.ReadFull(rt.rng, b[:]); err != nil {
+			return 0, err
+		}
+		spi := binary.BigEndian.Uint32(b[:])
+		if spi < 256 {
+			continue
+		}
+		if _, used := rt.espIn[spi]; !used {
+			rt.espIn[spi] = nil // owner set when the SA is installed
+			return spi, nil
+		}
+	}
+	return 0, fmt.Errorf("no free SPI")
+}
+
+// ReleaseSPI implements sa.SPIAllocator.
+func (rt *runtime) ReleaseSPI(spi uint32) { delete(rt.espIn, spi) }
+
+// packet handles one received IKE datagram.
+func (st *state) packet(p transport.Packet) {
+	rt := st.rt
+	rt.stats.IKEIn++
+	h, err := ike.DecodeHeader(p.Data)
+	if err != nil {
+		rt.stats.Malformed++
+		return
+	}
+	// The local SPI is the responder's when the sender was the original
+	// initiator of the IKE SA (I flag, RFC 7296 §3.1).
+	local := h.SPIi
+	if h.Flags&ike.FlagInitiator != 0 {
+		local = h.SPIr
+	}
+	if s := rt.bySPI[local]; s != nil && local != 0 {
+		st.drive(s, sa.Datagram{Local: p.Local, Remote: p.Remote, Data: p.Data})
+		return
+	}
+	if h.Exchange != ike.IKESAInit || h.SPIr != 0 || h.Flags&ike.FlagResponse != 0 || h.MessageID != 0 {
+		rt.stats.UnknownSPI++
+		st.invalidSPI(p)
+		return
+	}
+	if s := rt.halfOpen[halfOpenKey{h.SPIi, p.Remote}]; s != nil {
+		st.drive(s, sa.Datagram{Local: p.Local, Remote: p.Remote, Data: p.Data})
+		return
+	}
+	st.newResponder(p)
+}
+
+// invalidSPI answers a request for an unknown IKE SA, at most 10 times a
+// second (RFC 7296 §2.21.4: rate-limited, never for responses).
+func (st *state) invalidSPI(p transport.Packet) {
+	rt := st.rt
+	now := st.e.cfg.Now()
+	if now.Sub(rt.invalidSPIAt) > time.Second {
+		rt.invalidSPIAt, rt.invalidSPICount = now, 0
+	}
+	if rt.invalidSPICount >= 10 || rt.tr == nil {
+		return
+	}
+	reply, ok := sa.InvalidSPIReply(sa.Datagram{Local: p.Local, Remote: p.Remote, Data: p.Data})
+	if !ok {
+		return
+	}
+	rt.invalidSPICount++
+	if err := rt.tr.Send(reply.Local, reply.Remote, reply.Data); err == nil {
+		rt.stats.IKEOut++
+	}
+}
+
+func (st *state) newResponder(p transport.Packet) {
+	rt := st.rt
+	c := st.responderFor(p.Local, p.Remote)
+	if c == nil {
+		rt.stats.NoConnection++
+		st.e.log.Debug("IKE_SA_INIT for no connection", "local", p.Local, "remote", p.Remote)
+		return
+	}
+	msg, err := ike.Decode(p.Data)
+	if err != nil {
+		rt.stats.Malformed++
+		return
+	}
+	now := st.e.cfg.Now()
+	d := sa.Datagram{Local: p.Local, Remote: p.Remote, Data: p.Data}
+	// RFC 7296 §2.6: above the half-open threshold, demand a cookie.
+	if reply, ok := rt.cookies.AcceptInit(now, d, msg); !ok {
+		rt.stats.CookiesSent++
+		if reply != nil && rt.tr != nil {
+			if err := rt.tr.Send(p.Local, p.Remote, reply); err == nil {
+				rt.stats.IKEOut++
+			}
+		}
+		return
+	}
+	cfg, err := st.saConfig(c, netip.AddrPort{}, netip.AddrPort{})
+	if err != nil {
+		st.e.log.Warn("connection unusable", "connection", c.ID, "error", err)
+		return
+	}
+	m, out := sa.NewResponder(cfg, now, rt.rng, d, msg)
+	s := &ikeSA{conn: c.ID, m: m, hidx: -1}
+	rt.all[s] = struct{}{}
+	if !out.Done {
+		key := halfOpenKey{msg.SPIi, p.Remote}
+		s.half = &key
+		rt.halfOpen[key] = s
+		rt.cookies.Opened()
+	}
+	st.apply(s, out)
+}
+
+// responderFor picks the first responder connection (in id order) that
+// allows the addresses.
+func (st *state) responderFor(local, remote netip.AddrPort) *connection {
+	for _, id := range sortedKeys(st.connections) {
+		c := st.connections[id]
+		if c.Role != RoleResponder {
+			continue
+		}
+		if len(c.addrs) > 0 && !slices.Contains(c.addrs, remote.Addr().Unmap()) {
+			continue
+		}
+		if len(c.LocalInterfaces) > 0 && !st.addrOnInterfaces(local.Addr(), c.LocalInterfaces) {
+			continue
+		}
+		return c
+	}
+	return nil
+}
+
+func (st *state) addrOnInterfaces(a netip.Addr, ids []string) bool {
+	for _, id := range ids {
+		if ifc, ok := st.interfaces[id]; ok {
+			for _, p := range ifc.Addrs {
+				if p.Addr() == a.Unmap() {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// drive hands one input to a machine and applies its output.
+func (st *state) drive(s *ikeSA, in sa.Input) {
+	st.apply(s, s.m.Handle(st.e.cfg.Now(), in))
+}
+
+// apply carries out a machine's output, in the order the contract gives:
+// data-plane operations, then datagrams, then events.
+func (st *state) apply(s *ikeSA, out sa.Output) {
+	rt := st.rt
+	if spii, _ := s.m.SPIs(); spii != 0 {
+		s.name = spiName(spii)
+	}
+	for _, spi := range out.Unbind {
+		if rt.bySPI[spi] == s {
+			delete(rt.bySPI, spi)
+		}
+		s.bound = slices.DeleteFunc(s.bound, func(x uint64) bool { return x == spi })
+	}
+	for _, spi := range out.Bind {
+		rt.bySPI[spi] = s
+		s.bound = append(s.bound, spi)
+	}
+	for i := range out.DataplaneOps {
+		st.dataplaneOp(s, &out.DataplaneOps[i])
+	}
+	for _, d := range out.Datagrams {
+		if rt.tr == nil {
+			break
+		}
+		if err := rt.tr.Send(d.Local, d.Remote, d.Data); err != nil {
+			rt.stats.SendErrors++
+			st.e.log.Debug("IKE send failed", "local", d.Local, "remote", d.Remote, "error", err)
+			continue
+		}
+		rt.stats.IKEOut++
+	}
+	for _, ev := range out.Events {
+		st.saEvent(s, ev)
+	}
+	if out.Spawn != nil {
+		child := &ikeSA{conn: s.conn, m: out.Spawn.IKE, hidx: -1, name: s.name}
+		rt.all[child] = struct{}{}
+		st.apply(child, out.Spawn.Output)
+	}
+	if out.Done {
+		st.dropSA(s)
+		return
+	}
+	st.schedule(s, out.Deadline)
+}
+
+func (st *state) schedule(s *ikeSA, at time.Time) {
+	rt := st.rt
+	s.deadline = at
+	switch {
+	case at.IsZero() && s.hidx >= 0:
+		heap.Remove(&rt.timers, s.hidx)
+	case at.IsZero():
+	case s.hidx >= 0:
+		heap.Fix(&rt.timers, s.hidx)
+	default:
+		heap.Push(&rt.timers, s)
+	}
+	st.armTimer()
+}
+
+func (st *state) armTimer() {
+	rt := st.rt
+	rt.timer.Stop()
+	if len(rt.timers) == 0 {
+		return
+	}
+	d := rt.timers[0].deadline.Sub(st.e.cfg.Now())
+	if d < 0 {
+		d = 0
+	}
+	rt.timer.Reset(d)
+}
+
+// tick drives every machine whose deadline has passed.
+func (st *state) tick() {
+	rt := st.rt
+	now := st.e.cfg.Now()
+	for len(rt.timers) > 0 && !rt.timers[0].deadline.After(now) {
+		s := heap.Pop(&rt.timers).(*ikeSA)
+		s.deadline = time.Time{}
+		st.drive(s, sa.Tick{})
+	}
+	st.armTimer()
+}
+
+func (st *state) dropSA(s *ikeSA) {
+	rt := st.rt
+	for _, spi := range s.bound {
+		if rt.bySPI[spi] == s {
+			delete(rt.bySPI, spi)
+		}
+	}
+	if s.hidx >= 0 {
+		heap.Remove(&rt.timers, s.hidx)
+	}
+	for spi, owner := range rt.espIn {
+		if owner == s {
+			delete(rt.espIn, spi)
+		}
+	}
+	st.removeRoutes(s)
+	st.settle(s)
+	delete(rt.all, s)
+	for _, w := range s.waiters {
+		w <- initResult{err: st.downError(s)}
+	}
+	s.waiters = nil
+	for _, w := range s.rekeyW {
+		w <- rekeyResult{err: st.downError(s)}
+	}
+	s.rekeyW = nil
+	for _, w := range s.childRekeyW {
+		w.c <- rekeyResult{err: st.downError(s)}
+	}
+	s.childRekeyW = nil
+	st.armTimer()
+}
+
+func (st *state) downError(s *ikeSA) error {
+	why := s.downWhy.String()
+	if s.downText != "" {
+		why += ": " + s.downText
+	}
+	code := Unavailable
+	switch s.downWhy {
+	case sa.ReasonAuthFailed, sa.ReasonNoProposalChosen, sa.ReasonInvalidKE, sa.ReasonTSUnacceptable, sa.ReasonCPFailed:
+		code = FailedPrecondition
+	case sa.ReasonTimeout, sa.ReasonDPDTimeout:
+		code = DeadlineExceeded
+	}
+	return &Error{Code: code, Reason: "IKE_SA_FAILED", Msg: "IKE SA failed: " + why}
+}
+
+func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
+	rt := st.rt
+	if op.Kind == sa.OpAddSA {
+		defer op.SA.Keys.Zero()
+		if op.SA.Direction == dataplane.In {
+			rt.espIn[op.SA.SPI] = s
+		}
+	}
+	if rt.dp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	switch op.Kind {
+	case sa.OpAddSA:
+		err = rt.dp.AddSA(ctx, op.SA)
+	case sa.OpUpdateSA:
+		err = rt.dp.UpdateSA(ctx, op.SPI, op.Dir, op.Update)
+	case sa.OpDeleteSA:
+		err = rt.dp.DeleteSA(ctx, op.SPI, op.Dir)
+		if op.Dir == dataplane.In {
+			delete(rt.espIn, op.SPI)
+		}
+	case sa.OpAddPolicy:
+		err = rt.dp.AddPolicy(ctx, op.Policy)
+	case sa.OpUpdatePolicy:
+		err = rt.dp.UpdatePolicy(ctx, op.Policy)
+	case sa.OpDeletePolicy:
+		err = rt.dp.DeletePolicy(ctx, op.PolicyID)
+	}
+	if err != nil {
+		rt.stats.DataplaneErrors++
+		st.e.log.Warn("data plane operation failed", "connection", s.conn, "op", op.String(), "error", err)
+	}
+}
+
+// dpEvent routes a data-plane expiry event to the machine owning the SA.
+func (st *state) dpEvent(ev dataplane.Event) {
+	s := st.rt.espIn[ev.SPI]
+	if s == nil {
+		for x := range st.rt.all {
+			if x.ownsOut(ev.SPI) {
+				s = x
+				break
+			}
+		}
+	}
+	if s == nil {
+		return
+	}
+	st.drive(s, sa.DataplaneEvent{Kind: ev.Kind, SPI: ev.SPI})
+}
+
+func (s *ikeSA) ownsOut(spi uint32) bool {
+	for _, c := range s.m.Info().Children {
+		if c.OutSPI == spi {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// startConnections initiates connections with a child to start at once.
+func (st *state) startConnections() {
+	for _, id := range sortedKeys(st.connections) {
+		st.autoStart(st.connections[id])
+	}
+}
+
+func (st *state) autoStart(c *connection) {
+	if c.Role != RoleInitiator || st.rt.tr == nil {
+		return
+	}
+	for _, ch := range c.Children {
+		if ch.StartAction == StartStart {
+			if _, err := st.initiate(c); err != nil {
+				st.e.log.Warn("could not start connection", "connection", c.ID, "error", err)
+			}
+			return
+		}
+	}
+}
+
+func (st *state) connectionAdded(c *connection) { st.autoStart(c) }
+
+// connectionUpdated leaves running SAs alone: they pick the new settings up
+// when they are re-established.
+func (st *state) connectionUpdated(old, c *connection) {}
+
+// connectionRemoved deletes the connection's SAs.
+func (st *state) connectionRemoved(c *connection) {
+	for s := range st.rt.all {
+		if s.conn == c.ID {
+			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
+		}
+	}
+}
+
+// shutdownSAs sends DELETE for every IKE SA (best effort, no wait) and
+// removes their data-plane state and routes.
+func (st *state) shutdownSAs() {
+	for s := range st.rt.all {
+		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
+	}
+	for s := range st.rt.all {
+		st.removeRoutes(s)
+	}
+	st.rt.timer.Stop()
+}
+
+// settle ends a responder's half-open period (established or gone).
+func (st *state) settle(s *ikeSA) {
+	if s.half == nil {
+		return
+	}
+	if st.rt.halfOpen[*s.half] == s {
+		delete(st.rt.halfOpen, *s.half)
+	}
+	s.half = nil
+	st.rt.cookies.Settled()
+}

@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/sa"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// saConfig builds the sa.Config of connection c. For an initiator, local
+// and remote are the addresses to start from.
+func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Config, error) {
+	cfg := &sa.Config{
+		Name:            c.ID,
+		Local:           local,
+		Remote:          remote,
+		IKEProposals:    c.ike,
+		SPIs:            st.rt,
+		DPD:             c.DPDInterval,
+		Retransmit:      st.e.cfg.Retransmit,
+		FragmentMTU:     st.e.cfg.FragmentMTU,
+		MOBIKE:          c.MOBIKE,
+		Logger:          st.e.log.Named("ike").With("connection", c.ID),
+		VirtualIP:       sa.VirtualIP{IPv4: c.VirtualIP4, IPv6: c.VirtualIP6, DNS: c.VirtualIP4 || c.VirtualIP6},
+		Lifetimes:       sa.Lifetimes{IKERekey: c.IKERekeyTime, ChildRekey: DefaultChildRekey, Jitter: c.IKERekeyTime / 10},
+		NoFragmentation: !c.Fragmentation,
+	}
+	var err error
+	if c.LocalID != "" {
+		if cfg.LocalID, err = sa.ParseIdentity(c.LocalID); err != nil {
+			return nil, err
+		}
+	}
+	if c.RemoteID != "" {
+		if cfg.RemoteID, err = sa.ParseIdentity(c.RemoteID); err != nil {
+			return nil, err
+		}
+	}
+	if err := st.authConfig(c, cfg); err != nil {
+		return nil, err
+	}
+	if c.Pool != "" {
+		p := st.pools[c.Pool]
+		cfg.Pool = poolAdapter{p: p, st: st}
+		cfg.DNS, cfg.PCSCF = p.PoolSpec.DNS, p.PoolSpec.PCSCF
+	}
+	for i, ch := range c.Children {
+		cc := sa.ChildConfig{Name: ch.Name, Proposals: c.esp[i], Mode: ch.Mode, RekeyTime: ch.RekeyTime,
+			Limits: dataplane.Limits{SoftBytes: ch.RekeyBytes, SoftPackets: ch.RekeyPackets}}
+		if ch.RekeyBytes > 0 {
+			cc.Limits.HardBytes = ch.RekeyBytes + ch.RekeyBytes/10
+		}
+		if ch.RekeyPackets > 0 {
+			cc.Limits.HardPackets = ch.RekeyPackets + ch.RekeyPackets/10
+		}
+		for _, s := range c.ts[i].local {
+			cc.LocalTS = append(cc.LocalTS, selectorToTS(s))
+		}
+		for _, s := range c.ts[i].remote {
+			cc.RemoteTS = append(cc.RemoteTS, selectorToTS(s))
+		}
+		cfg.Children = append(cfg.Children, cc)
+	}
+	return cfg, nil
+}
+
+func selectorToTS(s dataplane.Selector) ike.TrafficSelector {
+	last := s.Prefix.Addr()
+	b := last.AsSlice()
+	for i := s.Prefix.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	last, _ = netip.AddrFromSlice(b)
+	return ike.TrafficSelector{IPProtocol: s.Protocol, StartPort: s.PortFrom, EndPort: s.PortTo, Start: s.Prefix.Addr(), End: last}
+}
+
+func (st *state) authConfig(c *connection, cfg *sa.Config) error {
+	la, ra := c.LocalAuth, c.RemoteAuth
+	if la.PSKSecret != "" {
+		cfg.Auth.PSK = transform.NewSecret(st.secrets[la.PSKSecret].Value)
+	}
+	if ra.PSKSecret != "" && ra.PSKSecret != la.PSKSecret {
+		// The peer proves knowledge of its own key.
+		psk := transform.NewSecret(st.secrets[ra.PSKSecret].Value)
+		cfg.Policy = func(id sa.Identity) (*sa.PeerAuth, error) { return &sa.PeerAuth{PSK: psk}, nil }
+	}
+	if la.CertPEM != "" {
+		certs, err := parseCertChain(la.CertPEM)
+		if err != nil {
+			return err
+		}
+		cfg.Auth.Certs, cfg.Auth.Key = certs, st.secrets[la.KeySecret].signer
+	}
+	if ra.CAPEM != "" {
+		ts, err := transform.ParseTrustStorePEM([]byte(ra.CAPEM))
+		if err != nil {
+			return err
+		}
+		cfg.Auth.Trust = ts
+	}
+	return nil
+}
+
+// poolAdapter lends an engine pool to IKE machines (sa.AddressPool).
+type poolAdapter struct {
+	p  *pool
+	st *state
+}
+
+func (a poolAdapter) Lease(peerID string, v6 bool) (netip.Addr, error) {
+	addr, err := a.p.lease(peerID, v6, a.st.e.cfg.Now())
+	if err == nil {
+		a.st.persistQuietly()
+	}
+	return addr, err
+}
+
+func (a poolAdapter) Release(peerID string, addr netip.Addr) { a.p.release(peerID, addr) }
+
+func (st *state) persistQuietly() {
+	if err := st.persist(); err != nil {
+		st.e.log.Warn("could not persist leases", "error", err)
+	}
+}
+
+// localFor picks our address towards remote: the kernel's route source,
+// restricted to the connection's interfaces when it names some.
+func (st *state) localFor(c *connection, remote netip.Addr) (netip.Addr, error) {
+	var allowed []netip.Addr
+	for _, id := range c.LocalInterfaces {
+		if ifc, ok := st.interfaces[id]; ok && ifc.State != 0 {
+			for _, p := range ifc.Addrs {
+				if p.Addr().Is4() == remote.Is4() && !p.Addr().IsLinkLocalUnicast() {
+					allowed = append(allowed, p.Addr())
+				}
+			}
+		}
+	}
+	if routes, err := netlink.RouteGet(remote.AsSlice()); err == nil {
+		for _, r := range routes {
+			if src, ok := netip.AddrFromSlice(r.Src); ok {
+				src = src.Unmap()
+				if len(c.LocalInterfaces) == 0 {
+					return src, nil
+				}
+				for _, a := range allowed {
+					if a == src {
+						return src, nil
+					}
+				}
+			}
+		}
+	}
+	if len(allowed) > 0 {
+		return allowed[0], nil
+	}
+	return netip.Addr{}, fmt.Errorf("no local address towards %s", remote)
+}

@@ -1,0 +1,545 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/iface"
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/sa"
+)
+
+// IKESAView is what the API shows of an IKE SA.
+type IKESAView struct {
+	Conn        string
+	Name        string // initiator SPI, 16 hex digits
+	State       sa.State
+	Role        sa.Role
+	SPIi, SPIr  uint64
+	Local       netip.AddrPort
+	Remote      netip.AddrPort
+	LocalID     string
+	RemoteID    string
+	Proposal    string
+	NATLocal    bool
+	NATRemote   bool
+	Caps        sa.Capabilities
+	VirtualIPs  []netip.Addr
+	Established time.Time
+	RekeyAt     time.Time
+	DownReason  sa.Reason
+	DownDetail  string
+	Children    int
+	MsgsIn      uint64
+	MsgsOut     uint64
+}
+
+// ChildSAView is what the API shows of a Child SA.
+type ChildSAView struct {
+	Conn      string
+	IKE       string
+	Name      string // inbound SPI, 8 hex digits
+	Child     string
+	State     string
+	Mode      dataplane.Mode
+	SPIIn     uint32
+	SPIOut    uint32
+	LocalTS   []string
+	RemoteTS  []string
+	Proposal  string
+	In, Out   dataplane.Counters
+	Installed time.Time
+	RekeyAt   time.Time
+	Local     netip.AddrPort
+	Remote    netip.AddrPort
+}
+
+func spiName(spi uint64) string { return fmt.Sprintf("%016x", spi) }
+
+func (st *state) ikeView(s *ikeSA) IKESAView {
+	in := s.m.Info()
+	v := IKESAView{Conn: s.conn, Name: s.name, State: in.State, Role: in.Role, SPIi: in.SPIi, SPIr: in.SPIr,
+		Local: in.Local, Remote: in.Remote, LocalID: in.LocalID.String(), RemoteID: in.RemoteID.String(),
+		NATLocal: in.NATLocal, NATRemote: in.NATRemote, Caps: in.Capabilities, VirtualIPs: in.VirtualIPs,
+		Established: in.Established, RekeyAt: in.RekeyAt, DownReason: in.DownReason, DownDetail: in.DownDetail,
+		Children: len(in.Children), MsgsIn: in.Stats.Requests + in.Stats.Responses, MsgsOut: in.Stats.Retransmits,
+		Proposal: in.Algorithms}
+	if v.DownReason == sa.ReasonNone {
+		v.DownReason, v.DownDetail = s.downWhy, s.downText
+	}
+	return v
+}
+
+func (st *state) childViews(s *ikeSA, counters bool) []ChildSAView {
+	var out []ChildSAView
+	for _, c := range s.m.Info().Children {
+		v := st.childView(s, c)
+		if counters && st.rt.dp != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			v.In, _ = st.rt.dp.Counters(ctx, c.InSPI, dataplane.In)
+			v.Out, _ = st.rt.dp.Counters(ctx, c.OutSPI, dataplane.Out)
+			cancel()
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// connSAs names a connection's IKE SAs and sums up its state.
+func (st *state) connSAs(id string) ([]string, ConnState) {
+	state := ConnIdle
+	var names []string
+	for s := range st.rt.all {
+		if s.conn != id {
+			continue
+		}
+		names = append(names, s.name)
+		switch st := s.m.State(); {
+		case st == sa.StateEstablished:
+			state = ConnEstablished
+		case state == ConnIdle && (st == sa.StateConnecting || st == sa.StateAuthenticating):
+			state = ConnConnecting
+		}
+	}
+	slices.Sort(names)
+	return names, state
+}
+
+func (st *state) findIKE(conn, name string) (*ikeSA, error) {
+	for s := range st.rt.all {
+		if (conn == "-" || s.conn == conn) && s.name == name {
+			return s, nil
+		}
+	}
+	return nil, errf(NotFound, "IKE_SA_NOT_FOUND", "name", "IKE SA %s/%s not found", conn, name)
+}
+
+// ListIKESAs lists IKE SAs of a connection ("-" for all) in name order.
+func (e *Engine) ListIKESAs(ctx context.Context, conn, after string, limit int) ([]IKESAView, bool, error) {
+	return listPage(ctx, e, after, limit, func(st *state) []IKESAView {
+		var out []IKESAView
+		for s := range st.rt.all {
+			if conn == "-" || s.conn == conn {
+				out = append(out, st.ikeView(s))
+			}
+		}
+		slices.SortFunc(out, func(a, b IKESAView) int { return strings.Compare(a.Conn+"/"+a.Name, b.Conn+"/"+b.Name) })
+		return out
+	}, func(v IKESAView) string { return v.Conn + "/" + v.Name })
+}
+
+// GetIKESA returns one IKE SA.
+func (e *Engine) GetIKESA(ctx context.Context, conn, name string) (IKESAView, error) {
+	return do(ctx, e, func(st *state) (IKESAView, error) {
+		s, err := st.findIKE(conn, name)
+		if err != nil {
+			return IKESAView{}, err
+		}
+		return st.ikeView(s), nil
+	})
+}
+
+// ListChildSAs lists Child SAs of an IKE SA; "-" for conn or ike lists across.
+func (e *Engine) ListChildSAs(ctx context.Context, conn, ikeName, after string, limit int) ([]ChildSAView, bool, error) {
+	return listPage(ctx, e, after, limit, func(st *state) []ChildSAView {
+		var out []ChildSAView
+		for s := range st.rt.all {
+			if conn != "-" && s.conn != conn {
+				continue
+			}
+			if ikeName != "-" && s.name != ikeName {
+				continue
+			}
+			out = append(out, st.childViews(s, true)...)
+		}
+		slices.SortFunc(out, func(a, b ChildSAView) int { return strings.Compare(childKey(a), childKey(b)) })
+		return out
+	}, childKey)
+}
+
+func childKey(v ChildSAView) string { return v.Conn + "/" + v.IKE + "/" + v.Name }
+
+// GetChildSA returns one Child SA with its counters.
+func (e *Engine) GetChildSA(ctx context.Context, conn, ikeName, name string) (ChildSAView, error) {
+	return do(ctx, e, func(st *state) (ChildSAView, error) {
+		s, err := st.findIKE(conn, ikeName)
+		if err != nil {
+			return ChildSAView{}, err
+		}
+		for _, v := range st.childViews(s, true) {
+			if v.Name == name {
+				return v, nil
+			}
+		}
+		return ChildSAView{}, errf(NotFound, "CHILD_SA_NOT_FOUND", "name", "Child SA %s not found", name)
+	})
+}
+
+// InitiateConnection starts an IKE SA for an initiator connection and waits
+// until it is established (or fails, or ctx ends; the attempt goes on).
+func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (string, error) {
+	wait, err := do(ctx, e, func(st *state) (chan initResult, error) {
+		c, err := st.connection(id, "name")
+		if err != nil {
+			return nil, err
+		}
+		if c.Role != RoleInitiator {
+			return nil, errf(FailedPrecondition, "NOT_AN_INITIATOR", "name", "connection %q is a responder", id)
+		}
+		if child != "" && !slices.ContainsFunc(c.Children, func(ch ChildSpec) bool { return ch.Name == child }) {
+			return nil, errf(InvalidArgument, "CHILD_NOT_FOUND", "child", "connection %q has no child %q", id, child)
+		}
+		w := make(chan initResult, 1)
+		// An established IKE SA only needs its missing children.
+		for s := range st.rt.all {
+			if s.conn == id && s.up {
+				st.drive(s, sa.Command{Kind: sa.CmdInitiate})
+				w <- initResult{name: s.name}
+				return w, nil
+			}
+		}
+		s, err := st.initiate(c)
+		if err != nil {
+			return nil, err
+		}
+		s.waiters = append(s.waiters, w)
+		return w, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	select {
+	case r := <-wait:
+		return r.name, r.err
+	case <-ctx.Done():
+		return "", ctxError(ctx)
+	}
+}
+
+// initiate creates and starts an initiator machine for c.
+func (st *state) initiate(c *connection) (*ikeSA, error) {
+	if st.rt.tr == nil {
+		return nil, errf(FailedPrecondition, "NO_TRANSPORT", "", "this engine has no IKE transport")
+	}
+	remoteAddr := c.addrs[0]
+	local, err := st.localFor(c, remoteAddr)
+	if err != nil {
+		return nil, &Error{Code: FailedPrecondition, Reason: "NO_LOCAL_ADDRESS", Field: "connection.local_interfaces", Msg: err.Error()}
+	}
+	port := st.rt.tr.Port()
+	cfg, err := st.saConfig(c, netip.AddrPortFrom(local, port), netip.AddrPortFrom(remoteAddr, c.RemotePort))
+	if err != nil {
+		return nil, &Error{Code: FailedPrecondition, Reason: "CONNECTION_UNUSABLE", Msg: err.Error()}
+	}
+	if err := st.rt.tr.ListenNAT(local); err != nil {
+		st.e.log.Debug("NAT-T port", "local", local, "error", err)
+	}
+	m, out := sa.NewInitiator(cfg, st.e.cfg.Now(), st.rt.rng)
+	s := &ikeSA{conn: c.ID, m: m, hidx: -1}
+	st.rt.all[s] = struct{}{}
+	st.apply(s, out)
+	return s, nil
+}
+
+// TerminateConnection deletes the connection's IKE SAs.
+func (e *Engine) TerminateConnection(ctx context.Context, id string) error {
+	_, err := do(ctx, e, func(st *state) (struct{}, error) {
+		if _, err := st.connection(id, "name"); err != nil {
+			return struct{}{}, err
+		}
+		for s := range st.rt.all {
+			if s.conn == id {
+				st.drive(s, sa.Command{Kind: sa.CmdTerminate})
+			}
+		}
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// TerminateIKESA deletes one IKE SA with its Child SAs.
+func (e *Engine) TerminateIKESA(ctx context.Context, conn, name string) error {
+	_, err := do(ctx, e, func(st *state) (struct{}, error) {
+		s, err := st.findIKE(conn, name)
+		if err != nil {
+			return struct{}{}, err
+		}
+		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// RekeyIKESA rekeys an IKE SA and waits for the new one.
+func (e *Engine) RekeyIKESA(ctx context.Context, conn, name string) (IKESAView, error) {
+	wait, err := do(ctx, e, func(st *state) (chan rekeyResult, error) {
+		s, err := st.findIKE(conn, name)
+		if err != nil {
+			return nil, err
+		}
+		if !s.up {
+			return nil, errf(FailedPrecondition, "IKE_SA_NOT_ESTABLISHED", "name", "IKE SA %s is not established", name)
+		}
+		w := make(chan rekeyResult, 1)
+		s.rekeyW = append(s.rekeyW, w)
+		st.drive(s, sa.Command{Kind: sa.CmdRekeyIKE})
+		return w, nil
+	})
+	if err != nil {
+		return IKESAView{}, err
+	}
+	select {
+	case r := <-wait:
+		if r.err != nil {
+			return IKESAView{}, r.err
+		}
+		return e.GetIKESA(ctx, conn, r.name)
+	case <-ctx.Done():
+		return IKESAView{}, ctxError(ctx)
+	}
+}
+
+// RekeyChildSA rekeys a Child SA and waits for the new one.
+func (e *Engine) RekeyChildSA(ctx context.Context, conn, ikeName, name string) (ChildSAView, error) {
+	spi, err := strconv.ParseUint(name, 16, 32)
+	if err != nil {
+		return ChildSAView{}, errf(InvalidArgument, "INVALID_NAME", "name", "Child SA names are 8 hex digits")
+	}
+	wait, err := do(ctx, e, func(st *state) (chan rekeyResult, error) {
+		s, err := st.findIKE(conn, ikeName)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(s.m.Info().Children, func(c sa.ChildInfo) bool { return c.InSPI == uint32(spi) }) {
+			return nil, errf(NotFound, "CHILD_SA_NOT_FOUND", "name", "Child SA %s not found", name)
+		}
+		w := make(chan rekeyResult, 1)
+		s.childRekeyW = append(s.childRekeyW, childWaiter{spi: uint32(spi), c: w})
+		st.drive(s, sa.Command{Kind: sa.CmdRekeyChild, SPI: uint32(spi)})
+		return w, nil
+	})
+	if err != nil {
+		return ChildSAView{}, err
+	}
+	select {
+	case r := <-wait:
+		if r.err != nil {
+			return ChildSAView{}, r.err
+		}
+		return e.GetChildSA(ctx, conn, ikeName, r.name)
+	case <-ctx.Done():
+		return ChildSAView{}, ctxError(ctx)
+	}
+}
+
+// TerminateChildSA deletes a Child SA.
+func (e *Engine) TerminateChildSA(ctx context.Context, conn, ikeName, name string) error {
+	spi, err := strconv.ParseUint(name, 16, 32)
+	if err != nil {
+		return errf(InvalidArgument, "INVALID_NAME", "name", "Child SA names are 8 hex digits")
+	}
+	_, err = do(ctx, e, func(st *state) (struct{}, error) {
+		s, err := st.findIKE(conn, ikeName)
+		if err != nil {
+			return struct{}{}, err
+		}
+		if !slices.ContainsFunc(s.m.Info().Children, func(c sa.ChildInfo) bool { return c.InSPI == uint32(spi) }) {
+			return struct{}{}, errf(NotFound, "CHILD_SA_NOT_FOUND", "name", "Child SA %s not found", name)
+		}
+		st.drive(s, sa.Command{Kind: sa.CmdDeleteChild, SPI: uint32(spi)})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// saEvent turns a machine's event into engine events, routes and waiter replies.
+func (st *state) saEvent(s *ikeSA, ev sa.Event) {
+	view := st.ikeView(s)
+	switch ev.Kind {
+	case sa.EventIKEUp:
+		st.settle(s)
+		if ev.Replaces != 0 {
+			// Make-before-break re-authentication: the new IKE SA is up.
+			if old := st.rt.bySPI[ev.Replaces]; old != nil && old != s {
+				st.drive(old, sa.Command{Kind: sa.CmdTerminate})
+			}
+		}
+		s.up = true
+		s.vips = ev.VirtualIPs
+		s.peerID = ev.PeerID.String()
+		st.rt.stats.HandshakesOK++
+		if ev.InitialContact {
+			st.initialContact(s)
+		}
+		st.publish(Event{Type: EventIKESAUp, Reason: "established", IKESA: &view})
+		for _, w := range s.waiters {
+			w <- initResult{name: view.Name}
+		}
+		s.waiters = nil
+	case sa.EventIKEDown:
+		if !s.up {
+			st.rt.stats.HandshakesFailed++
+		}
+		s.up = false
+		s.downWhy, s.downText = ev.Reason, ev.Detail
+		view.DownReason, view.DownDetail = ev.Reason, ev.Detail
+		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", view.Name, "reason", ev.Reason, "detail", ev.Detail)
+		st.publish(Event{Type: EventIKESADown, Reason: ev.Reason.String(), IKESA: &view})
+	case sa.EventIKERekeyed:
+		st.publish(Event{Type: EventIKESARekeyed, Reason: "rekeyed", IKESA: &view})
+		for _, w := range s.rekeyW {
+			w <- rekeyResult{name: view.Name}
+		}
+		s.rekeyW = nil
+	case sa.EventChildUp, sa.EventChildRekeyed:
+		cv := st.childView(s, ev.Child)
+		t := EventChildSAUp
+		if ev.Kind == sa.EventChildRekeyed {
+			t = EventChildSARekeyed
+			s.resolveChildRekey(ev.OldChild.InSPI, cv.Name)
+		}
+		if ev.Kind == sa.EventChildUp {
+			st.installRoutes(s, ev.Child)
+		}
+		st.publish(Event{Type: t, Reason: ev.Kind.String(), ChildSA: &cv})
+	case sa.EventChildDown, sa.EventChildFailed:
+		cv := st.childView(s, ev.Child)
+		st.publish(Event{Type: EventChildSADown, Reason: ev.Reason.String(), ChildSA: &cv})
+		s.resolveChildRekeyErr(ev.Child.InSPI, ev.Reason)
+	case sa.EventAuthFailed:
+		st.e.log.Warn("authentication failed", "connection", s.conn, "detail", ev.Detail)
+	}
+}
+
+func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
+	in := s.m.Info()
+	v := ChildSAView{Conn: s.conn, IKE: s.name, Name: fmt.Sprintf("%08x", c.InSPI), Child: c.Name, State: c.State,
+		Mode: c.Mode, SPIIn: c.InSPI, SPIOut: c.OutSPI, Installed: c.Created, RekeyAt: c.RekeyAt,
+		Local: in.Local, Remote: in.Remote, Proposal: c.Algorithms}
+	for _, t := range c.LocalTS {
+		v.LocalTS = append(v.LocalTS, tsString(t))
+	}
+	for _, t := range c.RemoteTS {
+		v.RemoteTS = append(v.RemoteTS, tsString(t))
+	}
+	return v
+}
+
+// initialContact deletes older IKE SAs of the same connection and peer
+// identity (RFC 7296 §2.4: the peer has no state for them any more).
+func (st *state) initialContact(s *ikeSA) {
+	for o := range st.rt.all {
+		if o != s && o.conn == s.conn && o.peerID == s.peerID && o.up {
+			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", s.peerID)
+			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
+		}
+	}
+}
+
+// installRoutes makes inner traffic reach the data plane's TUN: an
+// initiator adds its virtual IP and routes the remote selectors; a gateway
+// routes the addresses it leased to the peer.
+func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
+	tun, ok := st.rt.dp.(interface{ TUNName() string })
+	if !ok || st.rt.dp == nil {
+		return
+	}
+	link := tun.TUNName()
+	in := s.m.Info()
+	add := func(p netip.Prefix, src netip.Addr) {
+		if slices.Contains(s.routes, p) {
+			return
+		}
+		if err := iface.AddRoute(link, p, src); err != nil {
+			st.e.log.Warn("route failed", "prefix", p, "error", err)
+			return
+		}
+		s.routes = append(s.routes, p)
+	}
+	if in.Role == sa.Initiator || len(s.vips) > 0 && in.Role != sa.Responder {
+		var src netip.Addr
+		for _, v := range s.vips {
+			if err := iface.AddAddr(link, netip.PrefixFrom(v, v.BitLen())); err != nil {
+				st.e.log.Warn("virtual IP failed", "address", v, "error", err)
+			}
+			src = v
+		}
+		for _, t := range c.RemoteTS {
+			for _, p := range tsPrefixes(t) {
+				if p.Contains(in.Remote.Addr()) {
+					if _, err := iface.PinHostRoute(in.Remote.Addr()); err != nil {
+						st.e.log.Warn("could not pin the route to the peer", "error", err)
+					}
+				}
+				if src.IsValid() && src.Is4() != p.Addr().Is4() {
+					add(p, netip.Addr{})
+					continue
+				}
+				add(p, src)
+			}
+		}
+		return
+	}
+	for _, v := range in.VirtualIPs {
+		add(netip.PrefixFrom(v, v.BitLen()), netip.Addr{})
+	}
+}
+
+func (st *state) removeRoutes(s *ikeSA) {
+	tun, ok := st.rt.dp.(interface{ TUNName() string })
+	if !ok || st.rt.dp == nil {
+		return
+	}
+	for _, p := range s.routes {
+		iface.DelRoute(tun.TUNName(), p)
+	}
+	s.routes = nil
+}
+
+// tsString writes a traffic selector the way ParseSelector reads it when it
+// is a prefix, else as a range.
+func tsString(t ike.TrafficSelector) string {
+	ps := tsPrefixes(t)
+	var addr string
+	if len(ps) == 1 {
+		addr = ps[0].String()
+	} else {
+		addr = t.Start.String() + "-" + t.End.String()
+	}
+	sel := dataplane.Selector{Prefix: netip.PrefixFrom(t.Start, 0), Protocol: t.IPProtocol, PortFrom: t.StartPort, PortTo: t.EndPort}
+	return addr + strings.TrimPrefix(FormatSelector(sel), sel.Prefix.String())
+}
+
+// tsPrefixes covers a selector's address range with prefixes.
+func tsPrefixes(t ike.TrafficSelector) []netip.Prefix {
+	var out []netip.Prefix
+	a, end := t.Start, t.End
+	if !a.IsValid() || !end.IsValid() || end.Less(a) {
+		return nil
+	}
+	for len(out) < 64 {
+		bits := a.BitLen()
+		// The largest aligned prefix starting at a that stays within end.
+		for bits > 0 {
+			p := netip.PrefixFrom(a, bits-1).Masked()
+			if p.Addr() != a || lastAddr(p).Compare(end) > 0 {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(a, bits)
+		out = append(out, p)
+		last := lastAddr(p)
+		if last.Compare(end) >= 0 {
+			break
+		}
+		a = last.Next()
+	}
+	return out
+}
