@@ -130,6 +130,9 @@ func (e *Engine) loop(st *state) {
 	defer close(e.done)
 	changes := e.cfg.Links.Changes()
 	packets, dpEvents := st.rt.packets(), st.rt.dpEvents()
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		st.listenNAT(ifc)
+	}
 	st.startConnections()
 	for {
 		select {

@@ -40,6 +40,7 @@ func (e *Engine) CreateInterface(ctx context.Context, id string, spec InterfaceS
 			delete(st.interfaces, id)
 			return Interface{}, err
 		}
+		st.listenNAT(ifc)
 		st.e.log.Info("interface created", "interface", id, "link", spec.Link, "access_type", spec.AccessType, "state", ifc.State)
 		st.publish(Event{Type: EventInterfaceCreated, Reason: "api", Interface: ifc.clone()})
 		return *ifc.clone(), nil
@@ -223,6 +224,9 @@ func (st *state) reobserve(ifc *Interface) {
 		ifc.Counters.AddressChanges++
 		st.e.log.Info("interface address removed", "interface", ifc.ID, "address", a)
 		st.publish(Event{Type: EventInterfaceAddressRemoved, Reason: "netlink", Interface: ifc.clone(), Address: a})
+	}
+	if len(added) > 0 {
+		st.listenNAT(ifc)
 	}
 	for _, a := range added {
 		ifc.Counters.AddressChanges++

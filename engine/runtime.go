@@ -585,3 +585,20 @@ func (st *state) settle(s *ikeSA) {
 	s.half = nil
 	st.rt.cookies.Settled()
 }
+
+// listenNAT opens the NAT-T port on an interface's usable addresses, so
+// peers can float to 4500 (RFC 7296 §2.23) or reach us there after MOBIKE.
+func (st *state) listenNAT(ifc *Interface) {
+	if st.rt.tr == nil {
+		return
+	}
+	for _, p := range ifc.Addrs {
+		a := p.Addr()
+		if a.IsLinkLocalUnicast() || a.IsLoopback() {
+			continue
+		}
+		if err := st.rt.tr.ListenNAT(a); err != nil {
+			st.e.log.Debug("NAT-T port not opened", "address", a, "error", err)
+		}
+	}
+}
