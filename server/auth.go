@@ -292,7 +292,12 @@ func (a *Authorizer) Identify(ctx context.Context) (Identity, error) {
 	if !ok {
 		return Identity{}, statusError(codes.Unauthenticated, ReasonUnauthenticated, "", "no peer information")
 	}
-	switch info := p.AuthInfo.(type) {
+	info := p.AuthInfo
+	if info != nil && info.AuthType() == "insecure" {
+		// insecure.NewCredentials: plaintext, like no credentials at all.
+		info = nil
+	}
+	switch info := info.(type) {
 	case credentials.TLSInfo:
 		if len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
 			return Identity{}, statusError(codes.Unauthenticated, ReasonUnauthenticated, "", "no verified client certificate")

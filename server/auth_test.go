@@ -145,9 +145,13 @@ func newAuthServer(t *testing.T, roles *RoleMap) *authServer {
 		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
 	}
 	gTLS := grpc.NewServer(append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))...)
+	// The unix socket without credentials, the loopback port with
+	// insecure credentials: mifsecd serves them like that.
 	gPlain := grpc.NewServer(opts...)
+	gLoop := grpc.NewServer(append(opts, grpc.Creds(insecure.NewCredentials()))...)
 	srv.Register(gTLS)
 	srv.Register(gPlain)
+	srv.Register(gLoop)
 
 	tlsLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -163,13 +167,14 @@ func newAuthServer(t *testing.T, roles *RoleMap) *authServer {
 		t.Fatal(err)
 	}
 	go gTLS.Serve(tlsLis)
-	go gPlain.Serve(plainLis)
+	go gLoop.Serve(plainLis)
 	go gPlain.Serve(unixLis)
 	t.Cleanup(func() {
 		srv.Shutdown()
 		eng.Close()
 		gTLS.Stop()
 		gPlain.Stop()
+		gLoop.Stop()
 	})
 	return &authServer{ca: ca, tlsAddr: tlsLis.Addr().String(), plainAddr: plainLis.Addr().String(), sock: sock}
 }
