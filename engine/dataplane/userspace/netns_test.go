@@ -22,15 +22,47 @@ import (
 // sockets stay in the namespace they were created in), and push real
 // traffic through with ping and iperf3.
 //
-// Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking): the underlay
-// is 198.18.0.0/24, the inner networks 198.19.1.0/24 and 198.19.2.0/24.
+// Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking) and
+// 2001:2::/48 (RFC 5180): the underlay is 198.18.0.0/24 or 2001:2::/64, the
+// inner networks 198.19.1.0/24 and 198.19.2.0/24, or 2001:2:0:1::/64 and
+// 2001:2:0:2::/64.
 
 var nsSeq atomic.Int32
 
 type nsPair struct {
-	a, b       string // namespace names
-	dpa, dpb   *DataPlane
-	outA, outB netip.AddrPort
+	a, b           string // namespace names
+	dpa, dpb       *DataPlane
+	outA, outB     netip.AddrPort
+	innerA, innerB string // an address of each end's inner network
+}
+
+// nsOpts chooses the data planes' setup.
+type nsOpts struct {
+	offload bool
+	v6      bool // IPv6 outer and inner addresses
+	plain   bool // plain ESP (IP protocol 50) instead of ESP-in-UDP
+}
+
+// nsAddrs is one family's addressing plan.
+type nsAddrs struct {
+	outerA, outerB string // underlay, with prefix length
+	innerA, innerB string // TUN addresses, with prefix length
+	netA, netB     string // inner networks
+}
+
+var nsPlan = map[bool]nsAddrs{
+	false: {"198.18.0.1/24", "198.18.0.2/24", "198.19.1.1/24", "198.19.2.1/24", "198.19.1.0/24", "198.19.2.0/24"},
+	true:  {"2001:2::1/64", "2001:2::2/64", "2001:2:0:1::1/64", "2001:2:0:2::1/64", "2001:2:0:1::/64", "2001:2:0:2::/64"},
+}
+
+// addrArgs is `ip addr add` for an address, without DAD for IPv6 (the test
+// cannot wait for it).
+func addrArgs(ns, addr, dev string) []string {
+	a := []string{"ip", "-n", ns, "addr", "add", addr, "dev", dev}
+	if pfx(addr).Addr().Is6() {
+		a = append(a, "nodad")
+	}
+	return a
 }
 
 func needNamespaces(t *testing.T, tools ...string) {
@@ -58,27 +90,52 @@ func run(t *testing.T, args ...string) string {
 }
 
 // newNSPair creates the namespaces, the veth and both data planes with
-// tunnels both ways. Everything is removed at the end of the test.
+// ESP-in-UDP tunnels both ways over IPv4.
 func newNSPair(t *testing.T, offload bool) *nsPair {
 	t.Helper()
+	return newNSPairWith(t, nsOpts{offload: offload})
+}
+
+// newNamespaces creates two namespaces joined by veth pairs named after
+// links (A's end is <a><link>, B's <b><link>), all up, with lo. Everything
+// is removed at the end of the test.
+func newNamespaces(t *testing.T, links ...string) (a, b string) {
+	t.Helper()
 	id := fmt.Sprintf("mfs%d%d", os.Getpid()%100000, nsSeq.Add(1))
-	p := &nsPair{a: id + "a", b: id + "b"}
+	a, b = id+"a", id+"b"
 	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", p.a).Run()
-		exec.Command("ip", "netns", "del", p.b).Run()
+		exec.Command("ip", "netns", "del", a).Run()
+		exec.Command("ip", "netns", "del", b).Run()
 	})
-	run(t, "ip", "netns", "add", p.a)
-	run(t, "ip", "netns", "add", p.b)
-	run(t, "ip", "link", "add", p.a+"v", "netns", p.a, "type", "veth", "peer", "name", p.b+"v", "netns", p.b)
-	for _, x := range []struct{ ns, addr string }{{p.a, "198.18.0.1/24"}, {p.b, "198.18.0.2/24"}} {
-		run(t, "ip", "-n", x.ns, "link", "set", "lo", "up")
-		run(t, "ip", "-n", x.ns, "addr", "add", x.addr, "dev", x.ns+"v")
-		run(t, "ip", "-n", x.ns, "link", "set", x.ns+"v", "up")
+	run(t, "ip", "netns", "add", a)
+	run(t, "ip", "netns", "add", b)
+	for _, l := range links {
+		run(t, "ip", "link", "add", a+l, "netns", a, "type", "veth", "peer", "name", b+l, "netns", b)
 	}
-	p.outA, p.outB = ap("198.18.0.1:4501"), ap("198.18.0.2:4501")
+	for _, ns := range []string{a, b} {
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		for _, l := range links {
+			run(t, "ip", "-n", ns, "link", "set", ns+l, "up")
+		}
+	}
+	return a, b
+}
+
+// newNSPairWith builds the namespaces and the data planes with tunnel-mode
+// SAs both ways, as o says.
+func newNSPairWith(t *testing.T, o nsOpts) *nsPair {
+	t.Helper()
+	pl := nsPlan[o.v6]
+	p := &nsPair{}
+	p.a, p.b = newNamespaces(t, "v")
+	run(t, addrArgs(p.a, pl.outerA, p.a+"v")...)
+	run(t, addrArgs(p.b, pl.outerB, p.b+"v")...)
+	p.outA = netip.AddrPortFrom(pfx(pl.outerA).Addr(), 4501)
+	p.outB = netip.AddrPortFrom(pfx(pl.outerB).Addr(), 4501)
+	p.innerA, p.innerB = pfx(pl.innerA).Addr().String(), pfx(pl.innerB).Addr().String()
 	mk := func(ns, addr, route string) *DataPlane {
 		dp, err := New(Config{
-			TUN: ns + "t", NetNS: "/var/run/netns/" + ns, Port: 4501, DisableOffload: !offload,
+			TUN: ns + "t", NetNS: "/var/run/netns/" + ns, Port: 4501, DisableOffload: !o.offload,
 			Addresses: []netip.Prefix{pfx(addr)}, Routes: []netip.Prefix{pfx(route)},
 		}, nil)
 		if err != nil {
@@ -87,26 +144,26 @@ func newNSPair(t *testing.T, offload bool) *nsPair {
 		t.Cleanup(func() { dp.Close() })
 		return dp
 	}
-	p.dpa = mk(p.a, "198.19.1.1/24", "198.19.2.0/24")
-	p.dpb = mk(p.b, "198.19.2.1/24", "198.19.1.0/24")
+	p.dpa = mk(p.a, pl.innerA, pl.netB)
+	p.dpb = mk(p.b, pl.innerB, pl.netA)
 	ctx := context.Background()
 	sa := func(spi uint32, dir dataplane.Direction, local, remote netip.AddrPort, lts, rts string, key byte) dataplane.SA {
 		return dataplane.SA{
 			SPI: spi, Direction: dir, Mode: dataplane.Tunnel, Suite: dataplane.SuiteAESGCM128, Keys: testKeys(key),
-			Local: local, Remote: remote, Encap: true, ReplayWindow: 1024,
+			Local: local, Remote: remote, Encap: !o.plain, ReplayWindow: 1024,
 			LocalTS: sel(lts), RemoteTS: sel(rts),
 		}
 	}
-	must(t, p.dpa.AddSA(ctx, sa(0x1001, dataplane.Out, p.outA, p.outB, "198.19.1.0/24", "198.19.2.0/24", 1)))
-	must(t, p.dpb.AddSA(ctx, sa(0x1001, dataplane.In, p.outB, p.outA, "198.19.2.0/24", "198.19.1.0/24", 1)))
-	must(t, p.dpb.AddSA(ctx, sa(0x2002, dataplane.Out, p.outB, p.outA, "198.19.2.0/24", "198.19.1.0/24", 2)))
-	must(t, p.dpa.AddSA(ctx, sa(0x2002, dataplane.In, p.outA, p.outB, "198.19.1.0/24", "198.19.2.0/24", 2)))
+	must(t, p.dpa.AddSA(ctx, sa(0x1001, dataplane.Out, p.outA, p.outB, pl.netA, pl.netB, 1)))
+	must(t, p.dpb.AddSA(ctx, sa(0x1001, dataplane.In, p.outB, p.outA, pl.netB, pl.netA, 1)))
+	must(t, p.dpb.AddSA(ctx, sa(0x2002, dataplane.Out, p.outB, p.outA, pl.netB, pl.netA, 2)))
+	must(t, p.dpa.AddSA(ctx, sa(0x2002, dataplane.In, p.outA, p.outB, pl.netA, pl.netB, 2)))
 	// A third SA into B, fed only by the test (drop checks).
-	must(t, p.dpb.AddSA(ctx, sa(0x3003, dataplane.In, p.outB, p.outA, "198.19.2.0/24", "198.19.1.0/24", 3)))
+	must(t, p.dpb.AddSA(ctx, sa(0x3003, dataplane.In, p.outB, p.outA, pl.netB, pl.netA, 3)))
 	must(t, p.dpa.AddPolicy(ctx, dataplane.Policy{ID: 1, Direction: dataplane.Out, Action: dataplane.Protect,
-		Local: sel("198.19.1.0/24"), Remote: sel("198.19.2.0/24"), SPIs: []uint32{0x1001}}))
+		Local: sel(pl.netA), Remote: sel(pl.netB), SPIs: []uint32{0x1001}}))
 	must(t, p.dpb.AddPolicy(ctx, dataplane.Policy{ID: 1, Direction: dataplane.Out, Action: dataplane.Protect,
-		Local: sel("198.19.2.0/24"), Remote: sel("198.19.1.0/24"), SPIs: []uint32{0x2002}}))
+		Local: sel(pl.netB), Remote: sel(pl.netA), SPIs: []uint32{0x2002}}))
 	return p
 }
 
@@ -121,10 +178,17 @@ func ping(t *testing.T, ns, dst string) {
 	}
 }
 
-// iperf runs a TCP iperf3 test from A to B and returns the received rate.
+// iperf runs a TCP iperf3 test from A to B's inner address and returns the
+// received rate.
 func iperf(t *testing.T, p *nsPair, secs int) float64 {
 	t.Helper()
-	srv := exec.Command("ip", "netns", "exec", p.b, "iperf3", "-s", "-1", "-B", "198.19.2.1", "-p", "5301")
+	return iperfBetween(t, p.a, p.innerA, p.b, p.innerB, secs)
+}
+
+// iperfBetween runs iperf3 from src (in namespace a) to dst (in b).
+func iperfBetween(t *testing.T, a, src, b, dst string, secs int) float64 {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", b, "iperf3", "-s", "-1", "-B", dst, "-p", "5301")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +199,7 @@ func iperf(t *testing.T, p *nsPair, secs int) float64 {
 	var out []byte
 	var err error
 	for range 20 { // until the server listens
-		out, err = exec.Command("ip", "netns", "exec", p.a, "iperf3", "-c", "198.19.2.1", "-p", "5301",
+		out, err = exec.Command("ip", "netns", "exec", a, "iperf3", "-c", dst, "-B", src, "-p", "5301",
 			"-t", fmt.Sprint(secs), "-J").Output()
 		if !strings.Contains(string(out), "unable to connect") {
 			break
