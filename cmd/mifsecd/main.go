@@ -43,6 +43,7 @@ import (
 )
 
 type options struct {
+	ike              ikeOptions
 	socket           string
 	socketGroup      string
 	stateDir         string
@@ -80,6 +81,7 @@ func main() {
 	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
 	fs.IntVar(&o.watchBuffer, "watch-buffer", 1024, "events a watcher may lag behind before it is cut off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long SIGTERM waits for RPCs to finish")
+	o.ike.register(fs)
 	fs.Parse(os.Args[1:])
 
 	log := hclog.New(&hclog.LoggerOptions{
@@ -153,11 +155,18 @@ func run(o options, log hclog.Logger) error {
 		roles = m
 	}
 
+	stack, err := startIKE(o.ike, log)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs after the engine has sent its DELETEs.
+	defer stack.Close()
 	links, err := iface.NewMonitor(log)
 	if err != nil {
 		return err
 	}
-	eng, err := engine.New(engine.Config{StateDir: o.stateDir, Links: links, Log: log, WatchBuffer: o.watchBuffer})
+	eng, err := engine.New(engine.Config{StateDir: o.stateDir, Links: links, Log: log, WatchBuffer: o.watchBuffer,
+		Transport: stack.transport(), Dataplane: stack.dp})
 	if err != nil {
 		links.Close()
 		return err
