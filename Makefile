@@ -36,11 +36,13 @@ deps:
 generate: tools
 	rm -rf gen/mifsec
 	buf generate
+	buf build -o .tools/api.binpb
+	go run ./tools/apidoc -image .tools/api.binpb -o docs/api.md
 
 # Fails when the committed gen/ differs from what the protos generate.
 check-generated: generate
-	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
-	  echo "gen/ is stale: run 'make generate' and commit the result"; git status --porcelain -- gen; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- gen docs/api.md)" ]; then \
+	  echo "gen/ or docs/api.md is stale: run 'make generate' and commit the result"; git status --porcelain -- gen docs/api.md; exit 1; fi
 
 lint: tools
 	buf lint
@@ -61,8 +63,11 @@ test: deps tools lint check-generated vet test-unit test-vm
 demo: build
 	./deploy/demo/demo.sh
 
-bench:
+# Benchmarks and scripted comparisons (root; see docs/benchmarks.md).
+bench: build
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./engine/...
+	./bench/dataplane.sh
+	./bench/handshake.sh
 
 clean:
 	rm -rf bin

@@ -3,9 +3,9 @@
 # Run as root on a fresh machine (CI does, through make test).
 set -euo pipefail
 pkgs=(
-  iproute2 iperf3 nftables procps            # namespaces, traffic, packet loss
-  strongswan-charon strongswan-swanctl        # the interop peer
-  libcharon-extra-plugins libstrongswan-extra-plugins
+  iproute2 iperf3 iputils-ping nftables procps   # namespaces, traffic, packet loss
+  strongswan-charon strongswan-swanctl           # the interop peer (kernel-libipsec)
+  libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
   qemu-system-x86 busybox-static kmod cpio    # kernel XFRM tests in a VM
   systemd                                     # systemd-analyze verify of deploy/
 )
