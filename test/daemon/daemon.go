@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -60,7 +61,7 @@ type Daemon struct {
 	Socket string
 	Client *client.Client
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *Buffer
 	done   chan error
 }
 
@@ -74,7 +75,7 @@ func Start(t testing.TB, ns *topo.Netns, args ...string) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Socket: filepath.Join(dir, "api.sock"), log: &lockedBuffer{}, done: make(chan error, 1)}
+	d := &Daemon{Socket: filepath.Join(dir, "api.sock"), log: &Buffer{}, done: make(chan error, 1)}
 	full := append([]string{"--socket", d.Socket, "--state-dir", filepath.Join(dir, "state"), "--log-level", "debug"}, args...)
 	d.cmd = ns.Command(context.Background(), filepath.Join(bin, "mifsecd"), full...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
@@ -129,19 +130,37 @@ func (d *Daemon) Stop() {
 	d.done <- nil // later Stops return at once
 }
 
-type lockedBuffer struct {
+// Buffer collects a process's output; safe for a writer and readers.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Tool finds a helper binary (grpcurl, buf) on PATH or in the repository's
+// .tools/bin (make tools), and skips the test when it is missing.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if mod, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
+		p := filepath.Join(filepath.Dir(strings.TrimSpace(string(mod))), ".tools", "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skipf("%s not installed (make tools installs it)", name)
+	return ""
 }

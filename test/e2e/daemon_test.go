@@ -1,6 +1,9 @@
+// Package e2e runs the real binaries (mifsecd, mifsec, grpcurl) in network
+// namespaces that the tests create and remove themselves.
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,19 +12,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mifsec/mifsec/test/daemon"
+	"github.com/mifsec/mifsec/test/topo"
 )
 
-// daemon is a running mifsecd inside a namespace.
-type daemon struct {
+// mifsecd is a running daemon whose process the test controls (kill -9).
+type mifsecd struct {
 	cmd    *exec.Cmd
 	socket string
-	log    *syncBuffer
+	log    *daemon.Buffer
 }
 
-func startDaemon(t *testing.T, bin string, ns *Netns, socket, stateDir string) *daemon {
+func startDaemon(t *testing.T, bin string, ns *topo.Netns, socket, stateDir string) *mifsecd {
 	t.Helper()
-	d := &daemon{socket: socket, log: newSyncBuffer()}
-	d.cmd = ns.Command(filepath.Join(bin, "mifsecd"), "--socket", socket, "--state-dir", stateDir, "--log-level", "debug")
+	d := &mifsecd{socket: socket, log: &daemon.Buffer{}}
+	d.cmd = ns.Command(context.Background(), filepath.Join(bin, "mifsecd"), "--socket", socket, "--state-dir", stateDir, "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -37,7 +43,7 @@ func startDaemon(t *testing.T, bin string, ns *Netns, socket, stateDir string) *
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, err := exec.Command(tool(t, "grpcurl"), "-plaintext", "unix://"+socket, "grpc.health.v1.Health/Check").CombinedOutput()
+		out, err := exec.Command(daemon.Tool(t, "grpcurl"), "-plaintext", "unix://"+socket, "grpc.health.v1.Health/Check").CombinedOutput()
 		if err == nil && strings.Contains(string(out), "SERVING") {
 			return d
 		}
@@ -54,7 +60,7 @@ func grpcurl(t *testing.T, socket string, args ...string) string {
 	n := len(args)
 	full := append([]string{"-plaintext"}, args[:n-1]...)
 	full = append(full, "unix://"+socket, args[n-1])
-	return run(t, tool(t, "grpcurl"), full...)
+	return run(t, daemon.Tool(t, "grpcurl"), full...)
 }
 
 func cli(t *testing.T, bin, socket string, args ...string) string {
@@ -66,12 +72,9 @@ func cli(t *testing.T, bin, socket string, args ...string) string {
 // reflection, no .proto files) and the CLI, flaps a link, restarts the daemon
 // after kill -9 and stops it with SIGTERM.
 func TestDaemonEndToEnd(t *testing.T) {
-	requireRoot(t)
-	bin := buildBinaries(t)
-	ue := NewNetns(t, "ue")
-	gw := NewNetns(t, "gw")
-	Veth(t, ue, "ran0", "10.10.1.2/24", gw, "ran0p", "10.10.1.1/24")
-	Veth(t, ue, "wlan0", "10.20.1.2/24", gw, "wlan0p", "10.20.1.1/24")
+	tp := topo.Build(t)
+	bin := daemon.Binaries(t)
+	ue := tp.UE
 
 	tmp := t.TempDir()
 	socket := filepath.Join(tmp, "mifsec.sock")
@@ -88,7 +91,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	// One interface through grpcurl, one through the CLI.
 	out := grpcurl(t, socket, "-d", `{"interface_id":"ran","interface":{"link":"ran0","access_type":"ACCESS_TYPE_RAN","priority":10,"metered":true}}`,
 		"mifsec.v1.InterfaceService/CreateInterface")
-	if !strings.Contains(out, `"interfaces/ran"`) || !strings.Contains(out, "10.10.1.2/24") {
+	if !strings.Contains(out, `"interfaces/ran"`) || !strings.Contains(out, "198.51.100.2/24") {
 		t.Fatalf("CreateInterface via grpcurl:\n%s", out)
 	}
 	cli(t, bin, socket, "interface", "add", "wlan", "--link", "wlan0", "--access-type", "wlan", "--priority", "20")
@@ -112,8 +115,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 	}
 
 	// Watch with grpcurl, then take the WLAN link down.
-	watch := exec.Command(tool(t, "grpcurl"), "-plaintext", "-d", `{"interface":"interfaces/wlan"}`, "unix://"+socket, "mifsec.v1.EventService/Watch")
-	wout := newSyncBuffer()
+	watch := exec.Command(daemon.Tool(t, "grpcurl"), "-plaintext", "-d", `{"interface":"interfaces/wlan"}`, "unix://"+socket, "mifsec.v1.EventService/Watch")
+	wout := &daemon.Buffer{}
 	watch.Stdout, watch.Stderr = wout, wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
@@ -122,7 +125,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	waitFor(t, wout, "EVENT_TYPE_END_OF_SNAPSHOT")
 	// The CLI watches too, until it has seen three events after the snapshot.
 	cliWatch := exec.Command(filepath.Join(bin, "mifsec"), "--socket", socket, "watch", "--interface", "wlan", "--json")
-	cout := newSyncBuffer()
+	cout := &daemon.Buffer{}
 	cliWatch.Stdout, cliWatch.Stderr = cout, cout
 	if err := cliWatch.Start(); err != nil {
 		t.Fatal(err)
@@ -130,14 +133,14 @@ func TestDaemonEndToEnd(t *testing.T) {
 	defer func() { cliWatch.Process.Kill(); cliWatch.Wait() }()
 	waitFor(t, cout, "END_OF_SNAPSHOT")
 
-	ue.Run(t, "ip", "link", "set", "wlan0", "down")
+	ue.MustRun(t, "ip", "link", "set", "wlan0", "down")
 	waitFor(t, wout, "EVENT_TYPE_INTERFACE_LINK_DOWN")
 	waitFor(t, cout, "INTERFACE_LINK_DOWN")
-	ue.Run(t, "ip", "link", "set", "wlan0", "up")
+	ue.MustRun(t, "ip", "link", "set", "wlan0", "up")
 	waitFor(t, wout, "EVENT_TYPE_INTERFACE_LINK_UP")
-	ue.Run(t, "ip", "addr", "add", "10.20.1.3/24", "dev", "wlan0")
+	ue.MustRun(t, "ip", "addr", "add", "203.0.113.3/24", "dev", "wlan0")
 	waitFor(t, wout, "EVENT_TYPE_INTERFACE_ADDRESS_ADDED")
-	if !strings.Contains(wout.String(), "10.20.1.3/24") {
+	if !strings.Contains(wout.String(), "203.0.113.3/24") {
 		t.Fatalf("address event lacks the address:\n%s", wout.String())
 	}
 
@@ -155,8 +158,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 
 	// SIGTERM with a watcher open: the stream ends with UNAVAILABLE, the
 	// daemon exits cleanly and removes its socket.
-	w2 := exec.Command(tool(t, "grpcurl"), "-plaintext", "-d", `{}`, "unix://"+socket, "mifsec.v1.EventService/Watch")
-	w2out := newSyncBuffer()
+	w2 := exec.Command(daemon.Tool(t, "grpcurl"), "-plaintext", "-d", `{}`, "unix://"+socket, "mifsec.v1.EventService/Watch")
+	w2out := &daemon.Buffer{}
 	w2.Stdout, w2.Stderr = w2out, w2out
 	if err := w2.Start(); err != nil {
 		t.Fatal(err)
@@ -187,7 +190,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, b *syncBuffer, s string) {
+func waitFor(t *testing.T, b *daemon.Buffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), s) {
@@ -196,4 +199,14 @@ func waitFor(t *testing.T, b *syncBuffer, s string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// run runs a command on the host and fails the test on error.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
