@@ -188,6 +188,7 @@ func (st *state) publish(ev Event) {
 		select {
 		case w.c <- ev:
 		default:
+			st.rt.stats.EventsDropped++
 			delete(st.watchers, w)
 			st.e.log.Warn("watcher too slow, ending it", "buffer", st.e.cfg.WatchBuffer)
 			w.end(errf(ResourceExhausted, ReasonWatchOverflow, "", "watcher fell more than %d events behind; watch again", st.e.cfg.WatchBuffer))

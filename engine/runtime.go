@@ -123,6 +123,9 @@ type RuntimeStats struct {
 	DataplaneErrors  uint64
 	HandshakesOK     uint64
 	HandshakesFailed uint64
+	// EventsDropped counts events a watcher did not get because it was cut
+	// off for lagging behind (Config.WatchBuffer).
+	EventsDropped uint64
 }
 
 type timerHeap []*ikeSA

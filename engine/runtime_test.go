@@ -60,7 +60,15 @@ func (t *fakeTransport) NATPort() uint16                  { return 4500 }
 // connection between them.
 func pair(t *testing.T) (ue, gw *Engine) {
 	t.Helper()
-	w := &wire{}
+	ue, gw, _ = pairOn(t)
+	return ue, gw
+}
+
+// pairOn is pair that also returns the wire, for tests that cut it or
+// inject datagrams.
+func pairOn(t *testing.T) (ue, gw *Engine, w *wire) {
+	t.Helper()
+	w = &wire{}
 	mk := func(addr, link string, tr *fakeTransport) *Engine {
 		links := ifacetest.New()
 		links.AddLink(link, addr+"/24")
@@ -94,7 +102,7 @@ func pair(t *testing.T) (ue, gw *Engine) {
 		Children: []ChildSpec{{Name: "net", RemoteTS: []string{"198.18.0.0/24"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	return ue, gw
+	return ue, gw, w
 }
 
 func TestEnginesEstablishRekeyTerminate(t *testing.T) {

@@ -22,6 +22,7 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		IKEProposals:    c.ike,
 		SPIs:            st.rt,
 		DPD:             c.DPDInterval,
+		DPDTimeout:      c.DPDTimeout,
 		Retransmit:      st.e.cfg.Retransmit,
 		FragmentMTU:     st.e.cfg.FragmentMTU,
 		MOBIKE:          c.MOBIKE,

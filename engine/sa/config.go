@@ -170,7 +170,12 @@ type Config struct {
 
 	SPIs SPIAllocator
 
-	DPD        time.Duration // liveness check when idle this long; 0 = never
+	DPD time.Duration // liveness check when idle this long; 0 = never
+	// DPDTimeout declares the peer dead when a liveness check stays
+	// unanswered this long (RFC 7296 §2.4 leaves the schedule to us); the
+	// check is retransmitted at least three times within it. 0 = the whole
+	// Retransmit schedule.
+	DPDTimeout time.Duration
 	Retransmit Retransmit
 	Lifetimes  Lifetimes
 	// FragmentMTU is the largest IP datagram of a fragmented message (RFC
@@ -250,6 +255,9 @@ func (c *Config) withDefaults(initiator bool) (*Config, error) {
 	}
 	if r.Tries <= 0 {
 		r.Tries = 5
+	}
+	if n.DPDTimeout < 0 {
+		return nil, &ConfigError{Field: "dpd_timeout", Reason: "negative"}
 	}
 	if n.FragmentMTU <= 0 {
 		n.FragmentMTU = 1280

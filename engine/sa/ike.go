@@ -469,7 +469,11 @@ func (s *IKE) transmit(now time.Time, ss *session, r *request) {
 		r.packets = pk
 	}
 	r.tries = 0
-	r.deadline = now.Add(s.timeout(0))
+	r.giveUpAt = time.Time{}
+	if r.limit > 0 {
+		r.giveUpAt = now.Add(r.limit)
+	}
+	r.deadline = s.retryAt(now, r)
 	ss.req = r
 	s.sendPackets(r.local, r.remote, r.packets)
 }
@@ -480,6 +484,21 @@ func (s *IKE) pump(now time.Time, ss *session) {
 		ss.queue = ss.queue[1:]
 		s.transmit(now, ss, r)
 	}
+}
+
+// retryAt is when r is sent again (or given up): the schedule's next
+// timeout, for a bounded request at most a third of its limit and never
+// past giveUpAt.
+func (s *IKE) retryAt(now time.Time, r *request) time.Time {
+	d := s.timeout(r.tries)
+	if r.limit > 0 && d > r.limit/3 {
+		d = r.limit / 3
+	}
+	at := now.Add(d)
+	if !r.giveUpAt.IsZero() && at.After(r.giveUpAt) {
+		at = r.giveUpAt
+	}
+	return at
 }
 
 // timeout is the k-th retransmission timeout (RFC 7296 §2.1).

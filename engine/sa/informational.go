@@ -63,12 +63,13 @@ func (s *IKE) handleInformationalRequest(now time.Time, ss *session, m *inbound)
 }
 
 // liveness sends an empty INFORMATIONAL (§2.4); no answer after the whole
-// retransmission schedule means the peer is dead.
+// retransmission schedule, or within DPDTimeout when set, means the peer
+// is dead.
 func (s *IKE) liveness(now time.Time) {
 	if s.state != StateEstablished || s.cur.req != nil || len(s.cur.queue) > 0 {
 		return // an exchange in flight already tests liveness
 	}
-	s.request(now, s.cur, &request{exch: ike.Informational,
+	s.request(now, s.cur, &request{exch: ike.Informational, limit: s.cfg.DPDTimeout,
 		onResp: func(time.Time, *inbound) {},
 		onFail: func(now time.Time) { s.down(now, ReasonDPDTimeout, 0, "peer did not answer the liveness check") }})
 }

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"crypto/ecdsa"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -241,5 +242,49 @@ func TestAuthPrintsNoSecrets(t *testing.T) {
 		if strings.Contains(out, "supersecretpsk") || strings.Contains(out, d) || strings.Contains(out, key.D.String()) {
 			t.Fatalf("%s leaks key material: %s", f, out)
 		}
+	}
+}
+
+// DPDTimeout bounds a liveness check: the peer is declared dead that long
+// after the probe, however long the retransmission schedule is, and the
+// probe goes out at least three times in between (regression: the
+// connection's dpd.timeout was ignored and a dead peer took ~165 s).
+func TestDPDTimeoutBoundsTheSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dpd, dead time.Duration
+		rt        Retransmit
+		minProbes int
+	}{
+		{"default schedule", 2 * time.Second, 3 * time.Second, Retransmit{}, 3},
+		{"short timeouts", 2 * time.Second, 5 * time.Second, Retransmit{Timeout: 500 * time.Millisecond, Factor: 1.5, Tries: 2}, 4},
+		{"long idle", 30 * time.Second, 10 * time.Second, Retransmit{Timeout: 4 * time.Second, Factor: 1.8, Tries: 5}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := establish(t, 110, func(ini, resp *Config) {
+				ini.DPD, ini.DPDTimeout, ini.Retransmit = tc.dpd, tc.dead, tc.rt
+			})
+			p.settle()
+			p.drop = func(pk packet) bool { return pk.to == p.r }
+			silent := p.now
+			sentBefore := p.i.sent
+			p.run(func() bool { return p.i.done })
+			took := p.now.Sub(silent)
+			if took > tc.dpd+tc.dead || took < tc.dead {
+				t.Errorf("declared dead %v after the last message; want within DPD %v + timeout %v", took, tc.dpd, tc.dead)
+			}
+			if n := p.i.sent - sentBefore; n < tc.minProbes {
+				t.Errorf("%d probes sent, want at least %d", n, tc.minProbes)
+			}
+			if e, ok := p.i.last(EventIKEDown); !ok || e.Reason != ReasonDPDTimeout {
+				t.Fatalf("down event %+v", e)
+			}
+		})
+	}
+	ini, _ := pskPair(t)
+	ini.DPDTimeout = -time.Second
+	var ce *ConfigError
+	if _, err := ini.withDefaults(true); !errors.As(err, &ce) || ce.Field != "dpd_timeout" {
+		t.Errorf("negative DPDTimeout: %v", err)
 	}
 }

@@ -76,6 +76,10 @@ type request struct {
 	remote   netip.AddrPort
 	tries    int
 	deadline time.Time
+	// limit, when set, bounds the whole exchange: it fails at giveUpAt
+	// even when retransmissions are left (liveness checks, DPDTimeout).
+	limit    time.Duration
+	giveUpAt time.Time
 	offer    *childOffer // the Child SA this request proposes, if any
 	onResp   func(now time.Time, m *inbound)
 	onFail   func(now time.Time)

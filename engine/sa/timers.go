@@ -68,7 +68,8 @@ func (s *IKE) handleTick(now time.Time) {
 		if r == nil || !due(r.deadline, now) {
 			continue
 		}
-		if r.tries >= s.cfg.Retransmit.Tries {
+		// A bounded request (limit) fails at giveUpAt, not after Tries.
+		if (r.limit == 0 && r.tries >= s.cfg.Retransmit.Tries) || due(r.giveUpAt, now) {
 			ss.req = nil
 			if r.onFail != nil {
 				r.onFail(now)
@@ -81,7 +82,7 @@ func (s *IKE) handleTick(now time.Time) {
 		}
 		// §2.1: the same bytes again, every fragment.
 		r.tries++
-		r.deadline = now.Add(s.timeout(r.tries))
+		r.deadline = s.retryAt(now, r)
 		s.stats.Retransmits++
 		s.sendPackets(r.local, r.remote, r.packets)
 	}
