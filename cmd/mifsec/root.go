@@ -100,6 +100,10 @@ func newRootCmd(a *app, getenv func(string) string) *cobra.Command {
 
 	root.AddCommand(
 		newInterfaceCmd(a),
+		newConnectionCmd(a),
+		newSACmd(a),
+		newPoolCmd(a),
+		newSecretCmd(a),
 		newWatchCmd(a),
 	)
 	return root
