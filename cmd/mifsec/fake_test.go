@@ -23,12 +23,17 @@ import (
 	mifsecv1 "github.com/mifsec/mifsec/gen/mifsec/v1"
 )
 
-// fakeDaemon is a test double of mifsecd's InterfaceService and
-// EventService: an in-memory interface table with the API's errors, paging
-// capped at pageCap, and a scripted event stream.
+// fakeDaemon is a test double of mifsecd's services: in-memory tables
+// with the API's errors, paging capped at pageCap, and a scripted event
+// stream. The secret, pool, connection and SA services are in
+// fake_objects_test.go.
 type fakeDaemon struct {
 	mifsecv1.UnimplementedInterfaceServiceServer
 	mifsecv1.UnimplementedEventServiceServer
+	mifsecv1.UnimplementedSecretServiceServer
+	mifsecv1.UnimplementedPoolServiceServer
+	mifsecv1.UnimplementedConnectionServiceServer
+	mifsecv1.UnimplementedSecurityAssociationServiceServer
 
 	pageCap int
 	// live events sent after the snapshot; then the stream ends with
@@ -41,12 +46,20 @@ type fakeDaemon struct {
 
 	mu       sync.Mutex
 	ifaces   map[string]*mifsecv1.Interface
+	secrets  map[string]*mifsecv1.Secret
+	pools    map[string]*mifsecv1.Pool
+	conns    map[string]*mifsecv1.Connection
+	ikeSAs   map[string]*mifsecv1.IkeSa
+	childSAs map[string]*mifsecv1.ChildSa
 	requests []proto.Message
 	seq      uint64
 }
 
 func newFakeDaemon() *fakeDaemon {
-	return &fakeDaemon{pageCap: 2, ifaces: map[string]*mifsecv1.Interface{}}
+	return &fakeDaemon{pageCap: 2, ifaces: map[string]*mifsecv1.Interface{},
+		secrets: map[string]*mifsecv1.Secret{}, pools: map[string]*mifsecv1.Pool{},
+		conns: map[string]*mifsecv1.Connection{}, ikeSAs: map[string]*mifsecv1.IkeSa{},
+		childSAs: map[string]*mifsecv1.ChildSa{}}
 }
 
 var idPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -270,6 +283,10 @@ func startFake(t *testing.T, f *fakeDaemon) string {
 	srv := grpc.NewServer()
 	mifsecv1.RegisterInterfaceServiceServer(srv, f)
 	mifsecv1.RegisterEventServiceServer(srv, f)
+	mifsecv1.RegisterSecretServiceServer(srv, f)
+	mifsecv1.RegisterPoolServiceServer(srv, f)
+	mifsecv1.RegisterConnectionServiceServer(srv, f)
+	mifsecv1.RegisterSecurityAssociationServiceServer(srv, f)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
 	t.Cleanup(func() { srv.Stop(); <-done })
