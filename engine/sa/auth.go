@@ -90,6 +90,7 @@ func (s *IKE) learnAuthCaps(ps []ike.Payload) (initialContact bool) {
 			initialContact = true
 		}
 	}
+	s.learnPeerAddrs(ps)
 	return initialContact
 }
 
@@ -101,7 +102,7 @@ func (s *IKE) authNotifies() []ike.Payload {
 	if s.cfg.Clone {
 		ps = append(ps, &ike.Notify{NotifyType: ike.CloneIKESASupported})
 	}
-	return ps
+	return append(ps, s.authAddrNotifies()...)
 }
 
 // sendAuth sends the initiator's IKE_AUTH request (RFC 7296 §1.2,

@@ -185,6 +185,16 @@ type Config struct {
 
 	MOBIKE bool // announce MOBIKE_SUPPORTED (RFC 4555 §3.2)
 	Clone  bool // announce CLONE_IKE_SA_SUPPORTED (RFC 7791)
+	// AdditionalAddrs are our other usable addresses, announced in IKE_AUTH
+	// with MOBIKE (RFC 4555 §3.4) and tried when the path fails (§3.11).
+	AdditionalAddrs []netip.Addr
+	// AcceptAddress is the MOBIKE responder's policy for a new address pair
+	// (RFC 4555 §3.5: UNACCEPTABLE_ADDRESSES when false); nil accepts all.
+	AcceptAddress func(local, remote netip.AddrPort) bool
+	// NoNATsAllowed forbids moving onto a path with a NAT (RFC 4555 §3.9):
+	// a path test or an UNEXPECTED_NAT_DETECTED answer that shows a NAT
+	// fails the move instead of falling back to UDP encapsulation.
+	NoNATsAllowed bool
 	// NoInitialContact omits INITIAL_CONTACT from IKE_AUTH (send it only
 	// on the first IKE SA to a peer, PROTOCOL.md P5).
 	NoInitialContact bool

@@ -17,6 +17,26 @@
 //     to this machine, and Done when the machine may be dropped.
 //   - A machine is not safe for concurrent use: the glue calls it from its
 //     one state goroutine.
+//   - MOBIKE (RFC 4555), when Config.MOBIKE is set and the peer announced
+//     it: Config.AdditionalAddrs are announced in IKE_AUTH and CmdAnnounce
+//     replaces them (both roles). CmdMigrate moves the IKE SA and all its
+//     Child SAs make-before-break (path test, then UPDATE_SA_ADDRESSES with
+//     COOKIE2); only the MOBIKE initiator (Info.MOBIKEInitiator, kept
+//     through IKE rekeys) may, a responder gets EventMigrateFailed. A move
+//     ends with OpUpdateSA for both halves of every Child SA and
+//     EventMigrated (old and new pair, reason), or EventMigrateFailed with
+//     nothing changed. CmdProbe tests a pair and answers EventProbe. The
+//     responder applies the peer's UPDATE_SA_ADDRESSES after
+//     Config.AcceptAddress. When a request on the path in use stays
+//     unanswered, the MOBIKE initiator also sends it on every other pair of
+//     our and the peer's addresses (Info.LocalAddrs × PeerAddrs) and moves
+//     to the first that answers (reason path_failed). Datagrams may
+//     therefore carry any of our addresses as Local: the glue sends from it.
+//   - RFC 7791: CmdClone (both sides Config.Clone, the peer announced it)
+//     yields Output.Spawn with the clone, whose EventIKEUp has ClonedFrom;
+//     the responder's clone arrives the same way. The clone has no Child
+//     SAs; the glue moves it with CmdMigrate. Without support the answer is
+//     EventCloneFailed.
 //
 // The package owns the IKEv2 exchanges (IKE_SA_INIT, IKE_AUTH,
 // CREATE_CHILD_SA, INFORMATIONAL), message IDs, the window of one,

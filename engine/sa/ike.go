@@ -77,6 +77,8 @@ type IKE struct {
 	children []*childSA
 	groups   []*policyGroup
 
+	mob mobike // RFC 4555 and RFC 7791 state (mobike.go)
+
 	created, established, rekeyed time.Time
 	lastSeen                      time.Time
 	halfOpenAt                    time.Time
@@ -153,9 +155,13 @@ func (s *IKE) Handle(now time.Time, in Input) Output {
 	case Datagram:
 		s.handleDatagram(now, v)
 	case Command:
-		s.handleCommand(now, v)
+		if !s.mobikeCommand(now, v) {
+			s.handleCommand(now, v)
+		}
 	case Tick:
+		t := s.beforeTick(now)
 		s.handleTick(now)
+		s.afterTick(now, t)
 	case DataplaneEvent:
 		s.handleDataplane(now, v)
 	case *Datagram:
@@ -339,6 +345,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		s.stats.Responses++
 		s.lastSeen = now
 		s.peerMoved(ss, d)
+		s.answered(now, ss, req, d)
 		in := &inbound{hdr: h, payloads: r.payloads, dg: d}
 		if r.decode != nil {
 			// §2.21: a response we cannot parse fails the request.
@@ -454,7 +461,7 @@ func (s *IKE) request(now time.Time, ss *session, r *request) bool {
 }
 
 func (s *IKE) transmit(now time.Time, ss *session, r *request) {
-	r.local, r.remote = s.local, s.remote
+	r.local, r.remote = s.pathOf(now, ss, r)
 	if r.packets == nil {
 		r.id = ss.nextReq
 		pk, err := s.seal(ss, ss.header(r.exch, r.id, false), r.payloads, r.local, r.remote)

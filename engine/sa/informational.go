@@ -58,6 +58,8 @@ func (s *IKE) handleInformationalRequest(now time.Time, ss *session, m *inbound)
 	if len(inSPIs) > 0 {
 		resp = append(resp, &ike.Delete{Protocol: ike.ProtoESP, SPIs: inSPIs})
 	}
+	// RFC 4555: addresses, UPDATE_SA_ADDRESSES, NAT-D and COOKIE2 echoes.
+	resp = append(resp, s.mobikeInformational(now, ss, m)...)
 	// An empty request is a liveness check: the empty answer proves we live.
 	s.respond(now, ss, m, resp)
 }

@@ -35,6 +35,14 @@ type Info struct {
 	DownReason                    Reason
 	DownDetail                    string
 	Stats                         Stats
+	// RTT is the round-trip time of the last answered request.
+	RTT time.Duration
+	// PeerAddrs are the peer's announced additional addresses (RFC 4555
+	// §3.6); LocalAddrs ours.
+	PeerAddrs, LocalAddrs []netip.Addr
+	// MOBIKEInitiator: we decide address changes (RFC 4555 §1.3, the
+	// original initiator of the first IKE SA, kept through IKE rekeys).
+	MOBIKEInitiator bool
 }
 
 // ChildInfo describes one Child SA.
@@ -93,7 +101,8 @@ func (s *IKE) Info() Info {
 		VirtualIPs: slices.Clone(s.vips), DNS: slices.Clone(s.dns), PCSCF: slices.Clone(s.pcscf),
 		Created: s.created, Established: s.established, Rekeyed: s.rekeyed,
 		RekeyAt: s.ikeRekeyAt, ExpireAt: s.ikeLifeAt, ReauthAt: s.reauthAt,
-		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats}
+		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats,
+		RTT: s.mob.rtt, PeerAddrs: slices.Clone(s.mob.peerAddrs), LocalAddrs: s.ourAddrs(), MOBIKEInitiator: s.origRole == Initiator}
 	i.Capabilities.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
 	if s.cfg != nil {
 		i.Name = s.cfg.Name

@@ -33,9 +33,14 @@ const (
 	CmdTerminate
 	CmdLiveness // a liveness check now (RFC 7296 §2.4)
 	CmdReauthenticate
+	CmdAnnounce // send our additional addresses (RFC 4555 §3.6)
+	CmdMigrate  // move the IKE SA and its Child SAs (RFC 4555 §3.5)
+	CmdProbe    // test a path without moving (RFC 4555 §3.10)
+	CmdClone    // clone the IKE SA (RFC 7791)
 )
 
-var commandNames = [...]string{"", "initiate", "create_child", "rekey_child", "rekey_ike", "delete_child", "terminate", "liveness", "reauthenticate"}
+var commandNames = [...]string{"", "initiate", "create_child", "rekey_child", "rekey_ike", "delete_child", "terminate", "liveness", "reauthenticate",
+	"announce", "migrate", "probe", "clone"}
 
 func (k CommandKind) String() string {
 	if int(k) < len(commandNames) && k > 0 {
@@ -46,12 +51,17 @@ func (k CommandKind) String() string {
 
 // Command is an API request. Child is for CmdCreateChild (nil: the
 // configured child named Name); SPI names a Child SA by either of its SPIs
-// for CmdRekeyChild and CmdDeleteChild.
+// for CmdRekeyChild and CmdDeleteChild. Addrs is the complete new set of
+// our usable addresses other than the one in use (CmdAnnounce); Local and
+// Remote are the address pair of CmdMigrate and CmdProbe.
 type Command struct {
 	Kind  CommandKind
 	Child *ChildConfig
 	Name  string
 	SPI   uint32
+
+	Addrs         []netip.Addr
+	Local, Remote netip.AddrPort
 }
 
 // Tick tells the machine that the Deadline it asked for has passed.
@@ -128,9 +138,15 @@ const (
 	EventChildFailed // a Child SA could not be created; the IKE SA lives on
 	EventAuthFailed
 	EventPeerCapabilities
+	EventMigrated      // the IKE SA and its Child SAs moved (RFC 4555 §3.5)
+	EventMigrateFailed // a move was refused or its path test failed; nothing moved
+	EventProbe         // the answer to CmdProbe (RFC 4555 §3.10)
+	EventPeerAddresses // the peer announced its addresses (RFC 4555 §3.6)
+	EventCloneFailed   // CmdClone failed; the IKE SA lives on (RFC 7791)
 )
 
-var eventNames = [...]string{"", "ike_up", "ike_down", "ike_rekeyed", "child_up", "child_down", "child_rekeyed", "child_failed", "auth_failed", "peer_capabilities"}
+var eventNames = [...]string{"", "ike_up", "ike_down", "ike_rekeyed", "child_up", "child_down", "child_rekeyed", "child_failed", "auth_failed", "peer_capabilities",
+	"migrated", "migrate_failed", "probe", "peer_addresses", "clone_failed"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && k > 0 {
@@ -161,11 +177,19 @@ const (
 	ReasonInternal                // a local failure (SPI allocation, crypto)
 	ReasonRedundant               // lost a rekey collision (§2.8.1, §2.8.2)
 	ReasonTemporaryFailure        // the peer said TEMPORARY_FAILURE
+
+	// MOBIKE and cloning (RFC 4555, RFC 7791).
+	ReasonAddressChange      // CmdMigrate: our addresses changed (§3.5)
+	ReasonPathFailed         // the path stopped working, another answered (§3.11)
+	ReasonPeerUpdate         // the peer sent UPDATE_SA_ADDRESSES (§3.5)
+	ReasonUnsupported        // MOBIKE or cloning is off here or at the peer
+	ReasonNotMOBIKEInitiator // only the MOBIKE initiator moves SAs (§1.3)
 )
 
 var reasonNames = [...]string{"none", "local_delete", "peer_delete", "dpd_timeout", "timeout", "auth_failed",
 	"no_proposal_chosen", "invalid_ke", "ts_unacceptable", "cp_failed", "peer_error", "protocol_error",
-	"expired", "rekeyed", "reauthenticated", "internal", "redundant", "temporary_failure"}
+	"expired", "rekeyed", "reauthenticated", "internal", "redundant", "temporary_failure",
+	"address_change", "path_failed", "peer_update", "unsupported", "not_mobike_initiator"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -208,6 +232,20 @@ type Event struct {
 	Replaces uint64
 	// VirtualIPs assigned to us (initiator) or to the peer (responder).
 	VirtualIPs []netip.Addr
+
+	// Local and Remote are the address pair of EventMigrated (the new one),
+	// EventMigrateFailed and EventProbe; OldLocal and OldRemote the pair
+	// EventMigrated left.
+	Local, Remote       netip.AddrPort
+	OldLocal, OldRemote netip.AddrPort
+	// OK: the path answered (EventProbe); RTT is its round-trip time.
+	OK  bool
+	RTT time.Duration
+	// PeerAddrs are the peer's additional addresses (EventPeerAddresses).
+	PeerAddrs []netip.Addr
+	// ClonedFrom is the local SPI of the IKE SA this one is a clone of
+	// (EventIKEUp of an RFC 7791 clone).
+	ClonedFrom uint64
 }
 
 // Output is what one call produced. Apply DataplaneOps in order before

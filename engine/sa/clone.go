@@ -1,0 +1,239 @@
+package sa
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// RFC 7791 cloning: a CREATE_CHILD_SA exchange shaped like an IKE SA rekey
+// (RFC 7296 §1.3.2) with N(CLONE_IKE_SA) in the request:
+//
+//	HDR, SK {N(CLONE_IKE_SA), SA, Ni, KEi} -->
+//	                 <-- HDR, SK {SA, Nr, KEr}
+//
+// The new IKE SA gets fresh SPIs and keys derived as for a rekey (§2.18),
+// but the old one stays with its Child SAs. The clone has no Child SAs; it
+// keeps the authenticated identities, the capabilities and the MOBIKE
+// state, and the glue moves it to another path with CmdMigrate. Only a
+// peer that sent CLONE_IKE_SA_SUPPORTED is asked: any other would take the
+// request for a rekey.
+
+// cloneState is our clone request in flight.
+type cloneState struct {
+	spi     uint64
+	ni      []byte
+	dh      *transform.DHKey
+	retries int
+}
+
+func (s *IKE) cloneFailed(r Reason, n ike.NotifyType, detail string) {
+	s.log.Warn("IKE SA clone failed", "reason", r.String(), "detail", detail)
+	s.emit(Event{Kind: EventCloneFailed, Reason: r, Notify: n, Detail: detail})
+}
+
+// clone sends the CLONE_IKE_SA request (CmdClone).
+func (s *IKE) clone(now time.Time) {
+	switch {
+	case s.state != StateEstablished:
+		s.cloneFailed(ReasonTemporaryFailure, 0, "the IKE SA is "+s.state.String())
+		return
+	case !s.cfg.Clone:
+		s.cloneFailed(ReasonUnsupported, 0, "cloning is not enabled here")
+		return
+	case !s.caps.Clone:
+		s.cloneFailed(ReasonUnsupported, 0, "the peer did not send CLONE_IKE_SA_SUPPORTED (RFC 7791)")
+		return
+	}
+	spi, err := s.randomSPI()
+	if err != nil {
+		s.cloneFailed(ReasonInternal, 0, err.Error())
+		return
+	}
+	s.sendClone(now, &cloneState{spi: spi}, s.cur.suite.Group)
+}
+
+func (s *IKE) sendClone(now time.Time, c *cloneState, g ike.GroupID) {
+	ni, err := s.randomBytes(nonceLen)
+	if err != nil {
+		s.cloneFailed(ReasonInternal, 0, err.Error())
+		return
+	}
+	dh, err := transform.GenerateDH(g, s.rng)
+	if err != nil {
+		s.cloneFailed(ReasonInternal, 0, err.Error())
+		return
+	}
+	if c.dh != nil {
+		c.dh.Destroy()
+	}
+	c.ni, c.dh = ni, dh
+	props := slices.Clone(s.cfg.IKEProposals)
+	for i := range props {
+		props[i].SPI = binary.BigEndian.AppendUint64(nil, c.spi)
+	}
+	ss := s.cur
+	ok := s.request(now, ss, &request{exch: ike.CreateChildSA,
+		payloads: []ike.Payload{&ike.Notify{NotifyType: ike.CloneIKESA}, &ike.SA{Proposals: props},
+			&ike.Nonce{Data: ni}, &ike.KE{Group: g, Data: dh.PublicValue()}},
+		onResp: func(now time.Time, m *inbound) { s.cloneResponse(now, ss, m, c) },
+		onFail: func(now time.Time) {
+			c.dh.Destroy()
+			s.down(now, ReasonDPDTimeout, 0, "no answer to the clone request")
+		}})
+	if !ok {
+		dh.Destroy()
+		s.cloneFailed(ReasonInternal, 0, "too many requests queued")
+	}
+}
+
+func (s *IKE) cloneResponse(now time.Time, old *session, m *inbound, c *cloneState) {
+	fail := func(r Reason, n ike.NotifyType, detail string) {
+		if c.dh != nil {
+			c.dh.Destroy()
+		}
+		s.cloneFailed(r, n, detail)
+	}
+	if n := m.errorNotify(); n != nil {
+		if g, ok := n.Group(); ok && n.NotifyType == ike.InvalidKEPayload && c.retries < maxInitRetries &&
+			transform.GroupOffered(s.cfg.IKEProposals, g) && g != c.dh.Group() {
+			c.retries++
+			s.sendClone(now, c, g)
+			return
+		}
+		fail(notifyReason(n.NotifyType), n.NotifyType, "peer answered "+n.NotifyType.String())
+		return
+	}
+	sa, nonce, ke := payloadOf[*ike.SA](m.payloads), payloadOf[*ike.Nonce](m.payloads), payloadOf[*ike.KE](m.payloads)
+	if sa == nil || nonce == nil || ke == nil || len(sa.Proposals) != 1 || len(sa.Proposals[0].SPI) != 8 ||
+		len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
+		fail(ReasonProtocolError, 0, "malformed clone response")
+		return
+	}
+	chosen := sa.Proposals[0]
+	peerSPI := binary.BigEndian.Uint64(chosen.SPI)
+	suite, err := transform.SuiteOf(chosen)
+	if err == nil {
+		_, err = transform.Select(s.cfg.IKEProposals, []ike.Proposal{chosen}, transform.SelectOptions{})
+	}
+	if err != nil || ke.Group != c.dh.Group() || suite.Group != ke.Group || peerSPI == 0 {
+		fail(ReasonNoProposalChosen, 0, "unacceptable clone response")
+		return
+	}
+	gir, err := c.dh.SharedSecret(ke.Data)
+	if err != nil {
+		fail(ReasonProtocolError, 0, "KEr: "+err.Error())
+		return
+	}
+	c.dh.Destroy()
+	c.dh = nil
+	// RFC 7296 §2.18 keys from the old SK_d; we initiated, so we are the
+	// original initiator of the clone.
+	skeyseed := transform.RekeySKEYSEED(old.keys.PRF, old.keys.D, gir, c.ni, nonce.Data)
+	gir.Zero()
+	ns := &session{spii: c.spi, spir: peerSPI, initiator: true}
+	if err := deriveIKE(ns, suite, skeyseed, c.ni, nonce.Data); err != nil {
+		fail(ReasonInternal, 0, err.Error())
+		return
+	}
+	s.spawnClone(now, ns)
+}
+
+// handleCloneRequest answers the peer's CLONE_IKE_SA request.
+func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike.SA) {
+	reply := func(n *ike.Notify) { s.respond(now, ss, m, []ike.Payload{n}) }
+	if !s.cfg.Clone {
+		// We did not announce support: no clone, and no rekey either.
+		reply(&ike.Notify{NotifyType: ike.NoAdditionalSAs})
+		return
+	}
+	if s.ikeRekey != nil {
+		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
+		return
+	}
+	nonce, ke := payloadOf[*ike.Nonce](m.payloads), payloadOf[*ike.KE](m.payloads)
+	if nonce == nil || ke == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return
+	}
+	chosen, err := transform.Select(s.cfg.IKEProposals, sa.Proposals, transform.SelectOptions{KEGroup: ke.Group})
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		return
+	}
+	if err := transform.CheckKE(chosen, ke.Group); err != nil {
+		var te *transform.Error
+		if asTransformError(err, &te) {
+			reply(ike.NotifyGroup(te.Group))
+		} else {
+			reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		}
+		return
+	}
+	suite, err := transform.SuiteOf(chosen)
+	if err != nil || len(chosen.SPI) != 8 || binary.BigEndian.Uint64(chosen.SPI) == 0 {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return
+	}
+	spi, err1 := s.randomSPI()
+	nr, err2 := s.randomBytes(nonceLen)
+	dh, err3 := transform.GenerateDH(suite.Group, s.rng)
+	if err1 != nil || err2 != nil || err3 != nil {
+		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
+		return
+	}
+	defer dh.Destroy()
+	gir, err := dh.SharedSecret(ke.Data)
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return
+	}
+	skeyseed := transform.RekeySKEYSEED(ss.keys.PRF, ss.keys.D, gir, nonce.Data, nr)
+	gir.Zero()
+	ns := &session{spii: binary.BigEndian.Uint64(chosen.SPI), spir: spi}
+	if err := deriveIKE(ns, suite, skeyseed, nonce.Data, nr); err != nil {
+		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		return
+	}
+	chosen.SPI = binary.BigEndian.AppendUint64(nil, spi)
+	s.respond(now, ss, m, []ike.Payload{&ike.SA{Proposals: []ike.Proposal{chosen}}, &ike.Nonce{Data: nr},
+		&ike.KE{Group: suite.Group, Data: bytes.Clone(dh.PublicValue())}})
+	s.spawnClone(now, ns)
+}
+
+// spawnClone makes the machine of a clone (session ns) and hands it to
+// the glue in Output.Spawn.
+func (s *IKE) spawnClone(now time.Time, ns *session) {
+	cfg := *s.cfg
+	cfg.Pool = nil // the original IKE SA keeps and returns the leases
+	n := newIKE(&cfg, now, s.rng, s.origRole)
+	n.log = s.log.With("clone_of", s.cur.localSPI())
+	n.state = StateEstablished
+	n.cur = ns
+	n.local, n.remote = s.local, s.remote
+	n.natLocal, n.natRemote, n.natdSeen = s.natLocal, s.natRemote, s.natdSeen
+	n.caps = s.caps
+	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
+	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
+	n.vips, n.leased = slices.Clone(s.vips), slices.Clone(s.leased)
+	n.dns, n.pcscf = slices.Clone(s.dns), slices.Clone(s.pcscf)
+	n.mob.peerAddrs, n.mob.addrs, n.mob.announced = slices.Clone(s.mob.peerAddrs), slices.Clone(s.mob.addrs), s.mob.announced
+	n.established = now
+	n.scheduleIKE(now)
+	n.o.Bind = []uint64{ns.localSPI()}
+	n.emit(Event{Kind: EventIKEUp, Caps: n.caps, PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips), ClonedFrom: s.cur.localSPI()})
+	out := n.finish(now)
+	s.log.Info("IKE SA cloned", "clone_spii", ns.spii, "clone_spir", ns.spir)
+	if s.o.Spawn != nil {
+		// One spawn per call: the other (a re-authentication) goes first
+		// and the clone is closed rather than leaked.
+		n.down(now, ReasonInternal, 0, "two spawns in one call")
+		s.cloneFailed(ReasonInternal, 0, "a re-authentication started at the same time")
+		return
+	}
+	s.o.Spawn = &Spawned{IKE: n, Output: out}
+}
