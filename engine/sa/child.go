@@ -40,6 +40,11 @@ type childSA struct {
 	weInitiated       bool
 	rekey             *childOffer // our rekey of this SA in flight
 	peerNew           *childSA    // the SA the peer made by rekeying this one meanwhile
+	// waitFor is set on the SA we made answering the peer's rekey of
+	// waitFor: outbound traffic stays on waitFor until the peer deletes it,
+	// since the peer installs its new inbound SA only when our response
+	// arrives (strongSwan 5.9.6+ does the same as a rekey responder).
+	waitFor *childSA
 }
 
 // policyGroup is the pair of policies of one logical Child SA: it lives
@@ -319,7 +324,7 @@ func (s *IKE) policyID() uint64 {
 // traffic goes to the newest active SA, inbound is accepted on all.
 func (s *IKE) syncPolicy(g *policyGroup) {
 	var in, out []uint32
-	var cur, fallback *childSA
+	var cur, fallback, held *childSA
 	for _, c := range s.children {
 		if c.group != g {
 			continue
@@ -327,16 +332,25 @@ func (s *IKE) syncPolicy(g *policyGroup) {
 		if !c.inGone {
 			in = append(in, c.inSPI)
 		}
+		if c.waitFor != nil && (c.waitFor.outGone || !slices.Contains(s.children, c.waitFor)) {
+			c.waitFor = nil
+		}
 		if !c.outGone {
-			if c.state == childActive {
+			switch {
+			case c.state == childActive && c.waitFor == nil:
 				cur = c
-			} else if fallback == nil {
+			case c.state == childActive:
+				held = c
+			case fallback == nil:
 				fallback = c
 			}
 		}
 	}
 	if cur == nil {
 		cur = fallback
+	}
+	if cur == nil {
+		cur = held
 	}
 	if cur != nil {
 		out = []uint32{cur.outSPI}

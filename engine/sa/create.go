@@ -270,10 +270,6 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		return
 	}
 	if sa.Proposals[0].Protocol == ike.ProtoIKE {
-		if m.notify(ike.CloneIKESA) != nil {
-			s.handleCloneRequest(now, ss, m, sa) // RFC 7791, not a rekey
-			return
-		}
 		if len(s.retiring) >= maxRetiring {
 			reply(ike.TemporaryFailure)
 			return
@@ -321,6 +317,8 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		old.peerNew = c
 	default:
 		// The peer deletes old (§1.3.3); delete it ourselves if it does not.
+		// Until then old carries our outbound traffic (see waitFor).
+		c.waitFor = old
 		old.state = childRekeyed
 		old.deleteAt = now.Add(s.giveUp() + s.cfg.RekeyedDelete)
 		s.syncPolicy(old.group)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
 )
 
@@ -277,4 +278,45 @@ func TestPFSRekeyFallback(t *testing.T) {
 			t.Errorf("algorithms %q", got)
 		}
 	})
+}
+
+// The responder of a Child SA rekey keeps sending on the old SA until the
+// initiator deletes it: the initiator installs its new inbound SA only
+// when our response arrives, so switching at once loses the packets that
+// overtake the response (seen as ping loss mifsec↔mifsec in
+// test/interop; strongSwan 5.9.6+ also delays the switch).
+func TestRekeyResponderSwitchesOutboundOnDelete(t *testing.T) {
+	for _, byInitiator := range []bool{true, false} {
+		t.Run(fmt.Sprintf("by initiator %v", byInitiator), func(t *testing.T) {
+			p := establish(t, 41, nil)
+			a, b := side(p, byInitiator)
+			old := b.ike.Info().Children[0]
+			outSPIs := func() []uint32 {
+				for _, pol := range activePolicies(t, b) {
+					if pol.Direction == dataplane.Out {
+						return pol.SPIs
+					}
+				}
+				return nil
+			}
+			p.command(a, Command{Kind: CmdRekeyChild, SPI: a.ike.Info().Children[0].InSPI})
+			p.step() // the CREATE_CHILD_SA request reaches b, b answers
+			if got := outSPIs(); len(got) != 1 || got[0] != old.OutSPI {
+				t.Fatalf("responder sends on %x before the initiator has the new SA; old %x", got, old.OutSPI)
+			}
+			p.step() // the response reaches a, which sends DELETE for the old SA
+			p.step() // the DELETE reaches b
+			now := b.ike.Info().Children
+			if len(now) != 1 || now[0].InSPI == old.InSPI {
+				t.Fatalf("responder children after DELETE %+v", now)
+			}
+			if got := outSPIs(); len(got) != 1 || got[0] != now[0].OutSPI {
+				t.Fatalf("responder outbound %x after DELETE, want the new SA %x", got, now[0].OutSPI)
+			}
+			p.settle()
+			if checkPaired(t, p.i, p.r) != 2 {
+				t.Fatal("SAs do not pair after the rekey")
+			}
+		})
+	}
 }
