@@ -270,6 +270,10 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		return
 	}
 	if sa.Proposals[0].Protocol == ike.ProtoIKE {
+		if m.notify(ike.CloneIKESA) != nil {
+			s.handleCloneRequest(now, ss, m, sa) // RFC 7791, not a rekey
+			return
+		}
 		if len(s.retiring) >= maxRetiring {
 			reply(ike.TemporaryFailure)
 			return
