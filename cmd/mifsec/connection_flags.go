@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -418,9 +419,9 @@ func parseChild(spec string) (*mifsecv1.Child, error) {
 			}
 			ch.RekeyTime = durationpb.New(d)
 		case "rekey-bytes":
-			_, err = fmt.Sscan(val, &ch.RekeyBytes)
+			ch.RekeyBytes, err = strconv.ParseUint(val, 10, 64)
 		case "rekey-packets":
-			_, err = fmt.Sscan(val, &ch.RekeyPackets)
+			ch.RekeyPackets, err = strconv.ParseUint(val, 10, 64)
 		default:
 			return nil, fmt.Errorf("unknown key %q (want local, remote, esp, mode, start, rekey, rekey-bytes, rekey-packets)", key)
 		}
