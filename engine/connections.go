@@ -86,6 +86,8 @@ type ConnectionSpec struct {
 	Pool            string        `json:"pool,omitempty"`
 	MOBIKE          bool          `json:"mobike"`
 	Fragmentation   bool          `json:"fragmentation"`
+	// Multipath keeps one IKE SA per usable path (multipath.go).
+	Multipath bool `json:"multipath,omitempty"`
 }
 
 // Defaults (strongSwan's where an operator would expect them).
@@ -103,7 +105,7 @@ const (
 // Connection fields accepted by UpdateConnection (proto spelling).
 var ConnectionFields = []string{"local_id", "remote_id", "local_auth", "remote_auth", "ike_proposals", "esp_proposals",
 	"remote_addresses", "local_interfaces", "remote_port", "dpd", "ike_rekey_time", "children",
-	"request_virtual_ip4", "request_virtual_ip6", "pool", "mobike", "fragmentation"}
+	"request_virtual_ip4", "request_virtual_ip6", "pool", "mobike", "fragmentation", "multipath"}
 
 type connection struct {
 	ID string
@@ -288,6 +290,9 @@ func (st *state) validateConnection(c *connection) error {
 		if _, ok := st.pools[s.Pool]; !ok {
 			return errf(InvalidArgument, "POOL_NOT_FOUND", "connection.pool", "pool %q not found", s.Pool)
 		}
+	}
+	if s.Multipath && s.Role != RoleInitiator {
+		return errf(InvalidArgument, "MULTIPATH_ON_RESPONDER", "connection.multipath", "only an initiator sets up paths; a responder accepts them all")
 	}
 	if (s.VirtualIP4 || s.VirtualIP6) && s.Role != RoleInitiator {
 		return errf(InvalidArgument, "VIRTUAL_IP_ON_RESPONDER", "connection.request_virtual_ip4", "only an initiator requests a virtual IP")
@@ -514,6 +519,8 @@ func (e *Engine) UpdateConnection(ctx context.Context, id string, spec Connectio
 				n.MOBIKE = src.MOBIKE
 			case "fragmentation":
 				n.Fragmentation = src.Fragmentation
+			case "multipath":
+				n.Multipath = src.Multipath
 			}
 		}
 		if err := st.validateConnection(next); err != nil {

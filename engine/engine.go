@@ -72,6 +72,7 @@ type state struct {
 	seq         uint64
 	watchers    map[*Subscription]struct{}
 	rt          *runtime
+	mp          *multi // paths, steering rules, merged policies
 }
 
 // New loads the persisted configuration, reads the kernel's view of every
@@ -108,12 +109,15 @@ func New(cfg Config) (*Engine, error) {
 	}
 	st := &state{e: e, interfaces: map[string]*Interface{}, secrets: map[string]*secret{},
 		pools: map[string]*pool{}, connections: map[string]*connection{}, watchers: map[*Subscription]struct{}{},
-		rt: newRuntime(cfg)}
+		rt: newRuntime(cfg), mp: newMulti()}
 	if err := st.restoreSecrets(); err != nil {
 		return nil, err
 	}
 	if err := st.restore(); err != nil {
 		return nil, err
+	}
+	if cfg.Dataplane != nil {
+		cfg.Dataplane.SetSteering(st.mp.steer)
 	}
 	go e.loop(st)
 	return e, nil
@@ -134,8 +138,11 @@ func (e *Engine) loop(st *state) {
 		st.listenNAT(ifc)
 	}
 	st.startConnections()
+	st.pathsChanged("start")
 	for {
 		select {
+		case <-st.mp.probeC():
+			st.probeTick()
 		case p := <-packets:
 			st.packet(p)
 		case <-st.rt.timer.C:
@@ -203,6 +210,8 @@ type persisted struct {
 	Interfaces  []persistedInterface  `json:"interfaces"`
 	Pools       []persistedPool       `json:"pools,omitempty"`
 	Connections []persistedConnection `json:"connections,omitempty"`
+	// SteeringRules: steering.go.
+	SteeringRules []persistedSteeringRule `json:"steering_rules,omitempty"`
 }
 
 type persistedPool struct {
@@ -269,6 +278,7 @@ func (st *state) restore() error {
 		}
 		st.connections[pc.ID] = c
 	}
+	st.restoreSteering(p.SteeringRules)
 	st.e.log.Info("configuration restored", "interfaces", len(st.interfaces), "pools", len(st.pools),
 		"connections", len(st.connections), "secrets", len(st.secrets), "path", st.e.store.Path())
 	return nil
@@ -292,6 +302,7 @@ func (st *state) persist() error {
 		c := st.connections[id]
 		p.Connections = append(p.Connections, persistedConnection{ID: id, ConnectionSpec: c.ConnectionSpec, CreateTime: c.CreateTime, UpdateTime: c.UpdateTime})
 	}
+	p.SteeringRules = st.persistedSteering()
 	if err := st.e.store.Save(p); err != nil {
 		return &Error{Code: Internal, Reason: ReasonPersistFailed, Msg: "could not persist configuration", Err: err}
 	}

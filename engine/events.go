@@ -29,12 +29,24 @@ const (
 	EventChildSAUp
 	EventChildSADown
 	EventChildSARekeyed
+	// Multiple interfaces (paths.go, steering.go, mobility.go).
+	EventPathUp
+	EventPathDown
+	EventFlowsMoved
+	EventIKESAMigrated
+	EventAddressesAnnounced
+	EventPeerAddresses
+	EventSteeringRuleCreated
+	EventSteeringRuleUpdated
+	EventSteeringRuleDeleted
 )
 
 var eventNames = [...]string{"unspecified", "snapshot", "end_of_snapshot", "interface_created",
 	"interface_updated", "interface_deleted", "interface_link_up", "interface_link_down",
 	"interface_link_absent", "interface_address_added", "interface_address_removed",
-	"ike_sa_up", "ike_sa_down", "ike_sa_rekeyed", "child_sa_up", "child_sa_down", "child_sa_rekeyed"}
+	"ike_sa_up", "ike_sa_down", "ike_sa_rekeyed", "child_sa_up", "child_sa_down", "child_sa_rekeyed",
+	"path_up", "path_down", "flows_moved", "ike_sa_migrated", "addresses_announced", "peer_addresses",
+	"steering_rule_created", "steering_rule_updated", "steering_rule_deleted"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventNames) {
@@ -50,6 +62,9 @@ const (
 	CategoryInterface Category = iota + 1
 	CategoryIKESA
 	CategoryChildSA
+	CategoryPath     // path up/down
+	CategorySteering // rule changes, flows moved
+	CategoryMobility // IKE SA migrated, addresses announced and learned
 )
 
 // Event is one thing that happened. Live events have consecutive sequence
@@ -63,10 +78,26 @@ type Event struct {
 	Address   netip.Prefix
 	IKESA     *IKESAView
 	ChildSA   *ChildSAView
+	// Multiple interfaces: the path or rule concerned, the connection,
+	// where flows or an IKE SA went from and to, addresses announced or
+	// learned.
+	Path         *PathView
+	SteeringRule *SteeringRule
+	Conn         string
+	From, To     PathRef
+	Addrs        []netip.Addr
 }
 
 func (ev Event) category() Category {
+	switch ev.Type {
+	case EventIKESAMigrated, EventAddressesAnnounced, EventPeerAddresses:
+		return CategoryMobility
+	}
 	switch {
+	case ev.Path != nil:
+		return CategoryPath
+	case ev.SteeringRule != nil:
+		return CategorySteering
 	case ev.IKESA != nil:
 		return CategoryIKESA
 	case ev.ChildSA != nil:
@@ -77,6 +108,10 @@ func (ev Event) category() Category {
 
 func (ev Event) connection() string {
 	switch {
+	case ev.Conn != "":
+		return ev.Conn
+	case ev.Path != nil:
+		return ev.Path.Conn
 	case ev.IKESA != nil:
 		return ev.IKESA.Conn
 	case ev.ChildSA != nil:

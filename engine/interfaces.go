@@ -43,6 +43,7 @@ func (e *Engine) CreateInterface(ctx context.Context, id string, spec InterfaceS
 		st.listenNAT(ifc)
 		st.e.log.Info("interface created", "interface", id, "link", spec.Link, "access_type", spec.AccessType, "state", ifc.State)
 		st.publish(Event{Type: EventInterfaceCreated, Reason: "api", Interface: ifc.clone()})
+		st.interfaceChanged(nil, ifc)
 		return *ifc.clone(), nil
 	})
 }
@@ -146,6 +147,7 @@ func (e *Engine) DeleteInterface(ctx context.Context, id string) error {
 		if err != nil {
 			return struct{}{}, err
 		}
+		st.drainInterface(ifc) // flows leave it first (mobility.go)
 		delete(st.interfaces, id)
 		if err := st.persist(); err != nil {
 			st.interfaces[id] = ifc
@@ -153,6 +155,7 @@ func (e *Engine) DeleteInterface(ctx context.Context, id string) error {
 		}
 		st.e.log.Info("interface deleted", "interface", id)
 		st.publish(Event{Type: EventInterfaceDeleted, Reason: "api", Interface: ifc.clone()})
+		st.interfaceChanged(ifc, nil)
 		return struct{}{}, nil
 	})
 	return err
@@ -233,6 +236,7 @@ func (st *state) reobserve(ifc *Interface) {
 		st.e.log.Info("interface address added", "interface", ifc.ID, "address", a)
 		st.publish(Event{Type: EventInterfaceAddressAdded, Reason: "netlink", Interface: ifc.clone(), Address: a})
 	}
+	st.interfaceChanged(&before, ifc)
 }
 
 func diffPrefixes(before, after []netip.Prefix) (removed, added []netip.Prefix) {

@@ -51,6 +51,8 @@ type ikeSA struct {
 	routes      []netip.Prefix
 	// half is set while a responder is half-open (counted by the cookies).
 	half *halfOpenKey
+	// path is the path the IKE SA lives on (paths.go).
+	path *path
 }
 
 type initResult struct {
@@ -274,8 +276,10 @@ func (st *state) newResponder(p transport.Packet) {
 		st.e.log.Warn("connection unusable", "connection", c.ID, "error", err)
 		return
 	}
+	pth := st.pathFor(c.ID, p.Local.Addr(), p.Remote.Addr())
+	cfg.Path = pth.tag
 	m, out := sa.NewResponder(cfg, now, rt.rng, d, msg)
-	s := &ikeSA{conn: c.ID, m: m, hidx: -1}
+	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
 	rt.all[s] = struct{}{}
 	if !out.Done {
 		key := halfOpenKey{msg.SPIi, p.Remote}
@@ -357,8 +361,9 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	for _, ev := range out.Events {
 		st.saEvent(s, ev)
 	}
+	st.probeCheck(s)
 	if out.Spawn != nil {
-		child := &ikeSA{conn: s.conn, m: out.Spawn.IKE, hidx: -1, name: s.name}
+		child := &ikeSA{conn: s.conn, m: out.Spawn.IKE, hidx: -1, name: s.name, path: s.path}
 		rt.all[child] = struct{}{}
 		st.apply(child, out.Spawn.Output)
 	}
@@ -440,6 +445,7 @@ func (st *state) dropSA(s *ikeSA) {
 	}
 	s.childRekeyW = nil
 	st.armTimer()
+	st.saGone(s)
 }
 
 func (st *state) downError(s *ikeSA) error {
@@ -459,6 +465,9 @@ func (st *state) downError(s *ikeSA) error {
 
 func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
 	rt := st.rt
+	if st.mergeOp(s, op) {
+		return
+	}
 	if op.Kind == sa.OpAddSA {
 		defer op.SA.Keys.Zero()
 		if op.SA.Direction == dataplane.In {
@@ -550,11 +559,14 @@ func (st *state) autoStart(c *connection) {
 	}
 }
 
-func (st *state) connectionAdded(c *connection) { st.autoStart(c) }
+func (st *state) connectionAdded(c *connection) {
+	st.autoStart(c)
+	st.pathsChanged("connection_added")
+}
 
 // connectionUpdated leaves running SAs alone: they pick the new settings up
 // when they are re-established.
-func (st *state) connectionUpdated(old, c *connection) {}
+func (st *state) connectionUpdated(old, c *connection) { st.pathsChanged("connection_updated") }
 
 // connectionRemoved deletes the connection's SAs.
 func (st *state) connectionRemoved(c *connection) {

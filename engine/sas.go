@@ -237,11 +237,13 @@ func (st *state) initiate(c *connection) (*ikeSA, error) {
 	if err != nil {
 		return nil, &Error{Code: FailedPrecondition, Reason: "CONNECTION_UNUSABLE", Msg: err.Error()}
 	}
+	pth := st.pathFor(c.ID, local, remoteAddr)
+	cfg.Path = pth.tag
 	if err := st.rt.tr.ListenNAT(local); err != nil {
 		st.e.log.Debug("NAT-T port", "local", local, "error", err)
 	}
 	m, out := sa.NewInitiator(cfg, st.e.cfg.Now(), st.rt.rng)
-	s := &ikeSA{conn: c.ID, m: m, hidx: -1}
+	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
 	st.rt.all[s] = struct{}{}
 	st.apply(s, out)
 	return s, nil
@@ -378,6 +380,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 			st.initialContact(s)
 		}
 		st.publish(Event{Type: EventIKESAUp, Reason: "established", IKESA: &view})
+		st.saUp(s)
 		for _, w := range s.waiters {
 			w <- initResult{name: view.Name}
 		}

@@ -180,6 +180,15 @@ type Steering interface {
 	Pick(f Flow, policy uint64, spis []uint32) uint32
 }
 
+// FlowObserver is optionally implemented by a Steering hook: the data plane
+// then reports every inbound packet it accepts with its flow (as received)
+// and the inbound SPI, so that return traffic can follow the path the flow
+// came in on (DESIGN.md §4, gateway). It runs on the packet path: it must
+// not block or allocate.
+type FlowObserver interface {
+	Observe(f Flow, spi uint32)
+}
+
 // Counters of one SA.
 type Counters struct {
 	Bytes, Packets uint64

@@ -240,6 +240,7 @@ func (e *inElem) open(pk *inPkt) []byte {
 		pk.sa.esp.CountDrop(esp.DropSelectorMismatch)
 		return nil
 	}
+	e.d.observeInbound(pk.sa, pkt)
 	return out
 }
 

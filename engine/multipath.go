@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/sa"
+)
+
+// Multipath connections keep one IKE SA per usable path (DESIGN.md §1 G1,
+// G2; PROTOCOL.md item 69). Against a standard peer each extra path is a
+// fully authenticated IKE SA without INITIAL_CONTACT (P5), asking for the
+// same inner address. The Child SAs of all paths have the same selectors
+// (RFC 7296 §2.8 allows parallel SAs): the outbound policies the SA
+// machines emit are merged here into one data-plane policy listing every
+// path's outbound SA, and the steering hook picks one per flow. Inbound
+// policies pass through: every path's inbound SA is accepted.
+
+// multipathRetry spaces attempts to set up a path's IKE SA.
+const multipathRetry = 5 * time.Second
+
+// mergedPolicy is one data-plane outbound policy standing for the
+// identical-selector policies of several SA machines.
+type mergedPolicy struct {
+	key, conn string
+	pol       dataplane.Policy // ID: the first member's; SPIs: the union
+	members   map[uint64]*policyMember
+	order     []uint64 // member policy ids, first come first
+	installed bool
+}
+
+type policyMember struct {
+	sa   *ikeSA
+	spis []uint32
+}
+
+func selectorsKey(sels []dataplane.Selector) string {
+	parts := make([]string, len(sels))
+	for i, s := range sels {
+		parts[i] = FormatSelector(s)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+// mergeOp intercepts an SA machine's outbound policy operation; it
+// reports whether it handled it.
+func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
+	switch op.Kind {
+	case sa.OpAddPolicy, sa.OpUpdatePolicy:
+		if op.Policy.Direction != dataplane.Out {
+			return false
+		}
+		id := op.Policy.ID
+		mp := st.mp.members[id]
+		if mp == nil {
+			key := s.conn + "|" + selectorsKey(op.Policy.Local) + "|" + selectorsKey(op.Policy.Remote)
+			if mp = st.mp.merged[key]; mp == nil {
+				mp = &mergedPolicy{key: key, conn: s.conn, pol: op.Policy, members: map[uint64]*policyMember{}}
+				mp.pol.SPIs = nil
+				st.mp.merged[key] = mp
+			}
+			st.mp.members[id] = mp
+			mp.order = append(mp.order, id)
+		}
+		mp.members[id] = &policyMember{sa: s, spis: slices.Clone(op.Policy.SPIs)}
+		st.pushMerged(mp)
+		return true
+	case sa.OpDeletePolicy:
+		mp := st.mp.members[op.PolicyID]
+		if mp == nil {
+			return false
+		}
+		delete(st.mp.members, op.PolicyID)
+		delete(mp.members, op.PolicyID)
+		mp.order = slices.DeleteFunc(mp.order, func(x uint64) bool { return x == op.PolicyID })
+		if len(mp.members) > 0 {
+			st.pushMerged(mp)
+			return true
+		}
+		delete(st.mp.merged, mp.key)
+		st.recompile("policy_removed")
+		if mp.installed && st.rt.dp != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := st.rt.dp.DeletePolicy(ctx, mp.pol.ID); err != nil {
+				st.rt.stats.DataplaneErrors++
+				st.e.log.Warn("data plane operation failed", "connection", mp.conn, "op", "delete_policy", "error", err)
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// pushMerged recompiles the table (so that it knows every SA's path
+// before the data plane can pick it) and installs the union.
+func (st *state) pushMerged(mp *mergedPolicy) {
+	var spis []uint32
+	for _, id := range mp.order {
+		for _, spi := range mp.members[id].spis {
+			if !slices.Contains(spis, spi) {
+				spis = append(spis, spi)
+			}
+		}
+	}
+	changed := !slices.Equal(spis, mp.pol.SPIs)
+	mp.pol.SPIs = spis
+	st.recompile("policy_changed")
+	if st.rt.dp == nil || (mp.installed && !changed) {
+		mp.installed = true
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	pol := mp.pol
+	pol.SPIs = slices.Clone(spis)
+	if mp.installed {
+		err = st.rt.dp.UpdatePolicy(ctx, pol)
+	} else {
+		err = st.rt.dp.AddPolicy(ctx, pol)
+	}
+	mp.installed = true
+	if err != nil {
+		st.rt.stats.DataplaneErrors++
+		st.e.log.Warn("data plane operation failed", "connection", mp.conn, "op", "merged_policy", "error", err)
+	}
+}
+
+// attachPath puts s on the path of its current addresses.
+func (st *state) attachPath(s *ikeSA, local, remote netip.Addr) {
+	if !local.IsValid() || !remote.IsValid() {
+		return
+	}
+	s.path = st.pathFor(s.conn, local, remote)
+}
+
+// reconcileMultipath starts the missing IKE SAs of multipath initiator
+// connections that have one established.
+func (st *state) reconcileMultipath() {
+	if st.rt.tr == nil {
+		return
+	}
+	now := st.e.cfg.Now()
+	for _, id := range sortedKeys(st.connections) {
+		c := st.connections[id]
+		if c.Role != RoleInitiator || !c.Multipath {
+			continue
+		}
+		var primary *ikeSA
+		for s := range st.rt.all {
+			if s.conn == c.ID && s.up && (primary == nil || s.name < primary.name) {
+				primary = s
+			}
+		}
+		if primary == nil {
+			continue
+		}
+		for _, p := range st.connPaths(c.ID) {
+			if !p.cand || st.saOf(p) != nil || now.Before(p.retryAt) || !st.linkOK(p) {
+				continue
+			}
+			p.retryAt = now.Add(multipathRetry)
+			if err := st.startPathSA(c, p); err != nil {
+				st.e.log.Warn("could not start a path's IKE SA", "path", p.name(), "error", err)
+			}
+		}
+	}
+}
+
+// startPathSA sets up a fully authenticated IKE SA on p, without
+// INITIAL_CONTACT so that the peer keeps the other paths' (PROTOCOL.md P5).
+func (st *state) startPathSA(c *connection, p *path) error {
+	port := st.rt.tr.Port()
+	cfg, err := st.saConfig(c, netip.AddrPortFrom(p.local, port), netip.AddrPortFrom(p.remote, c.RemotePort))
+	if err != nil {
+		return err
+	}
+	cfg.NoInitialContact = true
+	cfg.Path = p.tag
+	if err := st.rt.tr.ListenNAT(p.local); err != nil {
+		st.e.log.Debug("NAT-T port", "local", p.local, "error", err)
+	}
+	st.e.log.Info("starting a path's IKE SA", "path", p.name())
+	m, out := sa.NewInitiator(cfg, st.e.cfg.Now(), st.rt.rng)
+	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: p}
+	st.rt.all[s] = struct{}{}
+	st.apply(s, out)
+	return nil
+}
+
+// defaultPath is where conn's flows go without a rule: the first member
+// of its merged policies (the data plane's first SA).
+func (st *state) defaultPath(conn string) *path {
+	for _, mp := range st.mp.merged {
+		if mp.conn != conn || len(mp.order) == 0 {
+			continue
+		}
+		if m := mp.members[mp.order[0]]; m.sa.path != nil {
+			return m.sa.path
+		}
+	}
+	return nil
+}

@@ -1,0 +1,519 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/iface"
+	"github.com/mifsec/mifsec/engine/sa"
+)
+
+// A path is one local interface × one remote address of a connection
+// (DESIGN.md §2, connections/{c}/paths/{id}). One IKE SA lives on a path
+// (G1); steering rules choose among a connection's paths per flow. Paths
+// are derived: an initiator's candidates come from its usable interfaces
+// and the peer's address, and every IKE SA puts its own path in place.
+
+// PathState is the lifecycle of a path.
+type PathState uint8
+
+const (
+	PathDown       PathState = iota + 1 // no link, address or IKE SA
+	PathConnecting                      // its IKE SA is being set up
+	PathUp                              // IKE SA up and answering
+	PathSilent                          // IKE SA up but probes go unanswered
+)
+
+var pathStateNames = [...]string{"", "down", "connecting", "up", "silent"}
+
+func (s PathState) String() string {
+	if s > 0 && int(s) < len(pathStateNames) {
+		return pathStateNames[s]
+	}
+	return fmt.Sprintf("path_state(%d)", s)
+}
+
+// silentAfter is the number of unanswered probes that make a path silent.
+const silentAfter = 3
+
+type pathKey struct {
+	conn, iface string
+	remote      netip.Addr
+}
+
+type path struct {
+	pathKey
+	id    string
+	tag   uint32 // dataplane.SA.Path and the steering table's key
+	local netip.Addr
+	state PathState
+	cand  bool // an initiator's candidate (listed even without an IKE SA)
+
+	// Probes (liveness checks on the path's IKE SA, RFC 7296 §2.4).
+	rtt        time.Duration // smoothed, RFC 6298 §2 (alpha 1/8)
+	probes     uint64
+	lost       uint64
+	misses     int
+	probing    *ikeSA
+	probeSent  time.Time
+	probeBase  uint64
+	nextProbe  time.Time
+	lastOK     time.Time // last answer received
+	okSent     time.Time // when the last answered probe was sent
+	verifyW    []*verifyWait
+	retryAt    time.Time // multipath: next attempt to set up its IKE SA
+	downReason string
+}
+
+func (p *path) name() string  { return p.conn + "/paths/" + p.id }
+func (p *path) usable() bool  { return p.state == PathUp }
+func (p *path) loss() float64 { return ratio(p.lost, p.probes) }
+
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// verifyWait is closed when every path it waits for answered a probe sent
+// after since.
+type verifyWait struct {
+	n     int
+	since time.Time
+	c     chan struct{}
+}
+
+// multi is the multi-interface state: paths, steering rules, merged
+// policies and the compiled table. Owned by the state goroutine.
+type multi struct {
+	rules   map[string]*steeringRule
+	paths   map[pathKey]*path
+	byTag   map[uint32]*path
+	nextTag uint32
+	// Outbound policies of the SA machines merged by selectors.
+	merged   map[string]*mergedPolicy
+	members  map[uint64]*mergedPolicy
+	steer    *steerer
+	probe    *time.Timer
+	probeAt  time.Time
+	announce map[*ikeSA][]netip.Addr // last address list sent per IKE SA
+}
+
+func newMulti() *multi {
+	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
+		merged: map[string]*mergedPolicy{}, members: map[uint64]*mergedPolicy{}, steer: &steerer{},
+		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{}}
+	m.probe.Stop()
+	return m
+}
+
+// probeC is the probe timer's channel for the state loop.
+func (m *multi) probeC() <-chan time.Time { return m.probe.C }
+
+// pathID makes a readable resource id: interface, then the remote address
+// with '.' and ':' as '-'.
+func pathID(ifc string, remote netip.Addr, tag uint32) string {
+	id := ifc + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(remote.String())
+	if ValidID(id) != nil {
+		id = fmt.Sprintf("%s-p%d", ifc, tag)
+	}
+	return id
+}
+
+// ifaceOf names the interface holding address a ("unmanaged" if none).
+func (st *state) ifaceOf(a netip.Addr) string {
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		for _, p := range ifc.Addrs {
+			if p.Addr() == a.Unmap() {
+				return ifc.ID
+			}
+		}
+	}
+	return "unmanaged"
+}
+
+// pathFor finds or creates the path of conn from local to remote.
+func (st *state) pathFor(conn string, local, remote netip.Addr) *path {
+	k := pathKey{conn: conn, iface: st.ifaceOf(local), remote: remote.Unmap()}
+	if p := st.mp.paths[k]; p != nil {
+		if local.IsValid() {
+			p.local = local.Unmap()
+		}
+		return p
+	}
+	st.mp.nextTag++
+	p := &path{pathKey: k, tag: st.mp.nextTag, local: local.Unmap(), state: PathDown}
+	p.id = pathID(k.iface, k.remote, p.tag)
+	st.mp.paths[k] = p
+	st.mp.byTag[p.tag] = p
+	return p
+}
+
+// candidates lists (interface, local address) pairs an initiator
+// connection may use towards remote: its allowed interfaces (all when it
+// names none) whose link is up with an address of remote's family.
+func (st *state) candidates(c *connection, remote netip.Addr) [][2]string {
+	var out [][2]string
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		if len(c.LocalInterfaces) > 0 && !slices.Contains(c.LocalInterfaces, ifc.ID) {
+			continue
+		}
+		if a, ok := usableAddr(ifc, remote); ok {
+			out = append(out, [2]string{ifc.ID, a.String()})
+		}
+	}
+	return out
+}
+
+// usableAddr is ifc's first address of remote's family a tunnel may use.
+func usableAddr(ifc *Interface, remote netip.Addr) (netip.Addr, bool) {
+	if ifc.State != iface.Up {
+		return netip.Addr{}, false
+	}
+	for _, p := range ifc.Addrs {
+		a := p.Addr()
+		if a.Is4() == remote.Is4() && !a.IsLinkLocalUnicast() && !a.IsLoopback() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// syncPaths brings the registry in line: initiators' candidate paths
+// exist; paths with neither an IKE SA nor a candidacy go away.
+func (st *state) syncPaths() {
+	for _, p := range st.mp.paths {
+		p.cand = false
+	}
+	for _, c := range st.connections {
+		if c.Role != RoleInitiator || len(c.addrs) == 0 {
+			continue
+		}
+		for _, cand := range st.candidates(c, c.addrs[0]) {
+			p := st.pathFor(c.ID, netip.MustParseAddr(cand[1]), c.addrs[0])
+			p.cand = true
+		}
+	}
+	for k, p := range st.mp.paths {
+		if !p.cand && st.saOf(p) == nil && len(p.verifyW) == 0 {
+			delete(st.mp.paths, k)
+			delete(st.mp.byTag, p.tag)
+		}
+	}
+}
+
+// saOf is the IKE SA on p: an established one if any, else one being set up.
+func (st *state) saOf(p *path) *ikeSA {
+	var best *ikeSA
+	for s := range st.rt.all {
+		if s.path != p {
+			continue
+		}
+		if best == nil || s.up && !best.up || s.up == best.up && s.name > best.name {
+			best = s
+		}
+	}
+	return best
+}
+
+// connPaths lists conn's paths in id order.
+func (st *state) connPaths(conn string) []*path {
+	var out []*path
+	for _, p := range st.mp.paths {
+		if p.conn == conn {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *path) int { return strings.Compare(a.id, b.id) })
+	return out
+}
+
+// linkOK reports whether p's interface is up and still holds p.local.
+func (st *state) linkOK(p *path) bool {
+	ifc := st.interfaces[p.iface]
+	if ifc == nil {
+		return p.iface == "unmanaged"
+	}
+	if ifc.State != iface.Up {
+		return false
+	}
+	return slices.ContainsFunc(ifc.Addrs, func(x netip.Prefix) bool { return x.Addr() == p.local })
+}
+
+func (st *state) pathState(p *path) (PathState, string) {
+	if !st.linkOK(p) {
+		return PathDown, "link_down"
+	}
+	s := st.saOf(p)
+	switch {
+	case s == nil:
+		return PathDown, "no_ike_sa"
+	case !s.up:
+		return PathConnecting, "ike_sa_connecting"
+	case p.misses >= silentAfter:
+		return PathSilent, "silent"
+	}
+	return PathUp, "verified"
+}
+
+// pathsChanged re-derives every path's state, reports transitions and
+// recompiles the steering table; why is the cause for the events.
+func (st *state) pathsChanged(why string) {
+	st.syncPaths()
+	keys := slices.SortedFunc(maps.Keys(st.mp.paths), func(a, b pathKey) int {
+		return strings.Compare(st.mp.paths[a].name(), st.mp.paths[b].name())
+	})
+	for _, k := range keys {
+		p := st.mp.paths[k]
+		next, reason := st.pathState(p)
+		if next == p.state {
+			continue
+		}
+		was := p.state
+		p.state = next
+		p.downReason = ""
+		if next != PathUp {
+			p.downReason = reason
+		}
+		if reason == "link_down" || reason == "no_ike_sa" {
+			p.misses = 0
+		}
+		switch {
+		case next == PathUp:
+			st.e.log.Info("path up", "path", p.name(), "cause", why)
+			v := st.pathView(p, false)
+			st.publish(Event{Type: EventPathUp, Reason: why, Path: &v})
+		case was == PathUp:
+			st.e.log.Info("path down", "path", p.name(), "state", next, "cause", reason)
+			v := st.pathView(p, false)
+			st.publish(Event{Type: EventPathDown, Reason: reason, Path: &v})
+		}
+	}
+	st.recompile(why)
+	st.armProbes()
+}
+
+// PathView is what the API shows of a path.
+type PathView struct {
+	Conn, ID     string
+	Interface    string
+	Local        netip.AddrPort
+	Remote       netip.AddrPort
+	State        PathState
+	DownReason   string
+	IKESA        string
+	NATLocal     bool
+	NATRemote    bool
+	RTT          time.Duration
+	Loss         float64
+	Probes, Lost uint64
+	LastVerified time.Time
+	In, Out      dataplane.Counters
+}
+
+func (st *state) pathView(p *path, counters bool) PathView {
+	v := PathView{Conn: p.conn, ID: p.id, Interface: p.iface, State: p.state, DownReason: p.downReason,
+		Local: netip.AddrPortFrom(p.local, 0), Remote: netip.AddrPortFrom(p.remote, 0), RTT: p.rtt,
+		Loss: p.loss(), Probes: p.probes, Lost: p.lost, LastVerified: p.lastOK}
+	if s := st.saOf(p); s != nil {
+		in := s.m.Info()
+		v.IKESA, v.Local, v.Remote, v.NATLocal, v.NATRemote = s.name, in.Local, in.Remote, in.NATLocal, in.NATRemote
+	}
+	if !counters || st.rt.dp == nil {
+		return v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for s := range st.rt.all {
+		if s.path != p {
+			continue
+		}
+		for _, c := range s.m.Info().Children {
+			if in, err := st.rt.dp.Counters(ctx, c.InSPI, dataplane.In); err == nil {
+				v.In.Bytes += in.Bytes
+				v.In.Packets += in.Packets
+			}
+			if out, err := st.rt.dp.Counters(ctx, c.OutSPI, dataplane.Out); err == nil {
+				v.Out.Bytes += out.Bytes
+				v.Out.Packets += out.Packets
+			}
+		}
+	}
+	return v
+}
+
+// ListPaths lists the paths of a connection ("-": of all) in name order.
+func (e *Engine) ListPaths(ctx context.Context, conn, after string, limit int) ([]PathView, bool, error) {
+	if conn != "-" {
+		if _, err := do(ctx, e, func(st *state) (*connection, error) { return st.connection(conn, "parent") }); err != nil {
+			return nil, false, err
+		}
+	}
+	return listPage(ctx, e, after, limit, func(st *state) []PathView {
+		var out []PathView
+		for _, p := range st.mp.paths {
+			if conn == "-" || p.conn == conn {
+				out = append(out, st.pathView(p, true))
+			}
+		}
+		slices.SortFunc(out, func(a, b PathView) int { return strings.Compare(a.Conn+"/"+a.ID, b.Conn+"/"+b.ID) })
+		return out
+	}, func(v PathView) string { return v.Conn + "/" + v.ID })
+}
+
+// steered reports whether p's flows are chosen by steering (a rule can
+// apply to its connection, or the connection is multipath): then it is
+// probed, and how often.
+func (st *state) steered(p *path) (time.Duration, bool) {
+	iv, ok := time.Duration(0), false
+	for _, r := range st.mp.rules {
+		if r.Match.Connection != "" && r.Match.Connection != p.conn {
+			continue
+		}
+		if !ok || r.probeInterval() < iv {
+			iv, ok = r.probeInterval(), true
+		}
+	}
+	if c := st.connections[p.conn]; c != nil && c.Multipath && !ok {
+		iv, ok = DefaultProbeInterval, true
+	}
+	return iv, ok || len(p.verifyW) > 0
+}
+
+// probeTimeout is how long a probe may go unanswered before it counts as
+// lost: three intervals, at least a second.
+func probeTimeout(iv time.Duration) time.Duration { return max(3*iv, time.Second) }
+
+// armProbes sets the probe timer to the earliest probe work due.
+func (st *state) armProbes() {
+	var next time.Time
+	for _, p := range st.mp.paths {
+		iv, ok := st.steered(p)
+		if !ok || p.state != PathUp && p.state != PathSilent {
+			continue
+		}
+		at := p.nextProbe
+		if p.probing != nil {
+			at = p.probeSent.Add(probeTimeout(iv))
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	st.mp.probe.Stop()
+	st.mp.probeAt = next
+	if next.IsZero() {
+		return
+	}
+	st.mp.probe.Reset(max(next.Sub(st.e.cfg.Now()), 0))
+}
+
+// probeTick sends the probes due and counts those lost.
+func (st *state) probeTick() {
+	now := st.e.cfg.Now()
+	changed := false
+	for _, p := range st.mp.paths {
+		iv, ok := st.steered(p)
+		if !ok || p.state != PathUp && p.state != PathSilent {
+			continue
+		}
+		if p.probing != nil && now.Sub(p.probeSent) >= probeTimeout(iv) {
+			p.probing = nil
+			p.lost++
+			p.misses++
+			if p.misses == silentAfter {
+				changed = true
+			}
+		}
+		if p.probing == nil && !now.Before(p.nextProbe) {
+			st.sendProbe(p, now, iv)
+		}
+	}
+	if changed {
+		st.pathsChanged("silent")
+		return
+	}
+	st.armProbes()
+}
+
+// sendProbe starts a liveness check on p's IKE SA; any response the SA
+// processes after it answers it.
+func (st *state) sendProbe(p *path, now time.Time, iv time.Duration) {
+	s := st.saOf(p)
+	if s == nil || !s.up {
+		return
+	}
+	p.probing, p.probeSent, p.probeBase = s, now, s.m.Info().Stats.Responses
+	p.nextProbe = now.Add(iv)
+	p.probes++
+	st.drive(s, sa.Command{Kind: sa.CmdLiveness})
+}
+
+// probeCheck is called after s handled an input: an answered probe gives
+// an RTT sample, may bring its path back and releases verify waiters.
+func (st *state) probeCheck(s *ikeSA) {
+	p := s.path
+	if p == nil || p.probing != s || s.m.Info().Stats.Responses <= p.probeBase {
+		return
+	}
+	now := st.e.cfg.Now()
+	sample := now.Sub(p.probeSent)
+	if p.rtt == 0 {
+		p.rtt = sample
+	} else {
+		p.rtt += (sample - p.rtt) / 8
+	}
+	p.lastOK, p.okSent, p.probing = now, p.probeSent, nil
+	wasSilent := p.misses >= silentAfter
+	p.misses = 0
+	var again bool
+	p.verifyW = slices.DeleteFunc(p.verifyW, func(w *verifyWait) bool {
+		if p.okSent.Before(w.since) {
+			again = true
+			return false
+		}
+		if w.n--; w.n == 0 {
+			close(w.c)
+		}
+		return true
+	})
+	if again {
+		iv, _ := st.steered(p)
+		st.sendProbe(p, now, iv)
+	}
+	if wasSilent {
+		st.pathsChanged("probe_answered")
+		return
+	}
+	// SMALLEST_DELAY follows the RTT: recompile when a rule depends on it.
+	for _, r := range st.mp.rules {
+		if r.Mode == SteerSmallestDelay {
+			st.recompile("rtt_changed")
+			break
+		}
+	}
+	st.armProbes()
+}
+
+// verify probes paths now and returns a channel closed once each of them
+// answered a probe sent from now on.
+func (st *state) verify(paths []*path) <-chan struct{} {
+	now := st.e.cfg.Now()
+	w := &verifyWait{n: len(paths), since: now, c: make(chan struct{})}
+	for _, p := range paths {
+		p.verifyW = append(p.verifyW, w)
+		iv, _ := st.steered(p)
+		if p.probing == nil {
+			st.sendProbe(p, now, iv)
+		}
+	}
+	st.armProbes()
+	return w.c
+}

@@ -1,0 +1,968 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+)
+
+// Steering rules map flows to paths (DESIGN.md §1 G3-G5). A rule matches
+// flows and says, per connection, which of the connection's paths carries
+// them. The engine compiles all rules into one immutable table (steerTable)
+// that the data plane reads on every packet through the Steering hook.
+
+// SteeringMode is how a rule chooses among paths.
+type SteeringMode uint8
+
+const (
+	SteerUnspecified SteeringMode = iota
+	// SteerActiveStandby uses the first target until it fails, then the
+	// next; it does not go back by itself (non-revertive).
+	SteerActiveStandby
+	// SteerPriority always uses the best usable path: by the targets'
+	// order when given, else by interface priority (revertive).
+	SteerPriority
+	// SteerLoadBalance spreads flows over paths by weight; a flow stays on
+	// its path while that path is usable.
+	SteerLoadBalance
+	// SteerSmallestDelay uses the path with the smallest measured RTT.
+	SteerSmallestDelay
+)
+
+var steerModeNames = [...]string{"unspecified", "active_standby", "priority", "load_balance", "smallest_delay"}
+
+func (m SteeringMode) String() string {
+	if int(m) < len(steerModeNames) {
+		return steerModeNames[m]
+	}
+	return fmt.Sprintf("mode(%d)", m)
+}
+
+// PortRange is an inclusive range of transport ports; the zero value is any.
+type PortRange struct {
+	First uint32 `json:"first,omitempty"`
+	Last  uint32 `json:"last,omitempty"`
+}
+
+func (p PortRange) any() bool { return p.First == 0 && p.Last == 0 }
+
+// FlowMatch selects flows. Empty fields match everything.
+type FlowMatch struct {
+	Sources          []string  `json:"sources,omitempty"`      // prefixes
+	Destinations     []string  `json:"destinations,omitempty"` // prefixes
+	Protocol         uint32    `json:"protocol,omitempty"`     // IANA protocol number, 0 = any
+	SourcePorts      PortRange `json:"source_ports"`
+	DestinationPorts PortRange `json:"destination_ports"`
+	DSCP             []uint32  `json:"dscp,omitempty"`       // RFC 2474 codepoints
+	Connection       string    `json:"connection,omitempty"` // connection id
+}
+
+// SteeringTarget names paths by their local interface or its access type.
+type SteeringTarget struct {
+	Interface  string     `json:"interface,omitempty"`
+	AccessType AccessType `json:"access_type,omitempty"`
+	// Weight is the share of flows (SteerLoadBalance only).
+	Weight uint32 `json:"weight,omitempty"`
+}
+
+// SteeringSpec is the configurable part of a rule.
+type SteeringSpec struct {
+	Match FlowMatch    `json:"match"`
+	Mode  SteeringMode `json:"mode"`
+	// Precedence orders rules: lower first; ties by id. The first rule
+	// matching a flow decides.
+	Precedence uint32           `json:"precedence,omitempty"`
+	Targets    []SteeringTarget `json:"targets,omitempty"`
+	// ProbeInterval is how often the paths this rule uses are probed
+	// (0 = DefaultProbeInterval).
+	ProbeInterval time.Duration `json:"probe_interval,omitempty"`
+}
+
+// PathRef names a path: connections/{Conn}/paths/{ID}.
+type PathRef struct{ Conn, ID string }
+
+// SteeringRule is a rule as the API shows it.
+type SteeringRule struct {
+	ID string
+	SteeringSpec
+	// ActivePaths are the paths the rule's flows use now (output only).
+	ActivePaths            []PathRef
+	CreateTime, UpdateTime time.Time
+}
+
+// Steering defaults and bounds.
+const (
+	DefaultProbeInterval = 300 * time.Millisecond
+	MinProbeInterval     = 50 * time.Millisecond
+	MaxProbeInterval     = time.Minute
+	// probeVerifyTimeout bounds the wait for a fresh probe answer before a
+	// steering change or migration moves flows (make-before-break).
+	probeVerifyTimeout = 3 * time.Second
+)
+
+// SteeringFields are the fields UpdateSteeringRule accepts (proto spelling).
+var SteeringFields = []string{"match", "mode", "precedence", "targets", "probe_interval"}
+
+// Reasons of steering errors.
+const (
+	ReasonSteeringNotFound = "STEERING_RULE_NOT_FOUND"
+	ReasonSteeringExists   = "STEERING_RULE_ALREADY_EXISTS"
+	ReasonPathNotVerified  = "PATH_NOT_VERIFIED"
+)
+
+// steeringRule is the engine's copy with parsed forms and per-connection
+// state (the path each connection's flows use now).
+type steeringRule struct {
+	ID string
+	SteeringSpec
+	CreateTime, UpdateTime time.Time
+	src, dst               []netip.Prefix
+	dscp                   uint64 // bit i set: DSCP i matches; 0 = any
+	// active: per connection, the path tags in use (first = preferred).
+	active map[string][]uint32
+}
+
+func (r *steeringRule) probeInterval() time.Duration {
+	if r.ProbeInterval == 0 {
+		return DefaultProbeInterval
+	}
+	return r.ProbeInterval
+}
+
+// portProtocol reports whether protocol p has ports (RFC 4301 §4.4.1.1).
+func portProtocol(p uint32) bool { return p == 6 || p == 17 || p == 132 || p == 136 }
+
+// validateSteering checks spec against the engine's objects and fills the
+// parsed forms of r. Errors name the API field.
+func (st *state) validateSteering(r *steeringRule) error {
+	const f = "steering_rule."
+	s := &r.SteeringSpec
+	if s.Mode == SteerUnspecified || int(s.Mode) >= len(steerModeNames) {
+		return errf(InvalidArgument, "INVALID_STEERING_MODE", f+"mode", "must be one of ACTIVE_STANDBY, PRIORITY, LOAD_BALANCE, SMALLEST_DELAY")
+	}
+	parse := func(in []string, field string) ([]netip.Prefix, error) {
+		var out []netip.Prefix
+		for i, x := range in {
+			p, err := netip.ParsePrefix(strings.TrimSpace(x))
+			if err != nil {
+				a, err2 := netip.ParseAddr(strings.TrimSpace(x))
+				if err2 != nil {
+					return nil, errf(InvalidArgument, "INVALID_PREFIX", fmt.Sprintf("%s[%d]", field, i), "%q is not a prefix or address", x)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			out = append(out, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-(p.Addr().BitLen()-p.Addr().Unmap().BitLen())).Masked())
+		}
+		return out, nil
+	}
+	var err error
+	if r.src, err = parse(s.Match.Sources, f+"match.source_prefixes"); err != nil {
+		return err
+	}
+	if r.dst, err = parse(s.Match.Destinations, f+"match.destination_prefixes"); err != nil {
+		return err
+	}
+	if s.Match.Protocol > 255 {
+		return errf(InvalidArgument, "INVALID_PROTOCOL", f+"match.protocol", "must be an IP protocol number (0-255)")
+	}
+	for _, pr := range []struct {
+		p     PortRange
+		field string
+	}{{s.Match.SourcePorts, "match.source_ports"}, {s.Match.DestinationPorts, "match.destination_ports"}} {
+		if pr.p.any() {
+			continue
+		}
+		if pr.p.Last == 0 {
+			pr.p.Last = pr.p.First
+		}
+		if pr.p.First > 65535 || pr.p.Last > 65535 || pr.p.Last < pr.p.First {
+			return errf(InvalidArgument, "INVALID_PORT_RANGE", f+pr.field, "need first <= last <= 65535")
+		}
+		if !portProtocol(s.Match.Protocol) {
+			return errf(InvalidArgument, "PORTS_WITHOUT_PROTOCOL", f+pr.field, "ports need protocol tcp (6), udp (17), sctp (132) or udplite (136)")
+		}
+	}
+	if !s.Match.SourcePorts.any() && s.Match.SourcePorts.Last == 0 {
+		s.Match.SourcePorts.Last = s.Match.SourcePorts.First
+	}
+	if !s.Match.DestinationPorts.any() && s.Match.DestinationPorts.Last == 0 {
+		s.Match.DestinationPorts.Last = s.Match.DestinationPorts.First
+	}
+	r.dscp = 0
+	for i, d := range s.Match.DSCP {
+		if d > 63 {
+			return errf(InvalidArgument, "INVALID_DSCP", fmt.Sprintf("%smatch.dscp[%d]", f, i), "a DSCP is 0-63 (RFC 2474 §3)")
+		}
+		r.dscp |= 1 << d
+	}
+	if c := s.Match.Connection; c != "" {
+		if _, ok := st.connections[c]; !ok {
+			return errf(InvalidArgument, "CONNECTION_NOT_FOUND", f+"match.connection", "connection %q not found", c)
+		}
+	}
+	if (s.Mode == SteerActiveStandby) && len(s.Targets) == 0 {
+		return errf(InvalidArgument, "MISSING_FIELD", f+"targets", "ACTIVE_STANDBY needs the active target and its standbys, in order")
+	}
+	seen := map[SteeringTarget]bool{}
+	for i, t := range s.Targets {
+		field := fmt.Sprintf("%stargets[%d]", f, i)
+		switch {
+		case t.Interface != "" && t.AccessType != AccessUnspecified:
+			return errf(InvalidArgument, "INVALID_TARGET", field, "name an interface or an access type, not both")
+		case t.Interface != "":
+			if _, ok := st.interfaces[t.Interface]; !ok {
+				return errf(InvalidArgument, ReasonInterfaceNotFound, field+".interface", "interface %q not found", t.Interface)
+			}
+		case t.AccessType != AccessUnspecified:
+			if int(t.AccessType) >= len(accessNames) {
+				return errf(InvalidArgument, ReasonInvalidAccessType, field+".access_type", "unknown access type")
+			}
+		default:
+			return errf(InvalidArgument, "INVALID_TARGET", field, "an interface or an access type is required")
+		}
+		switch {
+		case s.Mode == SteerLoadBalance && t.Weight == 0:
+			return errf(InvalidArgument, "INVALID_WEIGHT", field+".weight", "LOAD_BALANCE targets need a weight of at least 1")
+		case s.Mode != SteerLoadBalance && t.Weight != 0:
+			return errf(InvalidArgument, "INVALID_WEIGHT", field+".weight", "weights are for LOAD_BALANCE only")
+		}
+		key := SteeringTarget{Interface: t.Interface, AccessType: t.AccessType}
+		if seen[key] {
+			return errf(InvalidArgument, "DUPLICATE_TARGET", field, "target named twice")
+		}
+		seen[key] = true
+	}
+	if s.ProbeInterval != 0 && (s.ProbeInterval < MinProbeInterval || s.ProbeInterval > MaxProbeInterval) {
+		return errf(InvalidArgument, "INVALID_PROBE_INTERVAL", f+"probe_interval", "must be between %v and %v", MinProbeInterval, MaxProbeInterval)
+	}
+	return nil
+}
+
+func cloneSteering(s SteeringSpec) SteeringSpec {
+	s.Match.Sources = slices.Clone(s.Match.Sources)
+	s.Match.Destinations = slices.Clone(s.Match.Destinations)
+	s.Match.DSCP = slices.Clone(s.Match.DSCP)
+	s.Targets = slices.Clone(s.Targets)
+	return s
+}
+
+func (st *state) steeringView(r *steeringRule) SteeringRule {
+	v := SteeringRule{ID: r.ID, SteeringSpec: cloneSteering(r.SteeringSpec), CreateTime: r.CreateTime, UpdateTime: r.UpdateTime}
+	for _, conn := range slices.Sorted(maps.Keys(r.active)) {
+		for _, tag := range r.active[conn] {
+			if p := st.mp.byTag[tag]; p != nil {
+				v.ActivePaths = append(v.ActivePaths, PathRef{Conn: p.conn, ID: p.id})
+			}
+		}
+	}
+	return v
+}
+
+func (st *state) rule(id, field string) (*steeringRule, error) {
+	r, ok := st.mp.rules[id]
+	if !ok {
+		return nil, errf(NotFound, ReasonSteeringNotFound, field, "steering rule %q not found", id)
+	}
+	return r, nil
+}
+
+// steerChange is a rule change waiting for fresh probes on the paths it
+// would move flows to (make-before-break).
+type steerChange struct {
+	done  bool
+	rule  SteeringRule
+	wait  <-chan struct{}
+	since time.Time
+}
+
+// CreateSteeringRule adds a rule. Flows it moves go to their new path only
+// once that path answered a fresh probe; the call returns after the move,
+// or with an error and nothing changed.
+func (e *Engine) CreateSteeringRule(ctx context.Context, id string, spec SteeringSpec) (SteeringRule, error) {
+	if err := ValidID(id); err != nil {
+		return SteeringRule{}, &Error{Code: InvalidArgument, Reason: ReasonInvalidID, Field: "steering_rule_id", Msg: err.Error()}
+	}
+	return e.changeSteering(ctx, func(st *state) (*steeringRule, error) {
+		if _, ok := st.mp.rules[id]; ok {
+			return nil, errf(AlreadyExists, ReasonSteeringExists, "steering_rule_id", "steering rule %q already exists", id)
+		}
+		now := st.e.cfg.Now()
+		r := &steeringRule{ID: id, SteeringSpec: cloneSteering(spec), CreateTime: now, UpdateTime: now}
+		return r, st.validateSteering(r)
+	}, "created")
+}
+
+// UpdateSteeringRule changes the named fields (SteeringFields) of a rule,
+// make-before-break like CreateSteeringRule.
+func (e *Engine) UpdateSteeringRule(ctx context.Context, id string, spec SteeringSpec, fields []string) (SteeringRule, error) {
+	if len(fields) == 0 {
+		fields = SteeringFields
+	}
+	for _, f := range fields {
+		if !slices.Contains(SteeringFields, f) {
+			return SteeringRule{}, errf(InvalidArgument, ReasonInvalidFieldMask, "update_mask", "field %q cannot be updated (allowed: %s)", f, strings.Join(SteeringFields, ", "))
+		}
+	}
+	return e.changeSteering(ctx, func(st *state) (*steeringRule, error) {
+		old, err := st.rule(id, "steering_rule.name")
+		if err != nil {
+			return nil, err
+		}
+		next := &steeringRule{ID: id, SteeringSpec: cloneSteering(old.SteeringSpec), CreateTime: old.CreateTime, UpdateTime: st.e.cfg.Now()}
+		src := cloneSteering(spec)
+		for _, f := range fields {
+			switch f {
+			case "match":
+				next.Match = src.Match
+			case "mode":
+				next.Mode = src.Mode
+			case "precedence":
+				next.Precedence = src.Precedence
+			case "targets":
+				next.Targets = src.Targets
+			case "probe_interval":
+				next.ProbeInterval = src.ProbeInterval
+			}
+		}
+		return next, st.validateSteering(next)
+	}, "updated")
+}
+
+// changeSteering runs a rule change in two steps: build and validate the
+// new rule and probe the paths it would newly use; then, once fresh answers
+// came (or the wait ended), commit only if every such path is verified.
+func (e *Engine) changeSteering(ctx context.Context, build func(*state) (*steeringRule, error), verb string) (SteeringRule, error) {
+	since := e.cfg.Now()
+	ch, err := do(ctx, e, func(st *state) (*steerChange, error) {
+		r, err := build(st)
+		if err != nil {
+			return nil, err
+		}
+		need := st.unverifiedTargets(r, since)
+		if len(need) == 0 {
+			v, err := st.commitSteering(r, verb)
+			return &steerChange{done: true, rule: v}, err
+		}
+		return &steerChange{wait: st.verify(need), since: since}, nil
+	})
+	if err != nil || ch.done {
+		return ch.ruleOrZero(), err
+	}
+	timer := time.NewTimer(probeVerifyTimeout)
+	defer timer.Stop()
+	select {
+	case <-ch.wait:
+	case <-timer.C:
+	case <-ctx.Done():
+		return SteeringRule{}, ctxError(ctx)
+	}
+	return do(ctx, e, func(st *state) (SteeringRule, error) {
+		r, err := build(st)
+		if err != nil {
+			return SteeringRule{}, err
+		}
+		if need := st.unverifiedTargets(r, since); len(need) > 0 {
+			return SteeringRule{}, errf(FailedPrecondition, ReasonPathNotVerified, "", "path %s did not answer a probe: no flow was moved", need[0].name())
+		}
+		return st.commitSteering(r, verb)
+	})
+}
+
+func (c *steerChange) ruleOrZero() SteeringRule {
+	if c == nil {
+		return SteeringRule{}
+	}
+	return c.rule
+}
+
+// unverifiedTargets lists the paths r would move flows to that have not
+// answered a probe since `since`.
+func (st *state) unverifiedTargets(r *steeringRule, since time.Time) []*path {
+	old := st.mp.rules[r.ID]
+	var out []*path
+	for _, conn := range st.ruleConns(r) {
+		prev := st.currentPaths(conn, old)
+		for _, tag := range st.choose(r, conn, true) {
+			p := st.mp.byTag[tag]
+			if p == nil || slices.Contains(prev, tag) || p.lastOK.After(since) {
+				continue
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// currentPaths is where conn's flows under rule r (nil: no rule, the
+// default path) go now.
+func (st *state) currentPaths(conn string, r *steeringRule) []uint32 {
+	if r != nil {
+		return r.active[conn]
+	}
+	if p := st.defaultPath(conn); p != nil {
+		return []uint32{p.tag}
+	}
+	return nil
+}
+
+func (st *state) commitSteering(r *steeringRule, verb string) (SteeringRule, error) {
+	old, had := st.mp.rules[r.ID]
+	if had {
+		r.active = old.active
+	}
+	st.mp.rules[r.ID] = r
+	if err := st.persist(); err != nil {
+		if had {
+			st.mp.rules[r.ID] = old
+		} else {
+			delete(st.mp.rules, r.ID)
+		}
+		return SteeringRule{}, err
+	}
+	st.e.log.Info("steering rule "+verb, "steering_rule", r.ID, "mode", r.Mode)
+	st.recompile("steering_rule_" + verb)
+	v := st.steeringView(r)
+	typ := EventSteeringRuleCreated
+	if had {
+		typ = EventSteeringRuleUpdated
+	}
+	st.publish(Event{Type: typ, Reason: "api", SteeringRule: &v})
+	return v, nil
+}
+
+// GetSteeringRule returns one rule.
+func (e *Engine) GetSteeringRule(ctx context.Context, id string) (SteeringRule, error) {
+	return do(ctx, e, func(st *state) (SteeringRule, error) {
+		r, err := st.rule(id, "name")
+		if err != nil {
+			return SteeringRule{}, err
+		}
+		return st.steeringView(r), nil
+	})
+}
+
+// ListSteeringRules pages through rules in id order.
+func (e *Engine) ListSteeringRules(ctx context.Context, after string, limit int) ([]SteeringRule, bool, error) {
+	return listPage(ctx, e, after, limit, func(st *state) []SteeringRule {
+		var out []SteeringRule
+		for _, id := range slices.Sorted(maps.Keys(st.mp.rules)) {
+			out = append(out, st.steeringView(st.mp.rules[id]))
+		}
+		return out
+	}, func(r SteeringRule) string { return r.ID })
+}
+
+// DeleteSteeringRule removes a rule; its flows go back to the default path
+// (the connection's first path, or on a gateway the path they came in on).
+func (e *Engine) DeleteSteeringRule(ctx context.Context, id string) error {
+	_, err := do(ctx, e, func(st *state) (struct{}, error) {
+		r, err := st.rule(id, "name")
+		if err != nil {
+			return struct{}{}, err
+		}
+		delete(st.mp.rules, id)
+		if err := st.persist(); err != nil {
+			st.mp.rules[id] = r
+			return struct{}{}, err
+		}
+		st.e.log.Info("steering rule deleted", "steering_rule", id)
+		st.recompile("steering_rule_deleted")
+		v := st.steeringView(r)
+		v.ActivePaths = nil
+		st.publish(Event{Type: EventSteeringRuleDeleted, Reason: "api", SteeringRule: &v})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// persistedSteeringRule is a rule on disk.
+type persistedSteeringRule struct {
+	ID string `json:"id"`
+	SteeringSpec
+	CreateTime time.Time `json:"create_time"`
+	UpdateTime time.Time `json:"update_time"`
+}
+
+func (st *state) persistedSteering() []persistedSteeringRule {
+	var out []persistedSteeringRule
+	for _, id := range slices.Sorted(maps.Keys(st.mp.rules)) {
+		r := st.mp.rules[id]
+		out = append(out, persistedSteeringRule{ID: id, SteeringSpec: r.SteeringSpec, CreateTime: r.CreateTime, UpdateTime: r.UpdateTime})
+	}
+	return out
+}
+
+func (st *state) restoreSteering(in []persistedSteeringRule) {
+	for _, pr := range in {
+		r := &steeringRule{ID: pr.ID, SteeringSpec: pr.SteeringSpec, CreateTime: pr.CreateTime, UpdateTime: pr.UpdateTime}
+		if ValidID(pr.ID) != nil {
+			continue
+		}
+		if err := st.validateSteering(r); err != nil {
+			st.e.log.Warn("skipping invalid persisted steering rule", "steering_rule", pr.ID, "error", err)
+			continue
+		}
+		st.mp.rules[pr.ID] = r
+	}
+}
+
+// sortedRules is the evaluation order: precedence, then id.
+func (st *state) sortedRules() []*steeringRule {
+	out := slices.Collect(maps.Values(st.mp.rules))
+	slices.SortFunc(out, func(a, b *steeringRule) int {
+		if a.Precedence != b.Precedence {
+			return int(a.Precedence) - int(b.Precedence)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// ruleConns lists the connections a rule can steer.
+func (st *state) ruleConns(r *steeringRule) []string {
+	if r.Match.Connection != "" {
+		return []string{r.Match.Connection}
+	}
+	return sortedKeys(st.connections)
+}
+
+// targetIndex is the position of the first target naming p, or -1.
+func (st *state) targetIndex(r *steeringRule, p *path) int {
+	ifc := st.interfaces[p.iface]
+	for i, t := range r.Targets {
+		if t.Interface != "" && t.Interface == p.iface {
+			return i
+		}
+		if t.AccessType != AccessUnspecified && ifc != nil && ifc.AccessType == t.AccessType {
+			return i
+		}
+	}
+	return -1
+}
+
+// choose returns, for conn, the path tags r sends flows to (one; for
+// SteerLoadBalance, all that share the flows) and the full preference order
+// the data plane falls back along. Unless dryRun, it remembers the choice.
+func (st *state) choose(r *steeringRule, conn string, dryRun bool) []uint32 {
+	active, _ := st.chooseOrder(r, conn, dryRun)
+	return active
+}
+
+func (st *state) chooseOrder(r *steeringRule, conn string, dryRun bool) (active, order []uint32) {
+	var cands []*path
+	for _, p := range st.connPaths(conn) {
+		if !p.usable() {
+			continue
+		}
+		if len(r.Targets) > 0 && st.targetIndex(r, p) < 0 {
+			continue
+		}
+		cands = append(cands, p)
+	}
+	prio := func(p *path) uint32 {
+		if ifc := st.interfaces[p.iface]; ifc != nil {
+			return ifc.Priority
+		}
+		return 0
+	}
+	byTargets := func(a, b *path) int {
+		if ia, ib := st.targetIndex(r, a), st.targetIndex(r, b); ia != ib {
+			return ia - ib
+		}
+		if pa, pb := prio(a), prio(b); pa != pb {
+			return int(pb) - int(pa)
+		}
+		return strings.Compare(a.id, b.id)
+	}
+	var cur uint32
+	if prev := r.active[conn]; len(prev) > 0 {
+		cur = prev[0]
+	}
+	switch r.Mode {
+	case SteerActiveStandby:
+		slices.SortFunc(cands, byTargets)
+		// Non-revertive: stay on the current path while it is usable.
+		if i := slices.IndexFunc(cands, func(p *path) bool { return p.tag == cur }); i > 0 {
+			c := cands[i]
+			cands = append([]*path{c}, slices.Delete(cands, i, i+1)...)
+		}
+	case SteerPriority, SteerLoadBalance:
+		slices.SortFunc(cands, byTargets)
+	case SteerSmallestDelay:
+		slices.SortFunc(cands, func(a, b *path) int {
+			if a.rtt != b.rtt {
+				return int(a.rtt - b.rtt)
+			}
+			return strings.Compare(a.id, b.id)
+		})
+		// Hysteresis: leave the current path only for one at least 10%
+		// faster, so that measurement noise does not move flows back and forth.
+		if i := slices.IndexFunc(cands, func(p *path) bool { return p.tag == cur }); i > 0 {
+			c := cands[i]
+			if cands[0].rtt > c.rtt-c.rtt/10 {
+				cands = append([]*path{c}, slices.Delete(cands, i, i+1)...)
+			}
+		}
+	}
+	order = make([]uint32, len(cands))
+	for i, p := range cands {
+		order[i] = p.tag
+	}
+	active = order
+	if r.Mode != SteerLoadBalance && len(order) > 1 {
+		active = order[:1:1]
+	}
+	if !dryRun {
+		if r.active == nil {
+			r.active = map[string][]uint32{}
+		}
+		if len(active) == 0 {
+			delete(r.active, conn)
+		} else {
+			r.active[conn] = active
+		}
+	}
+	return active, order
+}
+
+// weights of a load-balancing choice, in the order of tags.
+func (st *state) weights(r *steeringRule, tags []uint32) []float64 {
+	w := make([]float64, len(tags))
+	for i, tag := range tags {
+		w[i] = 1
+		if p := st.mp.byTag[tag]; p != nil {
+			if j := st.targetIndex(r, p); j >= 0 {
+				w[i] = float64(r.Targets[j].Weight)
+			}
+		}
+	}
+	return w
+}
+
+// steerTable is one immutable compilation of the rules and paths. The data
+// plane reads it on every packet through steerer, which swaps tables
+// atomically: Pick takes no lock and allocates nothing.
+type steerTable struct {
+	pols    map[uint64]polSteer // merged outbound policy id →
+	spiPath map[uint32]uint32   // outbound SPI → path tag
+	inPath  map[uint32]uint32   // inbound SPI → path tag
+	rules   []tableRule
+}
+
+type polSteer struct {
+	conn int // index into tableRule.choices
+	// symmetric: no rule matching, return traffic follows the path the
+	// flow last came in on (a gateway, DESIGN.md §4).
+	symmetric bool
+}
+
+type tableRule struct {
+	src, dst     []netip.Prefix
+	proto        uint8
+	sport, dport [2]uint16 // inclusive; {0, 0} = any
+	dscp         uint64
+	conn         int // -1: any connection
+	lb           bool
+	choices      []tableChoice // by connection index
+}
+
+type tableChoice struct {
+	tags    []uint32  // preference order (first usable wins), or the LB set
+	weights []float64 // LB only
+}
+
+func (r *tableRule) match(f *dataplane.Flow, conn int) bool {
+	if r.conn >= 0 && r.conn != conn {
+		return false
+	}
+	if r.proto != 0 && f.Protocol != r.proto {
+		return false
+	}
+	if r.dscp != 0 && r.dscp&(1<<(f.DSCP&63)) == 0 {
+		return false
+	}
+	if r.sport != [2]uint16{} && (f.SrcPort < r.sport[0] || f.SrcPort > r.sport[1]) {
+		return false
+	}
+	if r.dport != [2]uint16{} && (f.DstPort < r.dport[0] || f.DstPort > r.dport[1]) {
+		return false
+	}
+	return inPrefixes(r.src, f.Src) && inPrefixes(r.dst, f.Dst)
+}
+
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	if len(ps) == 0 {
+		return true
+	}
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// steerer is the dataplane.Steering (and FlowObserver) the engine installs.
+type steerer struct {
+	t atomic.Pointer[steerTable]
+	// flows remembers the path each flow last came in on; pins the path a
+	// load-balanced flow was given.
+	flows, pins flowCache
+}
+
+// Pick implements dataplane.Steering: the first matching rule decides;
+// without one, a gateway answers on the flow's inbound path; else 0 (the
+// policy's first SA).
+func (s *steerer) Pick(f dataplane.Flow, policy uint64, spis []uint32) uint32 {
+	t := s.t.Load()
+	if t == nil || len(spis) < 2 {
+		return 0
+	}
+	ps, ok := t.pols[policy]
+	if !ok {
+		return 0
+	}
+	for i := range t.rules {
+		r := &t.rules[i]
+		if !r.match(&f, ps.conn) || ps.conn >= len(r.choices) {
+			continue
+		}
+		ch := &r.choices[ps.conn]
+		if len(ch.tags) == 0 {
+			continue
+		}
+		if !r.lb {
+			for _, tag := range ch.tags {
+				if spi := t.spiOn(tag, spis); spi != 0 {
+					return spi
+				}
+			}
+			continue
+		}
+		if spi := s.balance(t, ch, &f, spis); spi != 0 {
+			return spi
+		}
+	}
+	if ps.symmetric {
+		if tag := s.flows.get(flowHash(&f, false)); tag != 0 {
+			return t.spiOn(tag, spis)
+		}
+	}
+	return 0
+}
+
+// balance picks a load-balanced flow's SA: its pinned path while that is
+// in the set, else weighted rendezvous hashing (highest score w/-ln(u)),
+// which moves only the flows of a path that left.
+func (s *steerer) balance(t *steerTable, ch *tableChoice, f *dataplane.Flow, spis []uint32) uint32 {
+	h := flowHash(f, false)
+	if tag := s.pins.get(h); tag != 0 && slices.Contains(ch.tags, tag) {
+		if spi := t.spiOn(tag, spis); spi != 0 {
+			return spi
+		}
+	}
+	var best, bestSPI uint32
+	bestScore := -1.0
+	for i, tag := range ch.tags {
+		spi := t.spiOn(tag, spis)
+		if spi == 0 {
+			continue
+		}
+		u := (float64(mix(h^uint64(tag)*0x9e3779b97f4a7c15)>>11) + 0.5) / (1 << 53)
+		score := ch.weights[i] / -math.Log(u)
+		if score > bestScore {
+			best, bestSPI, bestScore = tag, spi, score
+		}
+	}
+	if best != 0 {
+		s.pins.put(h, best)
+	}
+	return bestSPI
+}
+
+// Observe implements dataplane.FlowObserver: remember the path an inbound
+// flow arrived on, for symmetric return.
+func (s *steerer) Observe(f dataplane.Flow, spi uint32) {
+	t := s.t.Load()
+	if t == nil {
+		return
+	}
+	if tag := t.inPath[spi]; tag != 0 {
+		s.flows.put(flowHash(&f, true), tag)
+	}
+}
+
+// spiOn is the SA among spis that lives on path tag, or 0.
+func (t *steerTable) spiOn(tag uint32, spis []uint32) uint32 {
+	for _, spi := range spis {
+		if t.spiPath[spi] == tag {
+			return spi
+		}
+	}
+	return 0
+}
+
+// flowCache is a bounded, lock-free map from flow hashes to path tags:
+// one atomic word per slot holds the hash's upper half and the tag; each
+// flow has two candidate slots (2-way), so that collisions rarely evict.
+// An evicted flow is simply decided again.
+type flowCache struct{ slots [flowSlots]atomic.Uint64 }
+
+const flowSlots = 1 << 16
+
+func flowSlotsOf(h uint64) (uint64, uint64) { return h & (flowSlots - 1), (h >> 16) & (flowSlots - 1) }
+
+func (c *flowCache) get(h uint64) uint32 {
+	i, j := flowSlotsOf(h)
+	for _, k := range [2]uint64{i, j} {
+		if v := c.slots[k].Load(); v != 0 && v>>32 == h>>32 {
+			return uint32(v)
+		}
+	}
+	return 0
+}
+
+func (c *flowCache) put(h uint64, tag uint32) {
+	i, j := flowSlotsOf(h)
+	v := h>>32<<32 | uint64(tag)
+	for _, k := range [2]uint64{i, j} {
+		if old := c.slots[k].Load(); old == 0 || old>>32 == h>>32 {
+			c.slots[k].Store(v)
+			return
+		}
+	}
+	c.slots[i].Store(v)
+}
+
+// flowHash hashes a flow's 5-tuple (FNV-1a); reversed hashes an inbound
+// packet as its outbound reply, so both ends of a flow meet.
+func flowHash(f *dataplane.Flow, reversed bool) uint64 {
+	src, dst, sp, dp := f.Src, f.Dst, f.SrcPort, f.DstPort
+	if reversed {
+		src, dst, sp, dp = dst, src, dp, sp
+	}
+	h := uint64(14695981039346656037)
+	add := func(b byte) { h = (h ^ uint64(b)) * 1099511628211 }
+	a, b := src.As16(), dst.As16()
+	for i := range a {
+		add(a[i])
+	}
+	for i := range b {
+		add(b[i])
+	}
+	add(f.Protocol)
+	add(byte(sp >> 8))
+	add(byte(sp))
+	add(byte(dp >> 8))
+	add(byte(dp))
+	return mix(h)
+}
+
+// mix is the splitmix64 finaliser.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// recompile builds a new table from the rules, paths and merged policies,
+// swaps it in and reports the flows each rule moved (why: the cause).
+func (st *state) recompile(why string) {
+	t := &steerTable{pols: map[uint64]polSteer{}, spiPath: map[uint32]uint32{}, inPath: map[uint32]uint32{}}
+	conns := sortedKeys(st.connections)
+	idx := map[string]int{}
+	for i, c := range conns {
+		idx[c] = i
+	}
+	for _, mp := range st.mp.merged {
+		if i, ok := idx[mp.conn]; ok {
+			t.pols[mp.pol.ID] = polSteer{conn: i, symmetric: st.connections[mp.conn].Role == RoleResponder}
+		}
+	}
+	// Every SA a machine has, installed or being rekeyed, maps to its path.
+	for s := range st.rt.all {
+		if s.path == nil {
+			continue
+		}
+		for _, c := range s.m.Info().Children {
+			t.spiPath[c.OutSPI] = s.path.tag
+			t.inPath[c.InSPI] = s.path.tag
+		}
+	}
+	for _, r := range st.sortedRules() {
+		tr := tableRule{src: r.src, dst: r.dst, proto: uint8(r.Match.Protocol), dscp: r.dscp, conn: -1,
+			lb: r.Mode == SteerLoadBalance, choices: make([]tableChoice, len(conns))}
+		if !r.Match.SourcePorts.any() {
+			tr.sport = [2]uint16{uint16(r.Match.SourcePorts.First), uint16(r.Match.SourcePorts.Last)}
+		}
+		if !r.Match.DestinationPorts.any() {
+			tr.dport = [2]uint16{uint16(r.Match.DestinationPorts.First), uint16(r.Match.DestinationPorts.Last)}
+		}
+		if r.Match.Connection != "" {
+			i, ok := idx[r.Match.Connection]
+			if !ok {
+				continue
+			}
+			tr.conn = i
+		}
+		for _, conn := range st.ruleConns(r) {
+			i, ok := idx[conn]
+			if !ok {
+				continue
+			}
+			before := slices.Clone(r.active[conn])
+			active, order := st.chooseOrder(r, conn, false)
+			ch := tableChoice{tags: order}
+			if tr.lb {
+				ch = tableChoice{tags: active, weights: st.weights(r, active)}
+			}
+			tr.choices[i] = ch
+			st.flowsMoved(r, conn, before, active, why)
+		}
+		t.rules = append(t.rules, tr)
+	}
+	st.mp.steer.t.Store(t)
+}
+
+// flowsMoved publishes what a rule's choice change did to its flows.
+func (st *state) flowsMoved(r *steeringRule, conn string, before, after []uint32, why string) {
+	if len(before) == 0 || slices.Equal(before, after) {
+		return
+	}
+	from, to := st.mp.byTag[before[0]], (*path)(nil)
+	if len(after) > 0 {
+		to = st.mp.byTag[after[0]]
+	}
+	if r.Mode == SteerLoadBalance {
+		// Only the flows of paths that left the set move.
+		for _, tag := range before {
+			if !slices.Contains(after, tag) {
+				from = st.mp.byTag[tag]
+				break
+			}
+		}
+		if from == nil || slices.Contains(after, from.tag) {
+			return
+		}
+	}
+	v := st.steeringView(r)
+	ev := Event{Type: EventFlowsMoved, Reason: why, SteeringRule: &v, Conn: conn}
+	if from != nil {
+		ev.From = PathRef{Conn: conn, ID: from.id}
+	}
+	if to != nil {
+		ev.To = PathRef{Conn: conn, ID: to.id}
+	}
+	st.e.log.Info("flows moved", "steering_rule", r.ID, "connection", conn, "from", ev.From.ID, "to", ev.To.ID, "cause", why)
+	st.publish(ev)
+}
