@@ -140,7 +140,7 @@ func TestBuildConnectionCreateRequest(t *testing.T) {
 			args: []string{"--role=responder", "--psk", "secrets/gw", "--remote-ca-file", caFile, "--pool", "ue"},
 			want: &mifsecv1.Connection{Role: mifsecv1.Role_ROLE_RESPONDER, LocalAuth: pskAuthOf("secrets/gw"),
 				RemoteAuth: &mifsecv1.Authentication{Method: &mifsecv1.Authentication_Certificate{Certificate: &mifsecv1.CertificateAuth{CaPem: ca}}},
-				Pool: "pools/ue"},
+				Pool:       "pools/ue"},
 		},
 		{
 			name: "different PSKs each way",
@@ -306,7 +306,7 @@ func TestConnectionDetail(t *testing.T) {
 		LocalId: "@ue", RemoteId: "@gw",
 		LocalAuth: &mifsecv1.Authentication{Method: &mifsecv1.Authentication_Certificate{Certificate: &mifsecv1.CertificateAuth{
 			CertificatePem: cert + ca, KeySecret: "secrets/ue-key"}}},
-		RemoteAuth: &mifsecv1.Authentication{Method: &mifsecv1.Authentication_Certificate{Certificate: &mifsecv1.CertificateAuth{CaPem: ca}}},
+		RemoteAuth:      &mifsecv1.Authentication{Method: &mifsecv1.Authentication_Certificate{Certificate: &mifsecv1.CertificateAuth{CaPem: ca}}},
 		RemoteAddresses: []string{"203.0.113.1"}, Dpd: &mifsecv1.Dpd{Interval: durationpb.New(30 * time.Second)},
 		RequestVirtualIp4: true, Mobike: proto.Bool(true), IkeSas: []string{"connections/home/ikeSas/0123456789abcdef"},
 		CreateTime: fakeTime,
