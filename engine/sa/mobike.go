@@ -149,6 +149,9 @@ func (s *IKE) authAddrNotifies() []ike.Payload {
 // learnPeerAddrs records an address announcement; each list replaces the
 // previous one (RFC 4555 §3.6).
 func (s *IKE) learnPeerAddrs(ps []ike.Payload) {
+	if !s.cfg.MOBIKE {
+		return
+	}
 	var addrs []netip.Addr
 	found := false
 	for _, n := range payloadsOf[*ike.Notify](ps) {
