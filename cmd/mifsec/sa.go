@@ -424,7 +424,7 @@ func ikeSACompletions(ctx context.Context, c *client.Client) ([]completionItem, 
 	sas, err := listIKESAs(ctx, c, string(client.Connections)+"/"+anyParent)
 	items := make([]completionItem, len(sas))
 	for i, s := range sas {
-		items[i] = completionItem{shortIKEName(s.GetName()), enumShort(s.GetState()) + " " + s.GetRemoteAddress()}
+		items[i] = completionItem{shortIKEName(s.GetName()), strings.TrimSpace(enumShort(s.GetState()) + " " + s.GetRemoteAddress())}
 	}
 	return items, err
 }
