@@ -61,7 +61,37 @@ func swGateway(t *testing.T, tp *topo.Topology, mod func(*strongswan.Config)) *s
 // mifsecUE starts mifsecd in the ue namespace with both links registered,
 // the PSK and a connection to the gateway's RAN address.
 func mifsecUE(t *testing.T, tp *topo.Topology, mod func(*mifsecv1.Connection)) *daemon.Daemon {
-	d := daemon.Start(t, tp.UE, "--dataplane", "userspace")
+	return mifsecUEKey(t, tp, nil, mod)
+}
+
+// mifsecUEKey is mifsecUE that also stores keyPEM (when not nil) as the
+// private key secret "secrets/key".
+func mifsecUEKey(t *testing.T, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
+	d := mifsecNode(t, tp.UE, keyPEM)
+	conn := &mifsecv1.Connection{
+		Role: mifsecv1.Role_ROLE_INITIATOR, LocalId: ueID, RemoteId: "@" + gwID,
+		LocalAuth:    &mifsecv1.Authentication{Method: &mifsecv1.Authentication_PskSecret{PskSecret: "secrets/psk"}},
+		RemoteAuth:   &mifsecv1.Authentication{Method: &mifsecv1.Authentication_PskSecret{PskSecret: "secrets/psk"}},
+		IkeProposals: []string{ikeP}, EspProposals: []string{espP},
+		RemoteAddresses: []string{topo.GWRAN.String()}, LocalInterfaces: []string{"interfaces/ran"},
+		RequestVirtualIp4: true,
+		Dpd:               &mifsecv1.Dpd{Interval: durationpb.New(0)},
+		Children:          []*mifsecv1.Child{{Name: "net", RemoteTs: []string{topo.LANNet.String()}}},
+	}
+	if mod != nil {
+		mod(conn)
+	}
+	if _, err := d.Client.Connections.CreateConnection(ctxT(t), &mifsecv1.CreateConnectionRequest{ConnectionId: "gw", Connection: conn}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// mifsecNode starts mifsecd (userspace data plane) in ns with its RAN and
+// WLAN links registered (the same link names on both ends), the PSK as
+// "secrets/psk" and, when keyPEM is not nil, a private key as "secrets/key".
+func mifsecNode(t *testing.T, ns *topo.Netns, keyPEM []byte) *daemon.Daemon {
+	d := daemon.Start(t, ns, "--dataplane", "userspace")
 	ctx := ctxT(t)
 	c := d.Client
 	for _, i := range []struct {
@@ -78,23 +108,63 @@ func mifsecUE(t *testing.T, tp *topo.Topology, mod func(*mifsecv1.Connection)) *
 		Secret: &mifsecv1.Secret{Type: mifsecv1.SecretType_SECRET_TYPE_PSK, Data: &mifsecv1.Secret_Text{Text: psk}}}); err != nil {
 		t.Fatal(err)
 	}
+	if keyPEM != nil {
+		if _, err := c.Secrets.CreateSecret(ctx, &mifsecv1.CreateSecretRequest{SecretId: "key",
+			Secret: &mifsecv1.Secret{Type: mifsecv1.SecretType_SECRET_TYPE_PRIVATE_KEY, Data: &mifsecv1.Secret_Value{Value: keyPEM}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// mifsecGW starts mifsecd as the gateway: the pool "ue" over topo.VIPPool
+// and a responder connection "ues" leasing from it, with the LAN behind.
+func mifsecGW(t *testing.T, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
+	d := mifsecNode(t, tp.GW, keyPEM)
+	ctx := ctxT(t)
+	if _, err := d.Client.Pools.CreatePool(ctx, &mifsecv1.CreatePoolRequest{PoolId: "ue",
+		Pool: &mifsecv1.Pool{Ranges: []string{topo.VIPPool.String()}}}); err != nil {
+		t.Fatal(err)
+	}
 	conn := &mifsecv1.Connection{
-		Role: mifsecv1.Role_ROLE_INITIATOR, LocalId: ueID, RemoteId: "@" + gwID,
+		Role: mifsecv1.Role_ROLE_RESPONDER, LocalId: gwID, RemoteId: ueID,
 		LocalAuth:    &mifsecv1.Authentication{Method: &mifsecv1.Authentication_PskSecret{PskSecret: "secrets/psk"}},
 		RemoteAuth:   &mifsecv1.Authentication{Method: &mifsecv1.Authentication_PskSecret{PskSecret: "secrets/psk"}},
-		IkeProposals: []string{ikeP}, EspProposals: []string{espP},
-		RemoteAddresses: []string{topo.GWRAN.String()}, LocalInterfaces: []string{"interfaces/ran"},
-		RequestVirtualIp4: true,
-		Dpd:               &mifsecv1.Dpd{Interval: durationpb.New(0)},
-		Children:          []*mifsecv1.Child{{Name: "net", RemoteTs: []string{topo.LANNet.String()}}},
+		IkeProposals: []string{ikeP, "aes128-sha256-modp2048"}, EspProposals: []string{espP, "aes128gcm16"},
+		Pool:     "pools/ue",
+		Dpd:      &mifsecv1.Dpd{Interval: durationpb.New(0)},
+		Children: []*mifsecv1.Child{{Name: "net", LocalTs: []string{topo.LANNet.String()}}},
 	}
 	if mod != nil {
 		mod(conn)
 	}
-	if _, err := c.Connections.CreateConnection(ctx, &mifsecv1.CreateConnectionRequest{ConnectionId: "gw", Connection: conn}); err != nil {
+	if _, err := d.Client.Connections.CreateConnection(ctx, &mifsecv1.CreateConnectionRequest{ConnectionId: "ues", Connection: conn}); err != nil {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// swUE starts strongSwan as the end user: connection "gw" to the
+// gateway's RAN address asking for a virtual IP, child "net" to the LAN,
+// started by the test (vici initiate).
+func swUE(t *testing.T, tp *topo.Topology, mod func(*strongswan.Config)) *strongswan.Charon {
+	cfg := strongswan.Config{
+		Name:              "ue",
+		RetransmitTimeout: time.Second, RetransmitTries: 6,
+		Connections: []strongswan.Connection{{
+			Name: "gw", LocalAddrs: []string{topo.UERAN.String()}, RemoteAddrs: []string{topo.GWRAN.String()},
+			Proposals: []string{ikeP}, VIPs: []string{"0.0.0.0"},
+			Local:  strongswan.Auth{Auth: "psk", ID: ueID},
+			Remote: strongswan.Auth{Auth: "psk", ID: gwID},
+			Children: []strongswan.Child{{Name: "net", RemoteTS: []string{topo.LANNet.String()},
+				ESPProposals: []string{espP}, StartAction: "none"}},
+		}},
+		Secrets: []strongswan.PSK{{IDs: []string{gwID, ueID}, Secret: vici.Secret(psk)}},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return strongswan.Start(t, tp.UE, cfg)
 }
 
 // ikeSA returns the one IKE SA of a connection.
