@@ -194,7 +194,9 @@ func natdPayloads(ss *session, local, remote netip.AddrPort) []ike.Payload {
 
 // natCheck compares the NAT-D hashes of a message with the addresses it
 // came on: natLocal when we are behind a NAT, natRemote when the peer is.
-func natCheck(ps []ike.Payload, ss *session, d Datagram) (natLocal, natRemote, seen bool) {
+// The hashes cover the SPIs of the IKE SA that carried it (its header).
+func natCheck(m *inbound) (natLocal, natRemote, seen bool) {
+	ps, d := m.payloads, m.dg
 	var src, dst [][]byte
 	for _, n := range payloadsOf[*ike.Notify](ps) {
 		switch n.NotifyType {
@@ -207,7 +209,7 @@ func natCheck(ps []ike.Payload, ss *session, d Datagram) (natLocal, natRemote, s
 	if len(src) == 0 || len(dst) == 0 {
 		return false, false, false
 	}
-	peer, us := natHash(ss.spii, ss.spir, d.Remote), natHash(ss.spii, ss.spir, d.Local)
+	peer, us := natHash(m.hdr.SPIi, m.hdr.SPIr, d.Remote), natHash(m.hdr.SPIi, m.hdr.SPIr, d.Local)
 	natRemote = !slices.ContainsFunc(src, func(b []byte) bool { return bytes.Equal(b, peer) })
 	natLocal = !slices.ContainsFunc(dst, func(b []byte) bool { return bytes.Equal(b, us) })
 	return natLocal, natRemote, true
@@ -423,7 +425,7 @@ func (s *IKE) pathTestAnswered(now time.Time, r *request, m *inbound) {
 		s.startPathTest(now, mg)
 		return
 	}
-	natL, natR, seen := natCheck(m.payloads, s.cur, m.dg)
+	natL, natR, seen := natCheck(m)
 	pathNAT := seen && (natL || natR)
 	if pathNAT && s.cfg.NoNATsAllowed {
 		s.mob.mig = nil
@@ -494,7 +496,7 @@ func (s *IKE) updateAnswered(now time.Time, r *request, m *inbound, cookie []byt
 		s.migrateFailed(mg.local, mg.remote, ReasonPeerError, n.NotifyType, "peer answered "+n.NotifyType.String())
 		return
 	}
-	if natL, natR, seen := natCheck(m.payloads, s.cur, m.dg); seen {
+	if natL, natR, seen := natCheck(m); seen {
 		s.natLocal, s.natRemote, s.natdSeen = natL, natR, true
 	}
 	s.moveTo(now, mg.local, mg.remote, mg.reason)
@@ -582,7 +584,7 @@ func (s *IKE) peerUpdate(now time.Time, ss *session, m *inbound) *ike.Notify {
 		return &ike.Notify{NotifyType: ike.UnacceptableAddresses}
 	}
 	// 4, 5. The new addresses come from the IP header; NAT-T is redone.
-	natL, natR, seen := natCheck(m.payloads, ss, m.dg)
+	natL, natR, seen := natCheck(m)
 	if !seen {
 		natL, natR = false, false
 	}

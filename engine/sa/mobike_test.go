@@ -824,3 +824,99 @@ func TestNoNATsData(t *testing.T) {
 		}
 	}
 }
+
+// A move and an IKE rekey at the same time: the NAT-D of the path test
+// and of the update follow the IKE SA that carries them, so no NAT is
+// seen where there is none.
+func TestMOBIKEMigrateDuringIKERekey(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rekeyB bool // the responder rekeys
+	}{
+		{"initiator rekeys first", false},
+		{"responder rekeys first", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mobikeMesh(t, 311, nil)
+			a, b := m.a.ms[0], m.b.ms[0]
+			skipA, skipB := len(a.ops), len(b.ops)
+			if tc.rekeyB {
+				m.command(m.b, b, Command{Kind: CmdRekeyIKE})
+			} else {
+				m.command(m.a, a, Command{Kind: CmdRekeyIKE})
+			}
+			m.command(m.a, a, Command{Kind: CmdMigrate, Local: at4500(ip2I), Remote: at4500(ip1R)})
+			m.advance(time.Minute)
+			if a.count(EventIKERekeyed) != 1 || a.count(EventMigrated) != 1 || b.count(EventMigrated) != 1 {
+				t.Fatalf("events %v / %v", a.events, b.events)
+			}
+			checkPair(t, a, b, at4500(ip2I), at4500(ip1R), skipA, skipB)
+			for _, n := range []*mnode{a, b} {
+				if i := n.ike.Info(); i.NATLocal || i.NATRemote {
+					t.Errorf("a NAT seen: %+v", i)
+				}
+				for _, o := range n.updates(0) {
+					if o.Update.Encap {
+						t.Errorf("UDP encapsulation without a NAT: %v", o)
+					}
+				}
+			}
+		})
+	}
+}
+
+// FuzzMOBIKEInformational sends arbitrary payload chains, properly
+// protected, from any address, to an established MOBIKE responder: no
+// panic, bounded output, and the SAs move only on UPDATE_SA_ADDRESSES, to
+// the pair the request came on and never to one the policy refuses.
+func FuzzMOBIKEInformational(f *testing.F) {
+	v4 := netip.MustParseAddr("192.0.2.9").AsSlice()
+	for _, ps := range [][]ike.Payload{
+		{&ike.Notify{NotifyType: ike.UpdateSAAddresses}, &ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: make([]byte, 20)},
+			&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: make([]byte, 20)},
+			&ike.Notify{NotifyType: ike.NoNATsAllowed, Data: noNATsData(at4500(ip2I), at4500(ip1R))},
+			&ike.Notify{NotifyType: ike.Cookie2, Data: make([]byte, 16)}},
+		{&ike.Notify{NotifyType: ike.UpdateSAAddresses}, &ike.Notify{NotifyType: ike.NoNATsAllowed, Data: []byte{1, 2, 3}}},
+		{&ike.Notify{NotifyType: ike.AdditionalIP4Address, Data: v4}, &ike.Notify{NotifyType: ike.AdditionalIP6Address, Data: make([]byte, 16)}},
+		{&ike.Notify{NotifyType: ike.NoAdditionalAddresses}, &ike.Notify{NotifyType: ike.AdditionalIP4Address, Data: v4[:3]}},
+		{&ike.Notify{NotifyType: ike.Cookie2, Data: make([]byte, 100)}, &ike.Notify{NotifyType: ike.NATDetectionSourceIP}},
+		{&ike.Delete{Protocol: ike.ProtoIKE}, &ike.Notify{NotifyType: ike.UpdateSAAddresses}},
+	} {
+		first, inner, err := ike.EncodePayloads(ps)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for from := range uint8(4) {
+			f.Add(uint8(first), inner, from)
+		}
+	}
+	f.Fuzz(func(t *testing.T, first uint8, inner []byte, from uint8) {
+		ps, err := ike.DecodePayloads(ike.PayloadType(first), inner)
+		if err != nil {
+			return // the codec's own fuzz targets cover that
+		}
+		m := mobikeMesh(t, 320, func(_, resp *Config) {
+			resp.AcceptAddress = func(l, r netip.AddrPort) bool { return r.Addr() != ip3R }
+		})
+		a, b := m.a.ms[0].ike, m.b.ms[0]
+		srcs := []netip.AddrPort{at4500(ip1I), at4500(ip2I), at4500(ip3R), natHop}
+		src := srcs[int(from)%len(srcs)]
+		ss := a.cur
+		pk, err := a.seal(ss, ss.header(ike.Informational, ss.nextReq, false), ps, src, at4500(ip1R))
+		if err != nil {
+			return
+		}
+		ss.nextReq++
+		before := b.ike.Info()
+		for _, d := range pk {
+			check(t, b.ike, b.ike.Handle(m.now, Datagram{Local: at4500(ip1R), Remote: src, Data: d}))
+		}
+		after := b.ike.Info()
+		if after.Remote != before.Remote && (after.Remote != src || notifyIn(ps, ike.UpdateSAAddresses) == nil) {
+			t.Fatalf("moved to %v on %v from %v", after.Remote, ps, src)
+		}
+		if after.Remote.Addr() == ip3R {
+			t.Fatal("moved to an address the policy refuses")
+		}
+	})
+}
