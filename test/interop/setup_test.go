@@ -30,14 +30,14 @@ const (
 	timeout = 60 * time.Second
 )
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // swGateway starts strongSwan as the gateway with a PSK and a pool.
-func swGateway(t *testing.T, tp *topo.Topology, mod func(*strongswan.Config)) *strongswan.Charon {
+func swGateway(t testing.TB, tp *topo.Topology, mod func(*strongswan.Config)) *strongswan.Charon {
 	cfg := strongswan.Config{
 		Name:              "gw",
 		RetransmitTimeout: time.Second, RetransmitTries: 3,
@@ -60,13 +60,13 @@ func swGateway(t *testing.T, tp *topo.Topology, mod func(*strongswan.Config)) *s
 
 // mifsecUE starts mifsecd in the ue namespace with both links registered,
 // the PSK and a connection to the gateway's RAN address.
-func mifsecUE(t *testing.T, tp *topo.Topology, mod func(*mifsecv1.Connection)) *daemon.Daemon {
+func mifsecUE(t testing.TB, tp *topo.Topology, mod func(*mifsecv1.Connection)) *daemon.Daemon {
 	return mifsecUEKey(t, tp, nil, mod)
 }
 
 // mifsecUEKey is mifsecUE that also stores keyPEM (when not nil) as the
 // private key secret "secrets/key".
-func mifsecUEKey(t *testing.T, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
+func mifsecUEKey(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
 	d := mifsecNode(t, tp.UE, keyPEM)
 	conn := &mifsecv1.Connection{
 		Role: mifsecv1.Role_ROLE_INITIATOR, LocalId: ueID, RemoteId: "@" + gwID,
@@ -90,7 +90,7 @@ func mifsecUEKey(t *testing.T, tp *topo.Topology, keyPEM []byte, mod func(*mifse
 // mifsecNode starts mifsecd (userspace data plane) in ns with its RAN and
 // WLAN links registered (the same link names on both ends), the PSK as
 // "secrets/psk" and, when keyPEM is not nil, a private key as "secrets/key".
-func mifsecNode(t *testing.T, ns *topo.Netns, keyPEM []byte) *daemon.Daemon {
+func mifsecNode(t testing.TB, ns *topo.Netns, keyPEM []byte) *daemon.Daemon {
 	d := daemon.Start(t, ns, "--dataplane", "userspace")
 	ctx := ctxT(t)
 	c := d.Client
@@ -119,7 +119,7 @@ func mifsecNode(t *testing.T, ns *topo.Netns, keyPEM []byte) *daemon.Daemon {
 
 // mifsecGW starts mifsecd as the gateway: the pool "ue" over topo.VIPPool
 // and a responder connection "ues" leasing from it, with the LAN behind.
-func mifsecGW(t *testing.T, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
+func mifsecGW(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
 	d := mifsecNode(t, tp.GW, keyPEM)
 	ctx := ctxT(t)
 	if _, err := d.Client.Pools.CreatePool(ctx, &mifsecv1.CreatePoolRequest{PoolId: "ue",
@@ -147,7 +147,7 @@ func mifsecGW(t *testing.T, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1
 // swUE starts strongSwan as the end user: connection "gw" to the
 // gateway's RAN address asking for a virtual IP, child "net" to the LAN,
 // started by the test (vici initiate).
-func swUE(t *testing.T, tp *topo.Topology, mod func(*strongswan.Config)) *strongswan.Charon {
+func swUE(t testing.TB, tp *topo.Topology, mod func(*strongswan.Config)) *strongswan.Charon {
 	cfg := strongswan.Config{
 		Name:              "ue",
 		RetransmitTimeout: time.Second, RetransmitTries: 6,
@@ -168,7 +168,7 @@ func swUE(t *testing.T, tp *topo.Topology, mod func(*strongswan.Config)) *strong
 }
 
 // ikeSA returns the one IKE SA of a connection.
-func ikeSA(t *testing.T, d *daemon.Daemon, conn string) *mifsecv1.IkeSa {
+func ikeSA(t testing.TB, d *daemon.Daemon, conn string) *mifsecv1.IkeSa {
 	t.Helper()
 	r, err := d.Client.SAs.ListIkeSas(ctxT(t), &mifsecv1.ListIkeSasRequest{Parent: "connections/" + conn})
 	if err != nil || len(r.IkeSas) != 1 {
@@ -177,7 +177,7 @@ func ikeSA(t *testing.T, d *daemon.Daemon, conn string) *mifsecv1.IkeSa {
 	return r.IkeSas[0]
 }
 
-func childSAs(t *testing.T, d *daemon.Daemon, ike string) []*mifsecv1.ChildSa {
+func childSAs(t testing.TB, d *daemon.Daemon, ike string) []*mifsecv1.ChildSa {
 	t.Helper()
 	r, err := d.Client.SAs.ListChildSas(ctxT(t), &mifsecv1.ListChildSasRequest{Parent: ike})
 	if err != nil {
@@ -186,7 +186,7 @@ func childSAs(t *testing.T, d *daemon.Daemon, ike string) []*mifsecv1.ChildSa {
 	return r.ChildSas
 }
 
-func vip(t *testing.T, sa *mifsecv1.IkeSa) netip.Addr {
+func vip(t testing.TB, sa *mifsecv1.IkeSa) netip.Addr {
 	t.Helper()
 	if len(sa.VirtualIps) != 1 {
 		t.Fatalf("virtual IPs %v", sa.VirtualIps)
