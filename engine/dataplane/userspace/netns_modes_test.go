@@ -29,6 +29,9 @@ func checkFlowed(t *testing.T, dpa, dpb *DataPlane, min uint64) {
 			}
 		}
 	}
+	if t.Failed() {
+		t.Logf("A: %+v\nB: %+v", dpa.Stats(), dpb.Stats())
+	}
 }
 
 // Tunnel mode over IPv6 outer addresses (IPv6 inside) and over plain ESP
@@ -102,6 +105,7 @@ func TestNamespaceTransport(t *testing.T) {
 				peer := netip.MustParseAddr(tc.host[1-i])
 				run(t, "ip", "-n", ns[i], "route", "add", netip.PrefixFrom(peer, peer.BitLen()).String(), "dev", dp.TUNName(), "src", tc.host[i])
 			}
+			staticNeighbours(t, a, b, "o", 1, netip.MustParseAddr(tc.outer[0]), netip.MustParseAddr(tc.outer[1]))
 			ctx := context.Background()
 			hostTS := func(i int) []dataplane.Selector {
 				h := netip.MustParseAddr(tc.host[i])

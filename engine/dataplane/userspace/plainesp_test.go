@@ -138,7 +138,9 @@ func rawIPv4(n *memNet, dst netip.Addr, p []byte) {
 }
 
 // An SA moves between ESP-in-UDP and plain ESP (MOBIKE after the NAT went
-// away, RFC 4555 §3.5) while packets flow: none is lost or reordered.
+// away, RFC 4555 §3.5) while packets flow: none is lost. Packets still in
+// flight on the old path may arrive after the first ones on the new path
+// (another socket, another reader), within the replay window.
 func TestMoveBetweenEncapAndPlain(t *testing.T) {
 	n := newMemNet()
 	var seen capture
@@ -164,10 +166,13 @@ func TestMoveBetweenEncapAndPlain(t *testing.T) {
 	}
 	recv := func() {
 		t.Helper()
+		got := map[uint16]bool{}
+		for range K {
+			got[binary.BigEndian.Uint16(recvTUN(t, b)[22:])] = true
+		}
 		for i := seq - K; i < seq; i++ {
-			p := recvTUN(t, b)
-			if port := binary.BigEndian.Uint16(p[22:]); port != uint16(i) {
-				t.Fatalf("packet %d has port %d", i, port)
+			if !got[uint16(i)] {
+				t.Fatalf("packet %d lost", i)
 			}
 		}
 	}

@@ -112,7 +112,7 @@ func link(t *testing.T, from, to *side, spi uint32, key byte, mode dataplane.Mod
 		Local: from.outer, Remote: to.outer, Encap: encap, LocalTS: fromTS, RemoteTS: toTS,
 	}
 	in := out
-	in.Direction, in.Keys, in.ReplayWindow = dataplane.In, testKeys(key), 64
+	in.Direction, in.Keys, in.ReplayWindow = dataplane.In, testKeys(key), 1024
 	in.Local, in.Remote, in.LocalTS, in.RemoteTS = to.outer, from.outer, toTS, fromTS
 	must(t, from.dp.AddSA(ctx, out))
 	must(t, to.dp.AddSA(ctx, in))

@@ -57,7 +57,7 @@ type tunConfig struct {
 // configures it, like
 //
 //	ip tuntap add NAME mode tun [vnet_hdr]; ip link set NAME mtu MTU up
-//	ip addr add ADDR dev NAME; ip route add ROUTE dev NAME
+//	ip addr add ADDR dev NAME [nodad]; ip route add ROUTE dev NAME
 func openTUN(c tunConfig) (*linuxTUN, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -131,14 +131,22 @@ func configureLink(name string, c tunConfig) error {
 			return fmt.Errorf("userspace: set mtu of %s: %w", name, err)
 		}
 	}
+	// Up before the addresses: an IPv6 address added to a down link stays
+	// tentative for a while after the link comes up, even without DAD.
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("userspace: set %s up: %w", name, err)
+	}
 	for _, p := range c.Addrs {
 		a := &netlink.Addr{IPNet: prefixNet(p)}
+		if p.Addr().Is6() {
+			// A point-to-point link without link-layer addresses has no
+			// neighbours to detect duplicates with (RFC 4862 §5.4): use
+			// the address at once instead of after a tentative period.
+			a.Flags = unix.IFA_F_NODAD
+		}
 		if err := h.AddrAdd(link, a); err != nil {
 			return fmt.Errorf("userspace: add address %s to %s: %w", p, name, err)
 		}
-	}
-	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("userspace: set %s up: %w", name, err)
 	}
 	for _, p := range c.Routes {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixNet(p.Masked())}
