@@ -413,8 +413,11 @@ func checkOuter(local, remote netip.AddrPort) error {
 }
 
 // UpdateSA implements dataplane.DataPlane: it moves the SA to new outer
-// addresses (RFC 4555 §3.5). Batches already queued leave from the old
-// address; the old socket stays open, so none is lost.
+// addresses (RFC 4555 §3.5), and between ESP-in-UDP and plain ESP as
+// u.Encap says. Batches already queued leave from the old address; the old
+// socket stays open, so none is lost. Inbound SAs are found by SPI on any
+// socket, but moving one to plain ESP opens the raw socket that receives it:
+// move the inbound SA before the peer moves its outbound one.
 func (d *DataPlane) UpdateSA(ctx context.Context, spi uint32, dir dataplane.Direction, u dataplane.AddrUpdate) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
