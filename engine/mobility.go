@@ -1,6 +1,12 @@
 package engine
 
 import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/sa"
 )
@@ -20,13 +26,22 @@ func (st *state) saUp(s *ikeSA) {
 		p.lastOK, p.okSent, p.misses = now, now, 0
 		p.nextProbe = now
 	}
+	if _, ok := st.mp.announce[s]; !ok {
+		st.mp.announce[s] = in.LocalAddrs // what IKE_AUTH carried
+	}
 	st.pathsChanged("ike_sa_up")
 	st.reconcileMultipath()
+	st.announceAll("ike_sa_up")
 }
 
 // saGone updates the paths once an IKE SA was dropped.
 func (st *state) saGone(s *ikeSA) {
 	delete(st.mp.announce, s)
+	delete(st.mp.migrating, s)
+	for _, w := range st.mp.migrateW[s] {
+		w <- migrateResult{err: st.downError(s)}
+	}
+	delete(st.mp.migrateW, s)
 	if p := s.path; p != nil && p.probing == s {
 		p.probing = nil
 	}
@@ -56,7 +71,9 @@ func (st *state) interfaceChanged(before, after *Interface) {
 		}
 	}
 	st.pathsChanged(why)
+	st.moveLostSAs(why)
 	st.reconcileMultipath()
+	st.announceAll(why)
 }
 
 // drainInterface withdraws ifc before it is deleted: its paths stop
@@ -77,6 +94,13 @@ func (st *state) drainInterface(ifc *Interface) {
 			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 		}
 	}
+	// Single-path IKE SAs move away, then the peers hear the address list
+	// without the interface's addresses; the IKE window of one keeps the
+	// UPDATE_SA_ADDRESSES exchange ahead of the announcement.
+	ifc.State, ifc.Addrs = iface.Absent, nil
+	st.moveLostSAs("interface_deleted")
+	st.announceAll("interface_deleted")
+	*ifc = saved
 }
 
 // otherPathUp reports whether s's connection has another usable path.
@@ -87,4 +111,240 @@ func (st *state) otherPathUp(s *ikeSA) bool {
 		}
 	}
 	return false
+}
+
+// announceable lists the addresses conn may announce besides inUse (RFC
+// 4555 §3.6): those of the interfaces it may use (local_interfaces; all
+// when empty) whose link is up, never link-local or loopback.
+func (st *state) announceable(c *connection, inUse netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		if ifc.State != iface.Up || len(c.LocalInterfaces) > 0 && !slices.Contains(c.LocalInterfaces, ifc.ID) {
+			continue
+		}
+		for _, p := range ifc.Addrs {
+			a := p.Addr()
+			if a == inUse.Unmap() || a.IsLinkLocalUnicast() || a.IsLoopback() || slices.Contains(out, a) {
+				continue
+			}
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// announceAll sends every MOBIKE IKE SA the current list of our other
+// usable addresses when it changed (CmdAnnounce, RFC 4555 §3.6: each list
+// replaces the previous one).
+func (st *state) announceAll(why string) {
+	for _, s := range st.sortedSAs() {
+		c := st.connections[s.conn]
+		if c == nil || !s.up || !c.MOBIKE {
+			continue
+		}
+		in := s.m.Info()
+		if !in.Capabilities.MOBIKE {
+			continue
+		}
+		addrs := st.announceable(c, in.Local.Addr())
+		prev, ok := st.mp.announce[s]
+		if !ok {
+			prev = in.LocalAddrs
+		}
+		if slices.Equal(addrs, prev) {
+			st.mp.announce[s] = addrs
+			continue
+		}
+		st.mp.announce[s] = addrs
+		st.drive(s, sa.Command{Kind: sa.CmdAnnounce, Addrs: slices.Clone(addrs)})
+		view := st.ikeView(s)
+		st.e.log.Info("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
+		st.publish(Event{Type: EventAddressesAnnounced, Reason: why, IKESA: &view, Conn: s.conn, Addrs: addrs})
+	}
+}
+
+func (st *state) sortedSAs() []*ikeSA {
+	out := slices.Collect(maps.Keys(st.rt.all))
+	slices.SortFunc(out, func(a, b *ikeSA) int { return strings.Compare(a.conn+"/"+a.name, b.conn+"/"+b.name) })
+	return out
+}
+
+// moveLostSAs moves the single-path IKE SAs whose path lost its link to
+// the best other path of their connection (CmdMigrate: path test, then
+// UPDATE_SA_ADDRESSES, RFC 4555 §3.5). Only the MOBIKE initiator moves.
+func (st *state) moveLostSAs(why string) {
+	for _, s := range st.sortedSAs() {
+		c := st.connections[s.conn]
+		if c == nil || c.Multipath || !s.up || s.path == nil || st.linkOK(s.path) {
+			continue
+		}
+		in := s.m.Info()
+		if !in.MOBIKEInitiator || !in.Capabilities.MOBIKE || !c.MOBIKE {
+			continue
+		}
+		target := st.bestPath(c, s.path, in.Remote.Addr())
+		if target == nil {
+			st.e.log.Warn("no path to move the IKE SA to", "connection", s.conn, "ike_sa", s.name, "cause", why)
+			continue
+		}
+		st.migrate(s, target, why)
+	}
+}
+
+// bestPath is c's usable candidate towards remote other than not, by
+// interface priority (higher first), then id.
+func (st *state) bestPath(c *connection, not *path, remote netip.Addr) *path {
+	var best *path
+	var bestPrio uint32
+	for _, cand := range st.candidates(c, remote) {
+		p := st.pathFor(c.ID, netip.MustParseAddr(cand[1]), remote)
+		if p == not || !st.linkOK(p) {
+			continue
+		}
+		prio := st.interfaces[p.iface].Priority
+		if best == nil || prio > bestPrio || prio == bestPrio && p.id < best.id {
+			best, bestPrio = p, prio
+		}
+	}
+	return best
+}
+
+// migrate asks s to move onto p; EventMigrated or EventMigrateFailed tells
+// how it went (mobilityEvent).
+func (st *state) migrate(s *ikeSA, p *path, why string) {
+	in := s.m.Info()
+	local := netip.AddrPortFrom(p.local, in.Local.Port())
+	if st.rt.tr != nil {
+		local = netip.AddrPortFrom(p.local, st.rt.tr.NATPort())
+		if err := st.rt.tr.ListenNAT(p.local); err != nil {
+			st.e.log.Debug("NAT-T port", "local", p.local, "error", err)
+		}
+	}
+	remote := netip.AddrPortFrom(p.remote, in.Remote.Port())
+	st.mp.migrating[s] = why
+	st.e.log.Info("moving IKE SA", "connection", s.conn, "ike_sa", s.name, "to", p.name(), "cause", why)
+	st.drive(s, sa.Command{Kind: sa.CmdMigrate, Local: local, Remote: remote})
+}
+
+type migrateResult struct {
+	view IKESAView
+	err  error
+}
+
+// mobilityEvent handles the MOBIKE events of an IKE SA machine.
+func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
+	switch ev.Kind {
+	case sa.EventMigrated:
+		from := s.path
+		st.attachPath(s, ev.Local.Addr(), ev.Remote.Addr())
+		why := st.mp.migrating[s]
+		if why == "" {
+			why = ev.Reason.String()
+		}
+		delete(st.mp.migrating, s)
+		view := st.ikeView(s)
+		e := Event{Type: EventIKESAMigrated, Reason: why, IKESA: &view, Conn: s.conn}
+		if from != nil {
+			e.From = PathRef{Conn: s.conn, ID: from.id}
+		}
+		if s.path != nil {
+			e.To = PathRef{Conn: s.conn, ID: s.path.id}
+			now := st.e.cfg.Now()
+			s.path.lastOK, s.path.okSent, s.path.misses = now, now, 0
+		}
+		st.e.log.Info("IKE SA migrated", "connection", s.conn, "ike_sa", s.name, "from", e.From.ID, "to", e.To.ID, "cause", why)
+		st.publish(e)
+		st.pathsChanged("ike_sa_migrated")
+		st.announceAll("ike_sa_migrated")
+		for _, w := range st.mp.migrateW[s] {
+			w <- migrateResult{view: view}
+		}
+		delete(st.mp.migrateW, s)
+	case sa.EventMigrateFailed:
+		delete(st.mp.migrating, s)
+		detail := ev.Reason.String()
+		if ev.Detail != "" {
+			detail += ": " + ev.Detail
+		}
+		st.e.log.Warn("IKE SA move failed", "connection", s.conn, "ike_sa", s.name, "detail", detail)
+		for _, w := range st.mp.migrateW[s] {
+			w <- migrateResult{err: errf(FailedPrecondition, "MIGRATE_FAILED", "", "the IKE SA was not moved: %s", detail)}
+		}
+		delete(st.mp.migrateW, s)
+	case sa.EventProbe:
+		st.probeResult(s, ev)
+	case sa.EventPeerAddresses:
+		view := st.ikeView(s)
+		st.publish(Event{Type: EventPeerAddresses, Reason: "peer_announced", IKESA: &view, Conn: s.conn, Addrs: ev.PeerAddrs})
+	}
+}
+
+// MigrateIKESA moves an IKE SA and its Child SAs to an interface (its
+// address towards the peer) or a path of the same connection, with MOBIKE
+// (RFC 4555 §3.5): a path test first, then UPDATE_SA_ADDRESSES. It returns
+// when the SA moved, or with an error and nothing moved.
+func (e *Engine) MigrateIKESA(ctx context.Context, conn, name, toInterface, toPath string) (IKESAView, error) {
+	wait, err := do(ctx, e, func(st *state) (chan migrateResult, error) {
+		s, err := st.findIKE(conn, name)
+		if err != nil {
+			return nil, err
+		}
+		c := st.connections[s.conn]
+		if !s.up || c == nil {
+			return nil, errf(FailedPrecondition, "IKE_SA_NOT_ESTABLISHED", "name", "IKE SA %s is not established", name)
+		}
+		in := s.m.Info()
+		var p *path
+		switch {
+		case toPath != "":
+			for _, x := range st.connPaths(s.conn) {
+				if x.id == toPath {
+					p = x
+				}
+			}
+			if p == nil {
+				return nil, errf(NotFound, "PATH_NOT_FOUND", "path", "connection %q has no path %q", s.conn, toPath)
+			}
+		case toInterface != "":
+			ifc, ok := st.interfaces[toInterface]
+			if !ok {
+				return nil, errf(NotFound, ReasonInterfaceNotFound, "interface", "interface %q not found", toInterface)
+			}
+			if len(c.LocalInterfaces) > 0 && !slices.Contains(c.LocalInterfaces, ifc.ID) {
+				return nil, errf(FailedPrecondition, "INTERFACE_NOT_ALLOWED", "interface", "connection %q may not use interface %q", s.conn, ifc.ID)
+			}
+			a, ok := usableAddr(ifc, in.Remote.Addr())
+			if !ok {
+				return nil, errf(FailedPrecondition, "NO_LOCAL_ADDRESS", "interface", "interface %q is down or has no address towards %s", ifc.ID, in.Remote.Addr())
+			}
+			p = st.pathFor(s.conn, a, in.Remote.Addr())
+		default:
+			return nil, errf(InvalidArgument, "MISSING_FIELD", "target", "an interface or a path is required")
+		}
+		switch {
+		case p == s.path:
+			return nil, errf(FailedPrecondition, "ALREADY_ON_PATH", "", "IKE SA %s is already on %s", name, p.name())
+		case !st.linkOK(p):
+			return nil, errf(FailedPrecondition, "PATH_DOWN", "", "path %s has no usable link", p.name())
+		case c.Multipath && st.saOf(p) != nil:
+			return nil, errf(FailedPrecondition, "PATH_IN_USE", "", "path %s already has its own IKE SA", p.name())
+		case !c.MOBIKE || !in.Capabilities.MOBIKE:
+			return nil, errf(FailedPrecondition, "MOBIKE_UNSUPPORTED", "", "MOBIKE (RFC 4555) is off here or at the peer")
+		case !in.MOBIKEInitiator:
+			return nil, errf(FailedPrecondition, "NOT_MOBIKE_INITIATOR", "", "only the MOBIKE initiator moves an IKE SA (RFC 4555 §1.3)")
+		}
+		w := make(chan migrateResult, 1)
+		st.mp.migrateW[s] = append(st.mp.migrateW[s], w)
+		st.migrate(s, p, "api")
+		return w, nil
+	})
+	if err != nil {
+		return IKESAView{}, err
+	}
+	select {
+	case r := <-wait:
+		return r.view, r.err
+	case <-ctx.Done():
+		return IKESAView{}, ctxError(ctx)
+	}
 }

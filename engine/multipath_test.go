@@ -207,12 +207,16 @@ const (
 )
 
 func newMPair(t *testing.T, multipath bool) *mpair {
+	return newMPairRT(t, multipath, 300*time.Millisecond)
+}
+
+func newMPairRT(t *testing.T, multipath bool, rto time.Duration) *mpair {
 	t.Helper()
 	m := &mpair{w: &mwire{ends: map[netip.Addr]*mtransport{}, delay: map[[2]netip.Addr]time.Duration{}, drop: map[[2]netip.Addr]bool{}},
 		ueDP: newFakeDP(), gwDP: newFakeDP()}
 	mk := func(links *ifacetest.Fake, tr *mtransport, dp *fakeDP) *Engine {
 		e, err := New(Config{StateDir: t.TempDir(), Links: links, Transport: tr, Dataplane: dp,
-			Retransmit: sa.Retransmit{Timeout: 300 * time.Millisecond, Factor: 1.5, Tries: 4}})
+			Retransmit: sa.Retransmit{Timeout: rto, Factor: 1.5, Tries: 4}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +249,7 @@ func newMPair(t *testing.T, multipath bool) *mpair {
 		t.Fatal(err)
 	}
 	if _, err := m.gw.CreateConnection(tctx(t), "ues", ConnectionSpec{Role: RoleResponder, LocalID: "@gw.example", RemoteID: "%any",
-		LocalAuth: AuthSpec{PSKSecret: "psk"}, RemoteAuth: AuthSpec{PSKSecret: "psk"}, Pool: "ue",
+		LocalAuth: AuthSpec{PSKSecret: "psk"}, RemoteAuth: AuthSpec{PSKSecret: "psk"}, Pool: "ue", MOBIKE: true,
 		Children: []ChildSpec{{Name: "net", LocalTS: []string{"198.18.0.0/24"}}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ type path struct {
 	lost       uint64
 	misses     int
 	probing    *ikeSA
+	probeMOB   bool // the probe is a MOBIKE path test (CmdProbe → EventProbe)
 	probeSent  time.Time
 	probeBase  uint64
 	nextProbe  time.Time
@@ -104,12 +105,16 @@ type multi struct {
 	probe    *time.Timer
 	probeAt  time.Time
 	announce map[*ikeSA][]netip.Addr // last address list sent per IKE SA
+	// migrating: why each IKE SA is being moved; migrateW: API waiters.
+	migrating map[*ikeSA]string
+	migrateW  map[*ikeSA][]chan migrateResult
 }
 
 func newMulti() *multi {
 	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
 		merged: map[string]*mergedPolicy{}, members: map[uint64]*mergedPolicy{}, steer: &steerer{},
-		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{}}
+		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
+		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{}}
 	m.probe.Stop()
 	return m
 }
@@ -443,26 +448,58 @@ func (st *state) probeTick() {
 	st.armProbes()
 }
 
-// sendProbe starts a liveness check on p's IKE SA; any response the SA
-// processes after it answers it.
+// sendProbe tests p: with MOBIKE a path test on the IKE SA's own address
+// pair (CmdProbe, RFC 4555 §3.10, answered by EventProbe); otherwise a
+// liveness check (RFC 7296 §2.4) that any response the SA processes after
+// it answers.
 func (st *state) sendProbe(p *path, now time.Time, iv time.Duration) {
 	s := st.saOf(p)
 	if s == nil || !s.up {
 		return
 	}
-	p.probing, p.probeSent, p.probeBase = s, now, s.m.Info().Stats.Responses
+	in := s.m.Info()
+	c := st.connections[s.conn]
+	p.probing, p.probeSent, p.probeBase = s, now, in.Stats.Responses
+	p.probeMOB = c != nil && c.MOBIKE && in.Capabilities.MOBIKE
 	p.nextProbe = now.Add(iv)
 	p.probes++
+	if p.probeMOB {
+		st.drive(s, sa.Command{Kind: sa.CmdProbe, Local: in.Local, Remote: in.Remote})
+		return
+	}
 	st.drive(s, sa.Command{Kind: sa.CmdLiveness})
 }
 
-// probeCheck is called after s handled an input: an answered probe gives
-// an RTT sample, may bring its path back and releases verify waiters.
+// probeCheck is called after s handled an input: a liveness check is
+// answered by any response processed since it was sent.
 func (st *state) probeCheck(s *ikeSA) {
 	p := s.path
-	if p == nil || p.probing != s || s.m.Info().Stats.Responses <= p.probeBase {
+	if p == nil || p.probing != s || p.probeMOB || s.m.Info().Stats.Responses <= p.probeBase {
 		return
 	}
+	st.probeAnswered(p)
+}
+
+// probeResult handles EventProbe of s.
+func (st *state) probeResult(s *ikeSA, ev sa.Event) {
+	p := s.path
+	if p == nil || p.probing != s || !p.probeMOB {
+		return
+	}
+	if ev.OK {
+		st.probeAnswered(p)
+		return
+	}
+	p.probing = nil
+	p.lost++
+	if p.misses++; p.misses == silentAfter {
+		st.pathsChanged("silent")
+	}
+}
+
+// probeAnswered takes an RTT sample, may bring p back and releases the
+// verify waiters the answer satisfies.
+func (st *state) probeAnswered(p *path) {
 	now := st.e.cfg.Now()
 	sample := now.Sub(p.probeSent)
 	if p.rtt == 0 {

@@ -31,6 +31,9 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		Lifetimes:       sa.Lifetimes{IKERekey: c.IKERekeyTime, ChildRekey: DefaultChildRekey, Jitter: c.IKERekeyTime / 10},
 		NoFragmentation: !c.Fragmentation,
 	}
+	if c.MOBIKE {
+		cfg.AdditionalAddrs = st.announceable(c, local.Addr()) // RFC 4555 §3.4, mobility.go
+	}
 	var err error
 	if c.LocalID != "" {
 		if cfg.LocalID, err = sa.ParseIdentity(c.LocalID); err != nil {

@@ -415,6 +415,8 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		cv := st.childView(s, ev.Child)
 		st.publish(Event{Type: EventChildSADown, Reason: ev.Reason.String(), ChildSA: &cv})
 		s.resolveChildRekeyErr(ev.Child.InSPI, ev.Reason)
+	case sa.EventMigrated, sa.EventMigrateFailed, sa.EventPeerAddresses, sa.EventProbe:
+		st.mobilityEvent(s, ev) // mobility.go
 	case sa.EventAuthFailed:
 		st.e.log.Warn("authentication failed", "connection", s.conn, "detail", ev.Detail)
 	}

@@ -128,6 +128,9 @@ type steeringRule struct {
 	dscp                   uint64 // bit i set: DSCP i matches; 0 = any
 	// active: per connection, the path tags in use (first = preferred).
 	active map[string][]uint32
+	// fresh: the spec just changed through the API, so ACTIVE_STANDBY
+	// starts over from its first target.
+	fresh bool
 }
 
 func (r *steeringRule) probeInterval() time.Duration {
@@ -416,7 +419,7 @@ func (st *state) currentPaths(conn string, r *steeringRule) []uint32 {
 func (st *state) commitSteering(r *steeringRule, verb string) (SteeringRule, error) {
 	old, had := st.mp.rules[r.ID]
 	if had {
-		r.active = old.active
+		r.active, r.fresh = old.active, true
 	}
 	st.mp.rules[r.ID] = r
 	if err := st.persist(); err != nil {
@@ -583,7 +586,7 @@ func (st *state) chooseOrder(r *steeringRule, conn string, dryRun bool) (active,
 		return strings.Compare(a.id, b.id)
 	}
 	var cur uint32
-	if prev := r.active[conn]; len(prev) > 0 {
+	if prev := r.active[conn]; len(prev) > 0 && !r.fresh {
 		cur = prev[0]
 	}
 	switch r.Mode {
@@ -929,6 +932,7 @@ func (st *state) recompile(why string) {
 			tr.choices[i] = ch
 			st.flowsMoved(r, conn, before, active, why)
 		}
+		r.fresh = false
 		t.rules = append(t.rules, tr)
 	}
 	st.mp.steer.t.Store(t)
