@@ -453,7 +453,7 @@ func (s *IKE) sendUpdate(now time.Time, mg *migration, noNATs bool) {
 	r := &request{exch: ike.Informational, payloads: ps}
 	r.onResp = func(now time.Time, m *inbound) {
 		s.unpin(r)
-		s.updateAnswered(now, r, m, cookie)
+		s.updateAnswered(now, mg, r, m, cookie)
 	}
 	r.onFail = func(now time.Time) {
 		s.unpin(r)
@@ -470,7 +470,7 @@ func (s *IKE) sendUpdate(now time.Time, mg *migration, noNATs bool) {
 	}
 }
 
-func (s *IKE) updateAnswered(now time.Time, r *request, m *inbound, cookie []byte) {
+func (s *IKE) updateAnswered(now time.Time, mg *migration, r *request, m *inbound, cookie []byte) {
 	// §3.7: the COOKIE2 must come back unchanged, or the IKE SA closes.
 	if n := m.notify(ike.Cookie2); n == nil || !bytes.Equal(n.Data, cookie) {
 		if s.mob.mig != nil && s.mob.mig.req == r {
@@ -479,9 +479,19 @@ func (s *IKE) updateAnswered(now time.Time, r *request, m *inbound, cookie []byt
 		s.down(now, ReasonProtocolError, ike.Cookie2, "COOKIE2 not echoed in the UPDATE_SA_ADDRESSES answer (RFC 4555 §3.7)")
 		return
 	}
-	mg := s.mob.mig
-	if mg == nil || mg.req != r || s.state != StateEstablished {
-		return // superseded (§3.5 step 6)
+	if s.state != StateEstablished {
+		return
+	}
+	if cur := s.mob.mig; cur == nil || cur.req != r {
+		// Superseded (§3.5 step 6): the newer move goes on, but the peer
+		// did take these addresses, so ours follow until it is done.
+		if m.errorNotify() == nil {
+			if natL, natR, seen := natCheck(m); seen {
+				s.natLocal, s.natRemote, s.natdSeen = natL, natR, true
+			}
+			s.moveTo(now, mg.local, mg.remote, mg.reason)
+		}
+		return
 	}
 	s.mob.mig = nil
 	if n := m.errorNotify(); n != nil {

@@ -565,6 +565,37 @@ func TestMOBIKEAddressChangeWhileWaiting(t *testing.T) {
 	checkPair(t, a, b, newL, newR, skipA, skipB)
 }
 
+// The address changes again after UPDATE_SA_ADDRESSES went out: the peer
+// took the first pair, so both ends follow it, then move to the newest.
+func TestMOBIKEAddressChangeAfterUpdate(t *testing.T) {
+	m := mobikeMesh(t, 312, nil)
+	a, b := m.a.ms[0], m.b.ms[0]
+	skipA, skipB := len(a.ops), len(b.ops)
+	first := [2]netip.AddrPort{at4500(ip2I), at4500(ip1R)}
+	newL, newR := at4500(ip1I), at4500(ip2R)
+	m.onDeliver = func(pk mpacket, n *mnode) {
+		if n != b || pk.from != m.a {
+			return
+		}
+		if _, ps := peek(t, b.ike, pk.dg.Data); notifyIn(ps, ike.UpdateSAAddresses) != nil && pk.sent.Local == first[0] {
+			m.onDeliver = nil
+			m.command(m.a, a, Command{Kind: CmdMigrate, Local: newL, Remote: newR})
+		}
+	}
+	m.command(m.a, a, Command{Kind: CmdMigrate, Local: first[0], Remote: first[1]})
+	m.advance(30 * time.Second)
+	if a.count(EventMigrateFailed) != 0 || b.count(EventMigrated) != 2 {
+		t.Fatalf("events %v / %v", a.events, b.events)
+	}
+	if e, _ := a.last(EventMigrated); e.Local != newL || e.Remote != newR {
+		t.Fatalf("last move %+v", e)
+	}
+	checkPair(t, a, b, newL, newR, len(a.ops)-2*len(a.ike.Info().Children), len(b.ops)-2*len(b.ike.Info().Children))
+	if len(a.updates(skipA)) != 4 || len(b.updates(skipB)) != 4 {
+		t.Errorf("%d and %d updates, want two moves", len(a.updates(skipA)), len(b.updates(skipB)))
+	}
+}
+
 // NO_NATS_ALLOWED (RFC 4555 §3.9): a NAT appears on the new path after the
 // path test. The responder answers UNEXPECTED_NAT_DETECTED; with NATs
 // forbidden nothing moves, otherwise the update is retried without it
