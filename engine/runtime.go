@@ -128,6 +128,66 @@ type RuntimeStats struct {
 	// EventsDropped counts events a watcher did not get because it was cut
 	// off for lagging behind (Config.WatchBuffer).
 	EventsDropped uint64
+	// Exchanges counts IKE messages by exchange type and direction:
+	// requests served (received) and responses received (our requests
+	// answered), from the header of every datagram routed to an IKE SA.
+	Exchanges map[ExchangeKey]uint64
+	// Handshake is the time from the first IKE_SA_INIT to the IKE SA being
+	// established, in HandshakeBuckets (upper bounds).
+	Handshake HandshakeHistogram
+}
+
+// ExchangeKey names an exchange type (IANA name) and a result.
+type ExchangeKey struct {
+	Exchange string
+	Result   string // "request" (served) or "response" (answered)
+}
+
+// HandshakeBuckets are the upper bounds of the handshake histogram.
+var HandshakeBuckets = []time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second}
+
+// HandshakeHistogram is cumulative: Buckets[i] counts handshakes that took
+// at most HandshakeBuckets[i].
+type HandshakeHistogram struct {
+	Count   uint64
+	Sum     time.Duration
+	Buckets []uint64
+}
+
+func (h *HandshakeHistogram) observe(d time.Duration) {
+	if h.Buckets == nil {
+		h.Buckets = make([]uint64, len(HandshakeBuckets))
+	}
+	h.Count++
+	h.Sum += d
+	for i, b := range HandshakeBuckets {
+		if d <= b {
+			h.Buckets[i]++
+		}
+	}
+}
+
+func (rs RuntimeStats) clone() RuntimeStats {
+	c := rs
+	c.Exchanges = make(map[ExchangeKey]uint64, len(rs.Exchanges))
+	for k, v := range rs.Exchanges {
+		c.Exchanges[k] = v
+	}
+	c.Handshake.Buckets = slices.Clone(rs.Handshake.Buckets)
+	return c
+}
+
+func (rt *runtime) countExchange(h ike.Header) {
+	if rt.stats.Exchanges == nil {
+		rt.stats.Exchanges = map[ExchangeKey]uint64{}
+	}
+	res := "request"
+	if h.Flags&ike.FlagResponse != 0 {
+		res = "response"
+	}
+	rt.stats.Exchanges[ExchangeKey{h.Exchange.String(), res}]++
 }
 
 type timerHeap []*ikeSA
@@ -210,6 +270,7 @@ func (st *state) packet(p transport.Packet) {
 		local = h.SPIr
 	}
 	if s := rt.bySPI[local]; s != nil && local != 0 {
+		rt.countExchange(h)
 		st.drive(s, sa.Datagram{Local: p.Local, Remote: p.Remote, Data: p.Data})
 		return
 	}

@@ -376,6 +376,9 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.vips = ev.VirtualIPs
 		s.peerID = ev.PeerID.String()
 		st.rt.stats.HandshakesOK++
+		if in := s.m.Info(); !in.Created.IsZero() && !in.Established.IsZero() {
+			st.rt.stats.Handshake.observe(in.Established.Sub(in.Created))
+		}
 		if ev.InitialContact {
 			st.initialContact(s)
 		}

@@ -22,7 +22,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	return do(ctx, e, func(st *state) (Stats, error) {
 		rt := st.rt
 		return Stats{
-			RuntimeStats:    rt.stats,
+			RuntimeStats:    rt.stats.clone(),
 			IKESAs:          len(rt.all),
 			HalfOpenIKESAs:  rt.cookies.HalfOpen(),
 			CookiesRequired: rt.cookies.Required(),

@@ -184,7 +184,7 @@ func run(o options, log hclog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(server.NewCollector(eng, nil, log))
+	reg.MustRegister(server.NewCollector(eng, server.EngineStats{E: eng}, log))
 	apiMetrics, err := server.NewAPIMetrics(reg)
 	if err != nil {
 		return err
