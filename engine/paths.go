@@ -278,15 +278,15 @@ func (st *state) pathsChanged(why string) {
 	for _, k := range keys {
 		p := st.mp.paths[k]
 		next, reason := st.pathState(p)
+		p.downReason = ""
+		if next != PathUp {
+			p.downReason = reason
+		}
 		if next == p.state {
 			continue
 		}
 		was := p.state
 		p.state = next
-		p.downReason = ""
-		if next != PathUp {
-			p.downReason = reason
-		}
 		if reason == "link_down" || reason == "no_ike_sa" {
 			p.misses = 0
 		}

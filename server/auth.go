@@ -112,6 +112,14 @@ var methodRoles = map[string]Role{
 	"/mifsec.v1.SecurityAssociationService/GetChildSa":       RoleViewer,
 	"/mifsec.v1.SecurityAssociationService/RekeyChildSa":     RoleOperator,
 	"/mifsec.v1.SecurityAssociationService/TerminateChildSa": RoleOperator,
+	"/mifsec.v1.SecurityAssociationService/MigrateIkeSa":     RoleOperator,
+	"/mifsec.v1.ConnectionService/ListPaths":                 RoleViewer,
+
+	"/mifsec.v1.SteeringService/CreateSteeringRule": RoleOperator,
+	"/mifsec.v1.SteeringService/GetSteeringRule":    RoleViewer,
+	"/mifsec.v1.SteeringService/ListSteeringRules":  RoleViewer,
+	"/mifsec.v1.SteeringService/UpdateSteeringRule": RoleOperator,
+	"/mifsec.v1.SteeringService/DeleteSteeringRule": RoleOperator,
 
 	"/mifsec.v1.PoolService/CreatePool": RoleOperator,
 	"/mifsec.v1.PoolService/GetPool":    RoleViewer,

@@ -112,7 +112,7 @@ func connectionToProto(in engine.ConnectionInfo) *mifsecv1.Connection {
 		IkeProposals: s.IKEProposals, EspProposals: s.ESPProposals, RemoteAddresses: s.RemoteAddrs,
 		RemotePort: uint32(s.RemotePort), IkeRekeyTime: dur(s.IKERekeyTime),
 		RequestVirtualIp4: s.VirtualIP4, RequestVirtualIp6: s.VirtualIP6,
-		Mobike: &s.MOBIKE, Fragmentation: &s.Fragmentation,
+		Mobike: &s.MOBIKE, Fragmentation: &s.Fragmentation, Multipath: s.Multipath,
 		State: connStateToProto[in.State], CreateTime: ts(in.CreateTime), UpdateTime: ts(in.UpdateTime),
 	}
 	for _, i := range s.LocalInterfaces {
@@ -141,7 +141,8 @@ func connectionSpecFromProto(p *mifsecv1.Connection) (engine.ConnectionSpec, err
 	s := engine.ConnectionSpec{LocalID: p.GetLocalId(), RemoteID: p.GetRemoteId(),
 		IKEProposals: p.GetIkeProposals(), ESPProposals: p.GetEspProposals(), RemoteAddrs: p.GetRemoteAddresses(),
 		VirtualIP4: p.GetRequestVirtualIp4(), VirtualIP6: p.GetRequestVirtualIp6(),
-		MOBIKE: p.Mobike == nil || p.GetMobike(), Fragmentation: p.Fragmentation == nil || p.GetFragmentation()}
+		MOBIKE: p.Mobike == nil || p.GetMobike(), Fragmentation: p.Fragmentation == nil || p.GetFragmentation(),
+		Multipath: p.GetMultipath()}
 	if p.GetRole() != mifsecv1.Role_ROLE_UNSPECIFIED {
 		r, ok := reverse(roleToProto, p.GetRole())
 		if !ok {

@@ -101,6 +101,15 @@ var eventTypeToProto = map[engine.EventType]mifsecv1.EventType{
 	engine.EventChildSAUp:               mifsecv1.EventType_EVENT_TYPE_CHILD_SA_UP,
 	engine.EventChildSADown:             mifsecv1.EventType_EVENT_TYPE_CHILD_SA_DOWN,
 	engine.EventChildSARekeyed:          mifsecv1.EventType_EVENT_TYPE_CHILD_SA_REKEYED,
+	engine.EventPathUp:                  mifsecv1.EventType_EVENT_TYPE_PATH_UP,
+	engine.EventPathDown:                mifsecv1.EventType_EVENT_TYPE_PATH_DOWN,
+	engine.EventFlowsMoved:              mifsecv1.EventType_EVENT_TYPE_FLOWS_MOVED,
+	engine.EventIKESAMigrated:           mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED,
+	engine.EventAddressesAnnounced:      mifsecv1.EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED,
+	engine.EventPeerAddresses:           mifsecv1.EventType_EVENT_TYPE_PEER_ADDRESSES,
+	engine.EventSteeringRuleCreated:     mifsecv1.EventType_EVENT_TYPE_STEERING_RULE_CREATED,
+	engine.EventSteeringRuleUpdated:     mifsecv1.EventType_EVENT_TYPE_STEERING_RULE_UPDATED,
+	engine.EventSteeringRuleDeleted:     mifsecv1.EventType_EVENT_TYPE_STEERING_RULE_DELETED,
 }
 
 func eventToProto(ev engine.Event) *mifsecv1.Event {
@@ -117,7 +126,21 @@ func eventToProto(ev engine.Event) *mifsecv1.Event {
 		p.Subject = &mifsecv1.Event_IkeSa{IkeSa: ikeSAToProto(*ev.IKESA)}
 	case ev.ChildSA != nil:
 		p.Subject = &mifsecv1.Event_ChildSa{ChildSa: childSAToProto(*ev.ChildSA)}
+	case ev.Path != nil:
+		p.Subject = &mifsecv1.Event_Path{Path: pathToProto(*ev.Path)}
+	case ev.SteeringRule != nil:
+		p.Subject = &mifsecv1.Event_SteeringRule{SteeringRule: steeringToProto(*ev.SteeringRule)}
 	}
+	if ev.Conn != "" {
+		p.Connection = connections + "/" + ev.Conn
+	}
+	if ev.From.ID != "" {
+		p.FromPath = pathName(ev.From)
+	}
+	if ev.To.ID != "" {
+		p.ToPath = pathName(ev.To)
+	}
+	p.Addresses = addrStrings(ev.Addrs)
 	if ev.Address.IsValid() {
 		p.Address = ev.Address.String()
 	}
@@ -128,4 +151,7 @@ var categoryFromProto = map[mifsecv1.EventCategory]engine.Category{
 	mifsecv1.EventCategory_EVENT_CATEGORY_INTERFACE: engine.CategoryInterface,
 	mifsecv1.EventCategory_EVENT_CATEGORY_IKE_SA:    engine.CategoryIKESA,
 	mifsecv1.EventCategory_EVENT_CATEGORY_CHILD_SA:  engine.CategoryChildSA,
+	mifsecv1.EventCategory_EVENT_CATEGORY_PATH:      engine.CategoryPath,
+	mifsecv1.EventCategory_EVENT_CATEGORY_STEERING:  engine.CategorySteering,
+	mifsecv1.EventCategory_EVENT_CATEGORY_MOBILITY:  engine.CategoryMobility,
 }

@@ -40,6 +40,7 @@ func (s *Server) Register(g *grpc.Server) {
 	mifsecv1.RegisterPoolServiceServer(g, &poolService{s: s})
 	mifsecv1.RegisterConnectionServiceServer(g, &connectionService{s: s})
 	mifsecv1.RegisterSecurityAssociationServiceServer(g, &saService{s: s})
+	mifsecv1.RegisterSteeringServiceServer(g, &steeringService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

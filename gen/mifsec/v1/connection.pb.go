@@ -240,6 +240,66 @@ func (ConnectionState) EnumDescriptor() ([]byte, []int) {
 	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{3}
 }
 
+// PathState is the lifecycle of a path.
+type PathState int32
+
+const (
+	PathState_PATH_STATE_UNSPECIFIED PathState = 0
+	// No usable link or address, or no IKE SA on the path.
+	PathState_PATH_STATE_DOWN PathState = 1
+	// The path's IKE SA is being set up.
+	PathState_PATH_STATE_CONNECTING PathState = 2
+	// The IKE SA is up and answers probes.
+	PathState_PATH_STATE_UP PathState = 3
+	// The IKE SA is up but probes go unanswered; flows left the path.
+	PathState_PATH_STATE_SILENT PathState = 4
+)
+
+// Enum value maps for PathState.
+var (
+	PathState_name = map[int32]string{
+		0: "PATH_STATE_UNSPECIFIED",
+		1: "PATH_STATE_DOWN",
+		2: "PATH_STATE_CONNECTING",
+		3: "PATH_STATE_UP",
+		4: "PATH_STATE_SILENT",
+	}
+	PathState_value = map[string]int32{
+		"PATH_STATE_UNSPECIFIED": 0,
+		"PATH_STATE_DOWN":        1,
+		"PATH_STATE_CONNECTING":  2,
+		"PATH_STATE_UP":          3,
+		"PATH_STATE_SILENT":      4,
+	}
+)
+
+func (x PathState) Enum() *PathState {
+	p := new(PathState)
+	*p = x
+	return p
+}
+
+func (x PathState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PathState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mifsec_v1_connection_proto_enumTypes[4].Descriptor()
+}
+
+func (PathState) Type() protoreflect.EnumType {
+	return &file_mifsec_v1_connection_proto_enumTypes[4]
+}
+
+func (x PathState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PathState.Descriptor instead.
+func (PathState) EnumDescriptor() ([]byte, []int) {
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{4}
+}
+
 // Authentication of one side.
 type Authentication struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -618,7 +678,12 @@ type Connection struct {
 	// Output only. When the connection was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only. When the connection was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Initiator: keep one IKE SA per usable path (local interface × remote
+	// address). Against a peer without RFC 7791 cloning, each extra path is a
+	// fully authenticated IKE SA without INITIAL_CONTACT asking for the same
+	// inner address; steering rules pick the path per flow.
+	Multipath     bool `protobuf:"varint,24,opt,name=multipath,proto3" json:"multipath,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,6 +879,331 @@ func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Connection) GetMultipath() bool {
+	if x != nil {
+		return x.Multipath
+	}
+	return false
+}
+
+// Path is one local interface × one remote address of a connection.
+type Path struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `connections/{c}/paths/{id}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The local interface (`interfaces/{id}`).
+	Interface string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	// Local address and port.
+	LocalAddress string `protobuf:"bytes,3,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
+	// Remote address and port.
+	RemoteAddress string `protobuf:"bytes,4,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	// Lifecycle state.
+	State PathState `protobuf:"varint,5,opt,name=state,proto3,enum=mifsec.v1.PathState" json:"state,omitempty"`
+	// Why the path is not up (`link_down`, `no_ike_sa`, `silent`, ...).
+	DownReason string `protobuf:"bytes,6,opt,name=down_reason,json=downReason,proto3" json:"down_reason,omitempty"`
+	// The IKE SA on the path (`connections/{c}/ikeSas/{spi}`).
+	IkeSa string `protobuf:"bytes,7,opt,name=ike_sa,json=ikeSa,proto3" json:"ike_sa,omitempty"`
+	// We are behind a NAT on this path.
+	LocalNat bool `protobuf:"varint,8,opt,name=local_nat,json=localNat,proto3" json:"local_nat,omitempty"`
+	// The peer is behind a NAT on this path.
+	RemoteNat bool `protobuf:"varint,9,opt,name=remote_nat,json=remoteNat,proto3" json:"remote_nat,omitempty"`
+	// Smoothed round-trip time of the probes.
+	Rtt *durationpb.Duration `protobuf:"bytes,10,opt,name=rtt,proto3" json:"rtt,omitempty"`
+	// Fraction of probes lost (0-1).
+	Loss float64 `protobuf:"fixed64,11,opt,name=loss,proto3" json:"loss,omitempty"`
+	// Probes sent.
+	Probes uint64 `protobuf:"varint,12,opt,name=probes,proto3" json:"probes,omitempty"`
+	// Probes lost.
+	ProbesLost uint64 `protobuf:"varint,13,opt,name=probes_lost,json=probesLost,proto3" json:"probes_lost,omitempty"`
+	// When the path last answered.
+	VerifyTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=verify_time,json=verifyTime,proto3" json:"verify_time,omitempty"`
+	// Bytes received on the path's Child SAs.
+	BytesIn uint64 `protobuf:"varint,15,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	// Bytes sent on the path's Child SAs.
+	BytesOut uint64 `protobuf:"varint,16,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	// Packets received.
+	PacketsIn uint64 `protobuf:"varint,17,opt,name=packets_in,json=packetsIn,proto3" json:"packets_in,omitempty"`
+	// Packets sent.
+	PacketsOut    uint64 `protobuf:"varint,18,opt,name=packets_out,json=packetsOut,proto3" json:"packets_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Path) Reset() {
+	*x = Path{}
+	mi := &file_mifsec_v1_connection_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Path) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Path) ProtoMessage() {}
+
+func (x *Path) ProtoReflect() protoreflect.Message {
+	mi := &file_mifsec_v1_connection_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Path.ProtoReflect.Descriptor instead.
+func (*Path) Descriptor() ([]byte, []int) {
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Path) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Path) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *Path) GetLocalAddress() string {
+	if x != nil {
+		return x.LocalAddress
+	}
+	return ""
+}
+
+func (x *Path) GetRemoteAddress() string {
+	if x != nil {
+		return x.RemoteAddress
+	}
+	return ""
+}
+
+func (x *Path) GetState() PathState {
+	if x != nil {
+		return x.State
+	}
+	return PathState_PATH_STATE_UNSPECIFIED
+}
+
+func (x *Path) GetDownReason() string {
+	if x != nil {
+		return x.DownReason
+	}
+	return ""
+}
+
+func (x *Path) GetIkeSa() string {
+	if x != nil {
+		return x.IkeSa
+	}
+	return ""
+}
+
+func (x *Path) GetLocalNat() bool {
+	if x != nil {
+		return x.LocalNat
+	}
+	return false
+}
+
+func (x *Path) GetRemoteNat() bool {
+	if x != nil {
+		return x.RemoteNat
+	}
+	return false
+}
+
+func (x *Path) GetRtt() *durationpb.Duration {
+	if x != nil {
+		return x.Rtt
+	}
+	return nil
+}
+
+func (x *Path) GetLoss() float64 {
+	if x != nil {
+		return x.Loss
+	}
+	return 0
+}
+
+func (x *Path) GetProbes() uint64 {
+	if x != nil {
+		return x.Probes
+	}
+	return 0
+}
+
+func (x *Path) GetProbesLost() uint64 {
+	if x != nil {
+		return x.ProbesLost
+	}
+	return 0
+}
+
+func (x *Path) GetVerifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifyTime
+	}
+	return nil
+}
+
+func (x *Path) GetBytesIn() uint64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *Path) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *Path) GetPacketsIn() uint64 {
+	if x != nil {
+		return x.PacketsIn
+	}
+	return 0
+}
+
+func (x *Path) GetPacketsOut() uint64 {
+	if x != nil {
+		return x.PacketsOut
+	}
+	return 0
+}
+
+// ListPathsRequest asks for paths.
+type ListPathsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. `connections/{c}` or `connections/-`.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from a previous response.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPathsRequest) Reset() {
+	*x = ListPathsRequest{}
+	mi := &file_mifsec_v1_connection_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPathsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPathsRequest) ProtoMessage() {}
+
+func (x *ListPathsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mifsec_v1_connection_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPathsRequest.ProtoReflect.Descriptor instead.
+func (*ListPathsRequest) Descriptor() ([]byte, []int) {
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListPathsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListPathsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPathsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListPathsResponse is one page of paths.
+type ListPathsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Paths ordered by name.
+	Paths []*Path `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPathsResponse) Reset() {
+	*x = ListPathsResponse{}
+	mi := &file_mifsec_v1_connection_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPathsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPathsResponse) ProtoMessage() {}
+
+func (x *ListPathsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mifsec_v1_connection_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPathsResponse.ProtoReflect.Descriptor instead.
+func (*ListPathsResponse) Descriptor() ([]byte, []int) {
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListPathsResponse) GetPaths() []*Path {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+func (x *ListPathsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // CreateConnectionRequest adds a connection.
 type CreateConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -827,7 +1217,7 @@ type CreateConnectionRequest struct {
 
 func (x *CreateConnectionRequest) Reset() {
 	*x = CreateConnectionRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[5]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1229,7 @@ func (x *CreateConnectionRequest) String() string {
 func (*CreateConnectionRequest) ProtoMessage() {}
 
 func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[5]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1242,7 @@ func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{5}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateConnectionRequest) GetConnectionId() string {
@@ -880,7 +1270,7 @@ type CreateConnectionResponse struct {
 
 func (x *CreateConnectionResponse) Reset() {
 	*x = CreateConnectionResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[6]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1282,7 @@ func (x *CreateConnectionResponse) String() string {
 func (*CreateConnectionResponse) ProtoMessage() {}
 
 func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[6]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1295,7 @@ func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{6}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateConnectionResponse) GetConnection() *Connection {
@@ -926,7 +1316,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[7]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1328,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[7]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1341,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{7}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetConnectionRequest) GetName() string {
@@ -972,7 +1362,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[8]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1374,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[8]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1387,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{8}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -1020,7 +1410,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[9]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1422,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[9]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1435,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{9}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListConnectionsRequest) GetPageSize() int32 {
@@ -1075,7 +1465,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[10]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1477,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[10]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1490,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{10}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -1131,7 +1521,7 @@ type UpdateConnectionRequest struct {
 
 func (x *UpdateConnectionRequest) Reset() {
 	*x = UpdateConnectionRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[11]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1533,7 @@ func (x *UpdateConnectionRequest) String() string {
 func (*UpdateConnectionRequest) ProtoMessage() {}
 
 func (x *UpdateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[11]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1546,7 @@ func (x *UpdateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{11}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateConnectionRequest) GetConnection() *Connection {
@@ -1184,7 +1574,7 @@ type UpdateConnectionResponse struct {
 
 func (x *UpdateConnectionResponse) Reset() {
 	*x = UpdateConnectionResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[12]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1586,7 @@ func (x *UpdateConnectionResponse) String() string {
 func (*UpdateConnectionResponse) ProtoMessage() {}
 
 func (x *UpdateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[12]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1599,7 @@ func (x *UpdateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{12}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateConnectionResponse) GetConnection() *Connection {
@@ -1230,7 +1620,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[13]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1632,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[13]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1645,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{13}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteConnectionRequest) GetName() string {
@@ -1274,7 +1664,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[14]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1676,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[14]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1689,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{14}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{17}
 }
 
 // InitiateConnectionRequest names a connection to initiate.
@@ -1315,7 +1705,7 @@ type InitiateConnectionRequest struct {
 
 func (x *InitiateConnectionRequest) Reset() {
 	*x = InitiateConnectionRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[15]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1717,7 @@ func (x *InitiateConnectionRequest) String() string {
 func (*InitiateConnectionRequest) ProtoMessage() {}
 
 func (x *InitiateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[15]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1730,7 @@ func (x *InitiateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitiateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*InitiateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{15}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InitiateConnectionRequest) GetName() string {
@@ -1368,7 +1758,7 @@ type InitiateConnectionResponse struct {
 
 func (x *InitiateConnectionResponse) Reset() {
 	*x = InitiateConnectionResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[16]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1770,7 @@ func (x *InitiateConnectionResponse) String() string {
 func (*InitiateConnectionResponse) ProtoMessage() {}
 
 func (x *InitiateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[16]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1783,7 @@ func (x *InitiateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitiateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*InitiateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{16}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InitiateConnectionResponse) GetIkeSa() string {
@@ -1414,7 +1804,7 @@ type TerminateConnectionRequest struct {
 
 func (x *TerminateConnectionRequest) Reset() {
 	*x = TerminateConnectionRequest{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[17]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1816,7 @@ func (x *TerminateConnectionRequest) String() string {
 func (*TerminateConnectionRequest) ProtoMessage() {}
 
 func (x *TerminateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[17]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1829,7 @@ func (x *TerminateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*TerminateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{17}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TerminateConnectionRequest) GetName() string {
@@ -1458,7 +1848,7 @@ type TerminateConnectionResponse struct {
 
 func (x *TerminateConnectionResponse) Reset() {
 	*x = TerminateConnectionResponse{}
-	mi := &file_mifsec_v1_connection_proto_msgTypes[18]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1860,7 @@ func (x *TerminateConnectionResponse) String() string {
 func (*TerminateConnectionResponse) ProtoMessage() {}
 
 func (x *TerminateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_connection_proto_msgTypes[18]
+	mi := &file_mifsec_v1_connection_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1873,7 @@ func (x *TerminateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*TerminateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{18}
+	return file_mifsec_v1_connection_proto_rawDescGZIP(), []int{21}
 }
 
 var File_mifsec_v1_connection_proto protoreflect.FileDescriptor
@@ -1515,7 +1905,7 @@ const file_mifsec_v1_connection_proto_rawDesc = "" +
 	"\rrekey_packets\x18\t \x01(\x04R\frekeyPackets\"q\n" +
 	"\x03Dpd\x125\n" +
 	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xe3\a\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x81\b\n" +
 	"\n" +
 	"Connection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
@@ -1546,9 +1936,44 @@ const file_mifsec_v1_connection_proto_rawDesc = "" +
 	"\vcreate_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeB\t\n" +
+	"updateTime\x12\x1c\n" +
+	"\tmultipath\x18\x18 \x01(\bR\tmultipathB\t\n" +
 	"\a_mobikeB\x10\n" +
-	"\x0e_fragmentation\"u\n" +
+	"\x0e_fragmentation\"\xd3\x04\n" +
+	"\x04Path\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12#\n" +
+	"\rlocal_address\x18\x03 \x01(\tR\flocalAddress\x12%\n" +
+	"\x0eremote_address\x18\x04 \x01(\tR\rremoteAddress\x12*\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x14.mifsec.v1.PathStateR\x05state\x12\x1f\n" +
+	"\vdown_reason\x18\x06 \x01(\tR\n" +
+	"downReason\x12\x15\n" +
+	"\x06ike_sa\x18\a \x01(\tR\x05ikeSa\x12\x1b\n" +
+	"\tlocal_nat\x18\b \x01(\bR\blocalNat\x12\x1d\n" +
+	"\n" +
+	"remote_nat\x18\t \x01(\bR\tremoteNat\x12+\n" +
+	"\x03rtt\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x12\n" +
+	"\x04loss\x18\v \x01(\x01R\x04loss\x12\x16\n" +
+	"\x06probes\x18\f \x01(\x04R\x06probes\x12\x1f\n" +
+	"\vprobes_lost\x18\r \x01(\x04R\n" +
+	"probesLost\x12;\n" +
+	"\vverify_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifyTime\x12\x19\n" +
+	"\bbytes_in\x18\x0f \x01(\x04R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\x10 \x01(\x04R\bbytesOut\x12\x1d\n" +
+	"\n" +
+	"packets_in\x18\x11 \x01(\x04R\tpacketsIn\x12\x1f\n" +
+	"\vpackets_out\x18\x12 \x01(\x04R\n" +
+	"packetsOut\"f\n" +
+	"\x10ListPathsRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"b\n" +
+	"\x11ListPathsResponse\x12%\n" +
+	"\x05paths\x18\x01 \x03(\v2\x0f.mifsec.v1.PathR\x05paths\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"u\n" +
 	"\x17CreateConnectionRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x125\n" +
 	"\n" +
@@ -1609,7 +2034,13 @@ const file_mifsec_v1_connection_proto_rawDesc = "" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONNECTION_STATE_IDLE\x10\x01\x12\x1f\n" +
 	"\x1bCONNECTION_STATE_CONNECTING\x10\x02\x12 \n" +
-	"\x1cCONNECTION_STATE_ESTABLISHED\x10\x032\xa1\x05\n" +
+	"\x1cCONNECTION_STATE_ESTABLISHED\x10\x03*\x81\x01\n" +
+	"\tPathState\x12\x1a\n" +
+	"\x16PATH_STATE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fPATH_STATE_DOWN\x10\x01\x12\x19\n" +
+	"\x15PATH_STATE_CONNECTING\x10\x02\x12\x11\n" +
+	"\rPATH_STATE_UP\x10\x03\x12\x15\n" +
+	"\x11PATH_STATE_SILENT\x10\x042\xe9\x05\n" +
 	"\x11ConnectionService\x12[\n" +
 	"\x10CreateConnection\x12\".mifsec.v1.CreateConnectionRequest\x1a#.mifsec.v1.CreateConnectionResponse\x12R\n" +
 	"\rGetConnection\x12\x1f.mifsec.v1.GetConnectionRequest\x1a .mifsec.v1.GetConnectionResponse\x12X\n" +
@@ -1617,7 +2048,8 @@ const file_mifsec_v1_connection_proto_rawDesc = "" +
 	"\x10UpdateConnection\x12\".mifsec.v1.UpdateConnectionRequest\x1a#.mifsec.v1.UpdateConnectionResponse\x12[\n" +
 	"\x10DeleteConnection\x12\".mifsec.v1.DeleteConnectionRequest\x1a#.mifsec.v1.DeleteConnectionResponse\x12a\n" +
 	"\x12InitiateConnection\x12$.mifsec.v1.InitiateConnectionRequest\x1a%.mifsec.v1.InitiateConnectionResponse\x12d\n" +
-	"\x13TerminateConnection\x12%.mifsec.v1.TerminateConnectionRequest\x1a&.mifsec.v1.TerminateConnectionResponseB1Z/github.com/mifsec/mifsec/gen/mifsec/v1;mifsecv1b\x06proto3"
+	"\x13TerminateConnection\x12%.mifsec.v1.TerminateConnectionRequest\x1a&.mifsec.v1.TerminateConnectionResponse\x12F\n" +
+	"\tListPaths\x12\x1b.mifsec.v1.ListPathsRequest\x1a\x1c.mifsec.v1.ListPathsResponseB1Z/github.com/mifsec/mifsec/gen/mifsec/v1;mifsecv1b\x06proto3"
 
 var (
 	file_mifsec_v1_connection_proto_rawDescOnce sync.Once
@@ -1631,78 +2063,88 @@ func file_mifsec_v1_connection_proto_rawDescGZIP() []byte {
 	return file_mifsec_v1_connection_proto_rawDescData
 }
 
-var file_mifsec_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mifsec_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_mifsec_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mifsec_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_mifsec_v1_connection_proto_goTypes = []any{
 	(Role)(0),                           // 0: mifsec.v1.Role
 	(IpsecMode)(0),                      // 1: mifsec.v1.IpsecMode
 	(StartAction)(0),                    // 2: mifsec.v1.StartAction
 	(ConnectionState)(0),                // 3: mifsec.v1.ConnectionState
-	(*Authentication)(nil),              // 4: mifsec.v1.Authentication
-	(*CertificateAuth)(nil),             // 5: mifsec.v1.CertificateAuth
-	(*Child)(nil),                       // 6: mifsec.v1.Child
-	(*Dpd)(nil),                         // 7: mifsec.v1.Dpd
-	(*Connection)(nil),                  // 8: mifsec.v1.Connection
-	(*CreateConnectionRequest)(nil),     // 9: mifsec.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),    // 10: mifsec.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),        // 11: mifsec.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),       // 12: mifsec.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),      // 13: mifsec.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),     // 14: mifsec.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),     // 15: mifsec.v1.UpdateConnectionRequest
-	(*UpdateConnectionResponse)(nil),    // 16: mifsec.v1.UpdateConnectionResponse
-	(*DeleteConnectionRequest)(nil),     // 17: mifsec.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),    // 18: mifsec.v1.DeleteConnectionResponse
-	(*InitiateConnectionRequest)(nil),   // 19: mifsec.v1.InitiateConnectionRequest
-	(*InitiateConnectionResponse)(nil),  // 20: mifsec.v1.InitiateConnectionResponse
-	(*TerminateConnectionRequest)(nil),  // 21: mifsec.v1.TerminateConnectionRequest
-	(*TerminateConnectionResponse)(nil), // 22: mifsec.v1.TerminateConnectionResponse
-	(*durationpb.Duration)(nil),         // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 25: google.protobuf.FieldMask
+	(PathState)(0),                      // 4: mifsec.v1.PathState
+	(*Authentication)(nil),              // 5: mifsec.v1.Authentication
+	(*CertificateAuth)(nil),             // 6: mifsec.v1.CertificateAuth
+	(*Child)(nil),                       // 7: mifsec.v1.Child
+	(*Dpd)(nil),                         // 8: mifsec.v1.Dpd
+	(*Connection)(nil),                  // 9: mifsec.v1.Connection
+	(*Path)(nil),                        // 10: mifsec.v1.Path
+	(*ListPathsRequest)(nil),            // 11: mifsec.v1.ListPathsRequest
+	(*ListPathsResponse)(nil),           // 12: mifsec.v1.ListPathsResponse
+	(*CreateConnectionRequest)(nil),     // 13: mifsec.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),    // 14: mifsec.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),        // 15: mifsec.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),       // 16: mifsec.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),      // 17: mifsec.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),     // 18: mifsec.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),     // 19: mifsec.v1.UpdateConnectionRequest
+	(*UpdateConnectionResponse)(nil),    // 20: mifsec.v1.UpdateConnectionResponse
+	(*DeleteConnectionRequest)(nil),     // 21: mifsec.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),    // 22: mifsec.v1.DeleteConnectionResponse
+	(*InitiateConnectionRequest)(nil),   // 23: mifsec.v1.InitiateConnectionRequest
+	(*InitiateConnectionResponse)(nil),  // 24: mifsec.v1.InitiateConnectionResponse
+	(*TerminateConnectionRequest)(nil),  // 25: mifsec.v1.TerminateConnectionRequest
+	(*TerminateConnectionResponse)(nil), // 26: mifsec.v1.TerminateConnectionResponse
+	(*durationpb.Duration)(nil),         // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 29: google.protobuf.FieldMask
 }
 var file_mifsec_v1_connection_proto_depIdxs = []int32{
-	5,  // 0: mifsec.v1.Authentication.certificate:type_name -> mifsec.v1.CertificateAuth
+	6,  // 0: mifsec.v1.Authentication.certificate:type_name -> mifsec.v1.CertificateAuth
 	1,  // 1: mifsec.v1.Child.mode:type_name -> mifsec.v1.IpsecMode
 	2,  // 2: mifsec.v1.Child.start_action:type_name -> mifsec.v1.StartAction
-	23, // 3: mifsec.v1.Child.rekey_time:type_name -> google.protobuf.Duration
-	23, // 4: mifsec.v1.Dpd.interval:type_name -> google.protobuf.Duration
-	23, // 5: mifsec.v1.Dpd.timeout:type_name -> google.protobuf.Duration
+	27, // 3: mifsec.v1.Child.rekey_time:type_name -> google.protobuf.Duration
+	27, // 4: mifsec.v1.Dpd.interval:type_name -> google.protobuf.Duration
+	27, // 5: mifsec.v1.Dpd.timeout:type_name -> google.protobuf.Duration
 	0,  // 6: mifsec.v1.Connection.role:type_name -> mifsec.v1.Role
-	4,  // 7: mifsec.v1.Connection.local_auth:type_name -> mifsec.v1.Authentication
-	4,  // 8: mifsec.v1.Connection.remote_auth:type_name -> mifsec.v1.Authentication
-	7,  // 9: mifsec.v1.Connection.dpd:type_name -> mifsec.v1.Dpd
-	23, // 10: mifsec.v1.Connection.ike_rekey_time:type_name -> google.protobuf.Duration
-	6,  // 11: mifsec.v1.Connection.children:type_name -> mifsec.v1.Child
+	5,  // 7: mifsec.v1.Connection.local_auth:type_name -> mifsec.v1.Authentication
+	5,  // 8: mifsec.v1.Connection.remote_auth:type_name -> mifsec.v1.Authentication
+	8,  // 9: mifsec.v1.Connection.dpd:type_name -> mifsec.v1.Dpd
+	27, // 10: mifsec.v1.Connection.ike_rekey_time:type_name -> google.protobuf.Duration
+	7,  // 11: mifsec.v1.Connection.children:type_name -> mifsec.v1.Child
 	3,  // 12: mifsec.v1.Connection.state:type_name -> mifsec.v1.ConnectionState
-	24, // 13: mifsec.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	24, // 14: mifsec.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 15: mifsec.v1.CreateConnectionRequest.connection:type_name -> mifsec.v1.Connection
-	8,  // 16: mifsec.v1.CreateConnectionResponse.connection:type_name -> mifsec.v1.Connection
-	8,  // 17: mifsec.v1.GetConnectionResponse.connection:type_name -> mifsec.v1.Connection
-	8,  // 18: mifsec.v1.ListConnectionsResponse.connections:type_name -> mifsec.v1.Connection
-	8,  // 19: mifsec.v1.UpdateConnectionRequest.connection:type_name -> mifsec.v1.Connection
-	25, // 20: mifsec.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	8,  // 21: mifsec.v1.UpdateConnectionResponse.connection:type_name -> mifsec.v1.Connection
-	9,  // 22: mifsec.v1.ConnectionService.CreateConnection:input_type -> mifsec.v1.CreateConnectionRequest
-	11, // 23: mifsec.v1.ConnectionService.GetConnection:input_type -> mifsec.v1.GetConnectionRequest
-	13, // 24: mifsec.v1.ConnectionService.ListConnections:input_type -> mifsec.v1.ListConnectionsRequest
-	15, // 25: mifsec.v1.ConnectionService.UpdateConnection:input_type -> mifsec.v1.UpdateConnectionRequest
-	17, // 26: mifsec.v1.ConnectionService.DeleteConnection:input_type -> mifsec.v1.DeleteConnectionRequest
-	19, // 27: mifsec.v1.ConnectionService.InitiateConnection:input_type -> mifsec.v1.InitiateConnectionRequest
-	21, // 28: mifsec.v1.ConnectionService.TerminateConnection:input_type -> mifsec.v1.TerminateConnectionRequest
-	10, // 29: mifsec.v1.ConnectionService.CreateConnection:output_type -> mifsec.v1.CreateConnectionResponse
-	12, // 30: mifsec.v1.ConnectionService.GetConnection:output_type -> mifsec.v1.GetConnectionResponse
-	14, // 31: mifsec.v1.ConnectionService.ListConnections:output_type -> mifsec.v1.ListConnectionsResponse
-	16, // 32: mifsec.v1.ConnectionService.UpdateConnection:output_type -> mifsec.v1.UpdateConnectionResponse
-	18, // 33: mifsec.v1.ConnectionService.DeleteConnection:output_type -> mifsec.v1.DeleteConnectionResponse
-	20, // 34: mifsec.v1.ConnectionService.InitiateConnection:output_type -> mifsec.v1.InitiateConnectionResponse
-	22, // 35: mifsec.v1.ConnectionService.TerminateConnection:output_type -> mifsec.v1.TerminateConnectionResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	28, // 13: mifsec.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	28, // 14: mifsec.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 15: mifsec.v1.Path.state:type_name -> mifsec.v1.PathState
+	27, // 16: mifsec.v1.Path.rtt:type_name -> google.protobuf.Duration
+	28, // 17: mifsec.v1.Path.verify_time:type_name -> google.protobuf.Timestamp
+	10, // 18: mifsec.v1.ListPathsResponse.paths:type_name -> mifsec.v1.Path
+	9,  // 19: mifsec.v1.CreateConnectionRequest.connection:type_name -> mifsec.v1.Connection
+	9,  // 20: mifsec.v1.CreateConnectionResponse.connection:type_name -> mifsec.v1.Connection
+	9,  // 21: mifsec.v1.GetConnectionResponse.connection:type_name -> mifsec.v1.Connection
+	9,  // 22: mifsec.v1.ListConnectionsResponse.connections:type_name -> mifsec.v1.Connection
+	9,  // 23: mifsec.v1.UpdateConnectionRequest.connection:type_name -> mifsec.v1.Connection
+	29, // 24: mifsec.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	9,  // 25: mifsec.v1.UpdateConnectionResponse.connection:type_name -> mifsec.v1.Connection
+	13, // 26: mifsec.v1.ConnectionService.CreateConnection:input_type -> mifsec.v1.CreateConnectionRequest
+	15, // 27: mifsec.v1.ConnectionService.GetConnection:input_type -> mifsec.v1.GetConnectionRequest
+	17, // 28: mifsec.v1.ConnectionService.ListConnections:input_type -> mifsec.v1.ListConnectionsRequest
+	19, // 29: mifsec.v1.ConnectionService.UpdateConnection:input_type -> mifsec.v1.UpdateConnectionRequest
+	21, // 30: mifsec.v1.ConnectionService.DeleteConnection:input_type -> mifsec.v1.DeleteConnectionRequest
+	23, // 31: mifsec.v1.ConnectionService.InitiateConnection:input_type -> mifsec.v1.InitiateConnectionRequest
+	25, // 32: mifsec.v1.ConnectionService.TerminateConnection:input_type -> mifsec.v1.TerminateConnectionRequest
+	11, // 33: mifsec.v1.ConnectionService.ListPaths:input_type -> mifsec.v1.ListPathsRequest
+	14, // 34: mifsec.v1.ConnectionService.CreateConnection:output_type -> mifsec.v1.CreateConnectionResponse
+	16, // 35: mifsec.v1.ConnectionService.GetConnection:output_type -> mifsec.v1.GetConnectionResponse
+	18, // 36: mifsec.v1.ConnectionService.ListConnections:output_type -> mifsec.v1.ListConnectionsResponse
+	20, // 37: mifsec.v1.ConnectionService.UpdateConnection:output_type -> mifsec.v1.UpdateConnectionResponse
+	22, // 38: mifsec.v1.ConnectionService.DeleteConnection:output_type -> mifsec.v1.DeleteConnectionResponse
+	24, // 39: mifsec.v1.ConnectionService.InitiateConnection:output_type -> mifsec.v1.InitiateConnectionResponse
+	26, // 40: mifsec.v1.ConnectionService.TerminateConnection:output_type -> mifsec.v1.TerminateConnectionResponse
+	12, // 41: mifsec.v1.ConnectionService.ListPaths:output_type -> mifsec.v1.ListPathsResponse
+	34, // [34:42] is the sub-list for method output_type
+	26, // [26:34] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_mifsec_v1_connection_proto_init() }
@@ -1720,8 +2162,8 @@ func file_mifsec_v1_connection_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mifsec_v1_connection_proto_rawDesc), len(file_mifsec_v1_connection_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   19,
+			NumEnums:      5,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	ConnectionService_DeleteConnection_FullMethodName    = "/mifsec.v1.ConnectionService/DeleteConnection"
 	ConnectionService_InitiateConnection_FullMethodName  = "/mifsec.v1.ConnectionService/InitiateConnection"
 	ConnectionService_TerminateConnection_FullMethodName = "/mifsec.v1.ConnectionService/TerminateConnection"
+	ConnectionService_ListPaths_FullMethodName           = "/mifsec.v1.ConnectionService/ListPaths"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -52,6 +53,10 @@ type ConnectionServiceClient interface {
 	InitiateConnection(ctx context.Context, in *InitiateConnectionRequest, opts ...grpc.CallOption) (*InitiateConnectionResponse, error)
 	// TerminateConnection deletes the connection's IKE SAs (with their children).
 	TerminateConnection(ctx context.Context, in *TerminateConnectionRequest, opts ...grpc.CallOption) (*TerminateConnectionResponse, error)
+	// ListPaths lists the paths of a connection (`connections/-`: of all):
+	// each local interface × remote address with its state, RTT, loss and
+	// traffic.
+	ListPaths(ctx context.Context, in *ListPathsRequest, opts ...grpc.CallOption) (*ListPathsResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -132,6 +137,16 @@ func (c *connectionServiceClient) TerminateConnection(ctx context.Context, in *T
 	return out, nil
 }
 
+func (c *connectionServiceClient) ListPaths(ctx context.Context, in *ListPathsRequest, opts ...grpc.CallOption) (*ListPathsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPathsResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListPaths_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -156,6 +171,10 @@ type ConnectionServiceServer interface {
 	InitiateConnection(context.Context, *InitiateConnectionRequest) (*InitiateConnectionResponse, error)
 	// TerminateConnection deletes the connection's IKE SAs (with their children).
 	TerminateConnection(context.Context, *TerminateConnectionRequest) (*TerminateConnectionResponse, error)
+	// ListPaths lists the paths of a connection (`connections/-`: of all):
+	// each local interface × remote address with its state, RTT, loss and
+	// traffic.
+	ListPaths(context.Context, *ListPathsRequest) (*ListPathsResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -186,6 +205,9 @@ func (UnimplementedConnectionServiceServer) InitiateConnection(context.Context, 
 }
 func (UnimplementedConnectionServiceServer) TerminateConnection(context.Context, *TerminateConnectionRequest) (*TerminateConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TerminateConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListPaths(context.Context, *ListPathsRequest) (*ListPathsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPaths not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -334,6 +356,24 @@ func _ConnectionService_TerminateConnection_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_ListPaths_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPathsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListPaths(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListPaths_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListPaths(ctx, req.(*ListPathsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +408,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TerminateConnection",
 			Handler:    _ConnectionService_TerminateConnection_Handler,
+		},
+		{
+			MethodName: "ListPaths",
+			Handler:    _ConnectionService_ListPaths_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -33,6 +33,12 @@ const (
 	EventCategory_EVENT_CATEGORY_IKE_SA EventCategory = 2
 	// Child SA up, down, rekeyed.
 	EventCategory_EVENT_CATEGORY_CHILD_SA EventCategory = 3
+	// Path up, down.
+	EventCategory_EVENT_CATEGORY_PATH EventCategory = 4
+	// Steering rules created, updated, deleted; flows moved between paths.
+	EventCategory_EVENT_CATEGORY_STEERING EventCategory = 5
+	// IKE SAs migrated, addresses announced to and learned from peers.
+	EventCategory_EVENT_CATEGORY_MOBILITY EventCategory = 6
 )
 
 // Enum value maps for EventCategory.
@@ -42,12 +48,18 @@ var (
 		1: "EVENT_CATEGORY_INTERFACE",
 		2: "EVENT_CATEGORY_IKE_SA",
 		3: "EVENT_CATEGORY_CHILD_SA",
+		4: "EVENT_CATEGORY_PATH",
+		5: "EVENT_CATEGORY_STEERING",
+		6: "EVENT_CATEGORY_MOBILITY",
 	}
 	EventCategory_value = map[string]int32{
 		"EVENT_CATEGORY_UNSPECIFIED": 0,
 		"EVENT_CATEGORY_INTERFACE":   1,
 		"EVENT_CATEGORY_IKE_SA":      2,
 		"EVENT_CATEGORY_CHILD_SA":    3,
+		"EVENT_CATEGORY_PATH":        4,
+		"EVENT_CATEGORY_STEERING":    5,
+		"EVENT_CATEGORY_MOBILITY":    6,
 	}
 )
 
@@ -115,6 +127,24 @@ const (
 	EventType_EVENT_TYPE_CHILD_SA_DOWN EventType = 15
 	// A Child SA was rekeyed; the subject is the new one.
 	EventType_EVENT_TYPE_CHILD_SA_REKEYED EventType = 16
+	// A path came up (its IKE SA is up and answered); reason says why.
+	EventType_EVENT_TYPE_PATH_UP EventType = 17
+	// A path went down or silent; reason says why (`link_down`, `silent`, ...).
+	EventType_EVENT_TYPE_PATH_DOWN EventType = 18
+	// A steering rule's flows moved from_path → to_path; reason says why.
+	EventType_EVENT_TYPE_FLOWS_MOVED EventType = 19
+	// An IKE SA moved from_path → to_path (MOBIKE); reason says why.
+	EventType_EVENT_TYPE_IKE_SA_MIGRATED EventType = 20
+	// Our additional addresses were sent to the peer (RFC 4555 §3.6).
+	EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED EventType = 21
+	// The peer announced its additional addresses.
+	EventType_EVENT_TYPE_PEER_ADDRESSES EventType = 22
+	// A steering rule was created.
+	EventType_EVENT_TYPE_STEERING_RULE_CREATED EventType = 23
+	// A steering rule was changed.
+	EventType_EVENT_TYPE_STEERING_RULE_UPDATED EventType = 24
+	// A steering rule was deleted.
+	EventType_EVENT_TYPE_STEERING_RULE_DELETED EventType = 25
 )
 
 // Enum value maps for EventType.
@@ -137,6 +167,15 @@ var (
 		14: "EVENT_TYPE_CHILD_SA_UP",
 		15: "EVENT_TYPE_CHILD_SA_DOWN",
 		16: "EVENT_TYPE_CHILD_SA_REKEYED",
+		17: "EVENT_TYPE_PATH_UP",
+		18: "EVENT_TYPE_PATH_DOWN",
+		19: "EVENT_TYPE_FLOWS_MOVED",
+		20: "EVENT_TYPE_IKE_SA_MIGRATED",
+		21: "EVENT_TYPE_ADDRESSES_ANNOUNCED",
+		22: "EVENT_TYPE_PEER_ADDRESSES",
+		23: "EVENT_TYPE_STEERING_RULE_CREATED",
+		24: "EVENT_TYPE_STEERING_RULE_UPDATED",
+		25: "EVENT_TYPE_STEERING_RULE_DELETED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":               0,
@@ -156,6 +195,15 @@ var (
 		"EVENT_TYPE_CHILD_SA_UP":               14,
 		"EVENT_TYPE_CHILD_SA_DOWN":             15,
 		"EVENT_TYPE_CHILD_SA_REKEYED":          16,
+		"EVENT_TYPE_PATH_UP":                   17,
+		"EVENT_TYPE_PATH_DOWN":                 18,
+		"EVENT_TYPE_FLOWS_MOVED":               19,
+		"EVENT_TYPE_IKE_SA_MIGRATED":           20,
+		"EVENT_TYPE_ADDRESSES_ANNOUNCED":       21,
+		"EVENT_TYPE_PEER_ADDRESSES":            22,
+		"EVENT_TYPE_STEERING_RULE_CREATED":     23,
+		"EVENT_TYPE_STEERING_RULE_UPDATED":     24,
+		"EVENT_TYPE_STEERING_RULE_DELETED":     25,
 	}
 )
 
@@ -316,9 +364,20 @@ type Event struct {
 	//	*Event_Interface
 	//	*Event_IkeSa
 	//	*Event_ChildSa
+	//	*Event_Path
+	//	*Event_SteeringRule
 	Subject isEvent_Subject `protobuf_oneof:"subject"`
 	// The address concerned, for address events (CIDR).
-	Address       string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	// The connection concerned (`connections/{id}`), for path, steering and
+	// mobility events.
+	Connection string `protobuf:"bytes,6,opt,name=connection,proto3" json:"connection,omitempty"`
+	// Where flows or an IKE SA came from (`connections/{c}/paths/{id}`).
+	FromPath string `protobuf:"bytes,7,opt,name=from_path,json=fromPath,proto3" json:"from_path,omitempty"`
+	// Where they went.
+	ToPath string `protobuf:"bytes,8,opt,name=to_path,json=toPath,proto3" json:"to_path,omitempty"`
+	// Addresses announced or learned (ADDRESSES_ANNOUNCED, PEER_ADDRESSES).
+	Addresses     []string `protobuf:"bytes,9,rep,name=addresses,proto3" json:"addresses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,11 +474,57 @@ func (x *Event) GetChildSa() *ChildSa {
 	return nil
 }
 
+func (x *Event) GetPath() *Path {
+	if x != nil {
+		if x, ok := x.Subject.(*Event_Path); ok {
+			return x.Path
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetSteeringRule() *SteeringRule {
+	if x != nil {
+		if x, ok := x.Subject.(*Event_SteeringRule); ok {
+			return x.SteeringRule
+		}
+	}
+	return nil
+}
+
 func (x *Event) GetAddress() string {
 	if x != nil {
 		return x.Address
 	}
 	return ""
+}
+
+func (x *Event) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *Event) GetFromPath() string {
+	if x != nil {
+		return x.FromPath
+	}
+	return ""
+}
+
+func (x *Event) GetToPath() string {
+	if x != nil {
+		return x.ToPath
+	}
+	return ""
+}
+
+func (x *Event) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
 }
 
 type isEvent_Subject interface {
@@ -441,17 +546,31 @@ type Event_ChildSa struct {
 	ChildSa *ChildSa `protobuf:"bytes,12,opt,name=child_sa,json=childSa,proto3,oneof"`
 }
 
+type Event_Path struct {
+	// The path, as it is after the event.
+	Path *Path `protobuf:"bytes,13,opt,name=path,proto3,oneof"`
+}
+
+type Event_SteeringRule struct {
+	// The steering rule, as it is after the event.
+	SteeringRule *SteeringRule `protobuf:"bytes,14,opt,name=steering_rule,json=steeringRule,proto3,oneof"`
+}
+
 func (*Event_Interface) isEvent_Subject() {}
 
 func (*Event_IkeSa) isEvent_Subject() {}
 
 func (*Event_ChildSa) isEvent_Subject() {}
 
+func (*Event_Path) isEvent_Subject() {}
+
+func (*Event_SteeringRule) isEvent_Subject() {}
+
 var File_mifsec_v1_event_proto protoreflect.FileDescriptor
 
 const file_mifsec_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x15mifsec/v1/event.proto\x12\tmifsec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mifsec/v1/interface.proto\x1a\x12mifsec/v1/sa.proto\"\x86\x01\n" +
+	"\x15mifsec/v1/event.proto\x12\tmifsec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1amifsec/v1/connection.proto\x1a\x19mifsec/v1/interface.proto\x1a\x12mifsec/v1/sa.proto\x1a\x18mifsec/v1/steering.proto\"\x86\x01\n" +
 	"\fWatchRequest\x128\n" +
 	"\n" +
 	"categories\x18\x01 \x03(\x0e2\x18.mifsec.v1.EventCategoryR\n" +
@@ -461,7 +580,7 @@ const file_mifsec_v1_event_proto_rawDesc = "" +
 	"connection\x18\x03 \x01(\tR\n" +
 	"connection\"7\n" +
 	"\rWatchResponse\x12&\n" +
-	"\x05event\x18\x01 \x01(\v2\x10.mifsec.v1.EventR\x05event\"\xcc\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x10.mifsec.v1.EventR\x05event\"\xa7\x04\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
@@ -470,14 +589,25 @@ const file_mifsec_v1_event_proto_rawDesc = "" +
 	"\tinterface\x18\n" +
 	" \x01(\v2\x14.mifsec.v1.InterfaceH\x00R\tinterface\x12)\n" +
 	"\x06ike_sa\x18\v \x01(\v2\x10.mifsec.v1.IkeSaH\x00R\x05ikeSa\x12/\n" +
-	"\bchild_sa\x18\f \x01(\v2\x12.mifsec.v1.ChildSaH\x00R\achildSa\x12\x18\n" +
-	"\aaddress\x18\x05 \x01(\tR\aaddressB\t\n" +
-	"\asubject*\x85\x01\n" +
+	"\bchild_sa\x18\f \x01(\v2\x12.mifsec.v1.ChildSaH\x00R\achildSa\x12%\n" +
+	"\x04path\x18\r \x01(\v2\x0f.mifsec.v1.PathH\x00R\x04path\x12>\n" +
+	"\rsteering_rule\x18\x0e \x01(\v2\x17.mifsec.v1.SteeringRuleH\x00R\fsteeringRule\x12\x18\n" +
+	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x06 \x01(\tR\n" +
+	"connection\x12\x1b\n" +
+	"\tfrom_path\x18\a \x01(\tR\bfromPath\x12\x17\n" +
+	"\ato_path\x18\b \x01(\tR\x06toPath\x12\x1c\n" +
+	"\taddresses\x18\t \x03(\tR\taddressesB\t\n" +
+	"\asubject*\xd8\x01\n" +
 	"\rEventCategory\x12\x1e\n" +
 	"\x1aEVENT_CATEGORY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_CATEGORY_INTERFACE\x10\x01\x12\x19\n" +
 	"\x15EVENT_CATEGORY_IKE_SA\x10\x02\x12\x1b\n" +
-	"\x17EVENT_CATEGORY_CHILD_SA\x10\x03*\xb4\x04\n" +
+	"\x17EVENT_CATEGORY_CHILD_SA\x10\x03\x12\x17\n" +
+	"\x13EVENT_CATEGORY_PATH\x10\x04\x12\x1b\n" +
+	"\x17EVENT_CATEGORY_STEERING\x10\x05\x12\x1b\n" +
+	"\x17EVENT_CATEGORY_MOBILITY\x10\x06*\xd7\x06\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EVENT_TYPE_SNAPSHOT\x10\x01\x12\x1e\n" +
@@ -496,7 +626,16 @@ const file_mifsec_v1_event_proto_rawDesc = "" +
 	"\x19EVENT_TYPE_IKE_SA_REKEYED\x10\r\x12\x1a\n" +
 	"\x16EVENT_TYPE_CHILD_SA_UP\x10\x0e\x12\x1c\n" +
 	"\x18EVENT_TYPE_CHILD_SA_DOWN\x10\x0f\x12\x1f\n" +
-	"\x1bEVENT_TYPE_CHILD_SA_REKEYED\x10\x102L\n" +
+	"\x1bEVENT_TYPE_CHILD_SA_REKEYED\x10\x10\x12\x16\n" +
+	"\x12EVENT_TYPE_PATH_UP\x10\x11\x12\x18\n" +
+	"\x14EVENT_TYPE_PATH_DOWN\x10\x12\x12\x1a\n" +
+	"\x16EVENT_TYPE_FLOWS_MOVED\x10\x13\x12\x1e\n" +
+	"\x1aEVENT_TYPE_IKE_SA_MIGRATED\x10\x14\x12\"\n" +
+	"\x1eEVENT_TYPE_ADDRESSES_ANNOUNCED\x10\x15\x12\x1d\n" +
+	"\x19EVENT_TYPE_PEER_ADDRESSES\x10\x16\x12$\n" +
+	" EVENT_TYPE_STEERING_RULE_CREATED\x10\x17\x12$\n" +
+	" EVENT_TYPE_STEERING_RULE_UPDATED\x10\x18\x12$\n" +
+	" EVENT_TYPE_STEERING_RULE_DELETED\x10\x192L\n" +
 	"\fEventService\x12<\n" +
 	"\x05Watch\x12\x17.mifsec.v1.WatchRequest\x1a\x18.mifsec.v1.WatchResponse0\x01B1Z/github.com/mifsec/mifsec/gen/mifsec/v1;mifsecv1b\x06proto3"
 
@@ -524,22 +663,26 @@ var file_mifsec_v1_event_proto_goTypes = []any{
 	(*Interface)(nil),             // 6: mifsec.v1.Interface
 	(*IkeSa)(nil),                 // 7: mifsec.v1.IkeSa
 	(*ChildSa)(nil),               // 8: mifsec.v1.ChildSa
+	(*Path)(nil),                  // 9: mifsec.v1.Path
+	(*SteeringRule)(nil),          // 10: mifsec.v1.SteeringRule
 }
 var file_mifsec_v1_event_proto_depIdxs = []int32{
-	0, // 0: mifsec.v1.WatchRequest.categories:type_name -> mifsec.v1.EventCategory
-	4, // 1: mifsec.v1.WatchResponse.event:type_name -> mifsec.v1.Event
-	5, // 2: mifsec.v1.Event.time:type_name -> google.protobuf.Timestamp
-	1, // 3: mifsec.v1.Event.type:type_name -> mifsec.v1.EventType
-	6, // 4: mifsec.v1.Event.interface:type_name -> mifsec.v1.Interface
-	7, // 5: mifsec.v1.Event.ike_sa:type_name -> mifsec.v1.IkeSa
-	8, // 6: mifsec.v1.Event.child_sa:type_name -> mifsec.v1.ChildSa
-	2, // 7: mifsec.v1.EventService.Watch:input_type -> mifsec.v1.WatchRequest
-	3, // 8: mifsec.v1.EventService.Watch:output_type -> mifsec.v1.WatchResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: mifsec.v1.WatchRequest.categories:type_name -> mifsec.v1.EventCategory
+	4,  // 1: mifsec.v1.WatchResponse.event:type_name -> mifsec.v1.Event
+	5,  // 2: mifsec.v1.Event.time:type_name -> google.protobuf.Timestamp
+	1,  // 3: mifsec.v1.Event.type:type_name -> mifsec.v1.EventType
+	6,  // 4: mifsec.v1.Event.interface:type_name -> mifsec.v1.Interface
+	7,  // 5: mifsec.v1.Event.ike_sa:type_name -> mifsec.v1.IkeSa
+	8,  // 6: mifsec.v1.Event.child_sa:type_name -> mifsec.v1.ChildSa
+	9,  // 7: mifsec.v1.Event.path:type_name -> mifsec.v1.Path
+	10, // 8: mifsec.v1.Event.steering_rule:type_name -> mifsec.v1.SteeringRule
+	2,  // 9: mifsec.v1.EventService.Watch:input_type -> mifsec.v1.WatchRequest
+	3,  // 10: mifsec.v1.EventService.Watch:output_type -> mifsec.v1.WatchResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mifsec_v1_event_proto_init() }
@@ -547,12 +690,16 @@ func file_mifsec_v1_event_proto_init() {
 	if File_mifsec_v1_event_proto != nil {
 		return
 	}
+	file_mifsec_v1_connection_proto_init()
 	file_mifsec_v1_interface_proto_init()
 	file_mifsec_v1_sa_proto_init()
+	file_mifsec_v1_steering_proto_init()
 	file_mifsec_v1_event_proto_msgTypes[2].OneofWrappers = []any{
 		(*Event_Interface)(nil),
 		(*Event_IkeSa)(nil),
 		(*Event_ChildSa)(nil),
+		(*Event_Path)(nil),
+		(*Event_SteeringRule)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1067,6 +1067,148 @@ func (*TerminateIkeSaResponse) Descriptor() ([]byte, []int) {
 	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{9}
 }
 
+// MigrateIkeSaRequest names an IKE SA and where to move it.
+type MigrateIkeSaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. `connections/{c}/ikeSas/{spi}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Required. Where to.
+	//
+	// Types that are valid to be assigned to Target:
+	//
+	//	*MigrateIkeSaRequest_Interface
+	//	*MigrateIkeSaRequest_Path
+	Target        isMigrateIkeSaRequest_Target `protobuf_oneof:"target"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateIkeSaRequest) Reset() {
+	*x = MigrateIkeSaRequest{}
+	mi := &file_mifsec_v1_sa_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateIkeSaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateIkeSaRequest) ProtoMessage() {}
+
+func (x *MigrateIkeSaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mifsec_v1_sa_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateIkeSaRequest.ProtoReflect.Descriptor instead.
+func (*MigrateIkeSaRequest) Descriptor() ([]byte, []int) {
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MigrateIkeSaRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MigrateIkeSaRequest) GetTarget() isMigrateIkeSaRequest_Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *MigrateIkeSaRequest) GetInterface() string {
+	if x != nil {
+		if x, ok := x.Target.(*MigrateIkeSaRequest_Interface); ok {
+			return x.Interface
+		}
+	}
+	return ""
+}
+
+func (x *MigrateIkeSaRequest) GetPath() string {
+	if x != nil {
+		if x, ok := x.Target.(*MigrateIkeSaRequest_Path); ok {
+			return x.Path
+		}
+	}
+	return ""
+}
+
+type isMigrateIkeSaRequest_Target interface {
+	isMigrateIkeSaRequest_Target()
+}
+
+type MigrateIkeSaRequest_Interface struct {
+	// An interface (`interfaces/{id}`): its address towards the peer.
+	Interface string `protobuf:"bytes,2,opt,name=interface,proto3,oneof"`
+}
+
+type MigrateIkeSaRequest_Path struct {
+	// A path of the same connection (`connections/{c}/paths/{id}`).
+	Path string `protobuf:"bytes,3,opt,name=path,proto3,oneof"`
+}
+
+func (*MigrateIkeSaRequest_Interface) isMigrateIkeSaRequest_Target() {}
+
+func (*MigrateIkeSaRequest_Path) isMigrateIkeSaRequest_Target() {}
+
+// MigrateIkeSaResponse carries the moved IKE SA.
+type MigrateIkeSaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The IKE SA on its new path.
+	IkeSa         *IkeSa `protobuf:"bytes,1,opt,name=ike_sa,json=ikeSa,proto3" json:"ike_sa,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateIkeSaResponse) Reset() {
+	*x = MigrateIkeSaResponse{}
+	mi := &file_mifsec_v1_sa_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateIkeSaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateIkeSaResponse) ProtoMessage() {}
+
+func (x *MigrateIkeSaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mifsec_v1_sa_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateIkeSaResponse.ProtoReflect.Descriptor instead.
+func (*MigrateIkeSaResponse) Descriptor() ([]byte, []int) {
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MigrateIkeSaResponse) GetIkeSa() *IkeSa {
+	if x != nil {
+		return x.IkeSa
+	}
+	return nil
+}
+
 // ListChildSasRequest asks for Child SAs.
 type ListChildSasRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1082,7 +1224,7 @@ type ListChildSasRequest struct {
 
 func (x *ListChildSasRequest) Reset() {
 	*x = ListChildSasRequest{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[10]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1236,7 @@ func (x *ListChildSasRequest) String() string {
 func (*ListChildSasRequest) ProtoMessage() {}
 
 func (x *ListChildSasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[10]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1249,7 @@ func (x *ListChildSasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChildSasRequest.ProtoReflect.Descriptor instead.
 func (*ListChildSasRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{10}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListChildSasRequest) GetParent() string {
@@ -1144,7 +1286,7 @@ type ListChildSasResponse struct {
 
 func (x *ListChildSasResponse) Reset() {
 	*x = ListChildSasResponse{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[11]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1298,7 @@ func (x *ListChildSasResponse) String() string {
 func (*ListChildSasResponse) ProtoMessage() {}
 
 func (x *ListChildSasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[11]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1311,7 @@ func (x *ListChildSasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChildSasResponse.ProtoReflect.Descriptor instead.
 func (*ListChildSasResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{11}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListChildSasResponse) GetChildSas() []*ChildSa {
@@ -1197,7 +1339,7 @@ type GetChildSaRequest struct {
 
 func (x *GetChildSaRequest) Reset() {
 	*x = GetChildSaRequest{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[12]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1351,7 @@ func (x *GetChildSaRequest) String() string {
 func (*GetChildSaRequest) ProtoMessage() {}
 
 func (x *GetChildSaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[12]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1364,7 @@ func (x *GetChildSaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChildSaRequest.ProtoReflect.Descriptor instead.
 func (*GetChildSaRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{12}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetChildSaRequest) GetName() string {
@@ -1243,7 +1385,7 @@ type GetChildSaResponse struct {
 
 func (x *GetChildSaResponse) Reset() {
 	*x = GetChildSaResponse{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[13]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1397,7 @@ func (x *GetChildSaResponse) String() string {
 func (*GetChildSaResponse) ProtoMessage() {}
 
 func (x *GetChildSaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[13]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1410,7 @@ func (x *GetChildSaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChildSaResponse.ProtoReflect.Descriptor instead.
 func (*GetChildSaResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{13}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetChildSaResponse) GetChildSa() *ChildSa {
@@ -1289,7 +1431,7 @@ type RekeyChildSaRequest struct {
 
 func (x *RekeyChildSaRequest) Reset() {
 	*x = RekeyChildSaRequest{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[14]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1443,7 @@ func (x *RekeyChildSaRequest) String() string {
 func (*RekeyChildSaRequest) ProtoMessage() {}
 
 func (x *RekeyChildSaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[14]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1456,7 @@ func (x *RekeyChildSaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RekeyChildSaRequest.ProtoReflect.Descriptor instead.
 func (*RekeyChildSaRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{14}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RekeyChildSaRequest) GetName() string {
@@ -1335,7 +1477,7 @@ type RekeyChildSaResponse struct {
 
 func (x *RekeyChildSaResponse) Reset() {
 	*x = RekeyChildSaResponse{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[15]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1489,7 @@ func (x *RekeyChildSaResponse) String() string {
 func (*RekeyChildSaResponse) ProtoMessage() {}
 
 func (x *RekeyChildSaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[15]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1502,7 @@ func (x *RekeyChildSaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RekeyChildSaResponse.ProtoReflect.Descriptor instead.
 func (*RekeyChildSaResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{15}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RekeyChildSaResponse) GetChildSa() *ChildSa {
@@ -1381,7 +1523,7 @@ type TerminateChildSaRequest struct {
 
 func (x *TerminateChildSaRequest) Reset() {
 	*x = TerminateChildSaRequest{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[16]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1535,7 @@ func (x *TerminateChildSaRequest) String() string {
 func (*TerminateChildSaRequest) ProtoMessage() {}
 
 func (x *TerminateChildSaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[16]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1548,7 @@ func (x *TerminateChildSaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateChildSaRequest.ProtoReflect.Descriptor instead.
 func (*TerminateChildSaRequest) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{16}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TerminateChildSaRequest) GetName() string {
@@ -1425,7 +1567,7 @@ type TerminateChildSaResponse struct {
 
 func (x *TerminateChildSaResponse) Reset() {
 	*x = TerminateChildSaResponse{}
-	mi := &file_mifsec_v1_sa_proto_msgTypes[17]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1579,7 @@ func (x *TerminateChildSaResponse) String() string {
 func (*TerminateChildSaResponse) ProtoMessage() {}
 
 func (x *TerminateChildSaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mifsec_v1_sa_proto_msgTypes[17]
+	mi := &file_mifsec_v1_sa_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1592,7 @@ func (x *TerminateChildSaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateChildSaResponse.ProtoReflect.Descriptor instead.
 func (*TerminateChildSaResponse) Descriptor() ([]byte, []int) {
-	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{17}
+	return file_mifsec_v1_sa_proto_rawDescGZIP(), []int{19}
 }
 
 var File_mifsec_v1_sa_proto protoreflect.FileDescriptor
@@ -1533,6 +1675,13 @@ const file_mifsec_v1_sa_proto_rawDesc = "" +
 	"\x15TerminateIkeSaRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x18\n" +
 	"\x16TerminateIkeSaResponse\"i\n" +
+	"\x13MigrateIkeSaRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\tinterface\x18\x02 \x01(\tH\x00R\tinterface\x12\x14\n" +
+	"\x04path\x18\x03 \x01(\tH\x00R\x04pathB\b\n" +
+	"\x06target\"?\n" +
+	"\x14MigrateIkeSaResponse\x12'\n" +
+	"\x06ike_sa\x18\x01 \x01(\v2\x10.mifsec.v1.IkeSaR\x05ikeSa\"i\n" +
 	"\x13ListChildSasRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -1581,7 +1730,7 @@ const file_mifsec_v1_sa_proto_rawDesc = "" +
 	"\x18CHILD_SA_STATE_INSTALLED\x10\x02\x12\x1b\n" +
 	"\x17CHILD_SA_STATE_REKEYING\x10\x03\x12\x1a\n" +
 	"\x16CHILD_SA_STATE_REKEYED\x10\x04\x12\x1b\n" +
-	"\x17CHILD_SA_STATE_DELETING\x10\x052\x98\x05\n" +
+	"\x17CHILD_SA_STATE_DELETING\x10\x052\xe9\x05\n" +
 	"\x1aSecurityAssociationService\x12I\n" +
 	"\n" +
 	"ListIkeSas\x12\x1c.mifsec.v1.ListIkeSasRequest\x1a\x1d.mifsec.v1.ListIkeSasResponse\x12C\n" +
@@ -1589,6 +1738,7 @@ const file_mifsec_v1_sa_proto_rawDesc = "" +
 	"\n" +
 	"RekeyIkeSa\x12\x1c.mifsec.v1.RekeyIkeSaRequest\x1a\x1d.mifsec.v1.RekeyIkeSaResponse\x12U\n" +
 	"\x0eTerminateIkeSa\x12 .mifsec.v1.TerminateIkeSaRequest\x1a!.mifsec.v1.TerminateIkeSaResponse\x12O\n" +
+	"\fMigrateIkeSa\x12\x1e.mifsec.v1.MigrateIkeSaRequest\x1a\x1f.mifsec.v1.MigrateIkeSaResponse\x12O\n" +
 	"\fListChildSas\x12\x1e.mifsec.v1.ListChildSasRequest\x1a\x1f.mifsec.v1.ListChildSasResponse\x12I\n" +
 	"\n" +
 	"GetChildSa\x12\x1c.mifsec.v1.GetChildSaRequest\x1a\x1d.mifsec.v1.GetChildSaResponse\x12O\n" +
@@ -1608,7 +1758,7 @@ func file_mifsec_v1_sa_proto_rawDescGZIP() []byte {
 }
 
 var file_mifsec_v1_sa_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mifsec_v1_sa_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_mifsec_v1_sa_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_mifsec_v1_sa_proto_goTypes = []any{
 	(IkeSaState)(0),                  // 0: mifsec.v1.IkeSaState
 	(DownReason)(0),                  // 1: mifsec.v1.DownReason
@@ -1623,55 +1773,60 @@ var file_mifsec_v1_sa_proto_goTypes = []any{
 	(*RekeyIkeSaResponse)(nil),       // 10: mifsec.v1.RekeyIkeSaResponse
 	(*TerminateIkeSaRequest)(nil),    // 11: mifsec.v1.TerminateIkeSaRequest
 	(*TerminateIkeSaResponse)(nil),   // 12: mifsec.v1.TerminateIkeSaResponse
-	(*ListChildSasRequest)(nil),      // 13: mifsec.v1.ListChildSasRequest
-	(*ListChildSasResponse)(nil),     // 14: mifsec.v1.ListChildSasResponse
-	(*GetChildSaRequest)(nil),        // 15: mifsec.v1.GetChildSaRequest
-	(*GetChildSaResponse)(nil),       // 16: mifsec.v1.GetChildSaResponse
-	(*RekeyChildSaRequest)(nil),      // 17: mifsec.v1.RekeyChildSaRequest
-	(*RekeyChildSaResponse)(nil),     // 18: mifsec.v1.RekeyChildSaResponse
-	(*TerminateChildSaRequest)(nil),  // 19: mifsec.v1.TerminateChildSaRequest
-	(*TerminateChildSaResponse)(nil), // 20: mifsec.v1.TerminateChildSaResponse
-	(Role)(0),                        // 21: mifsec.v1.Role
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
-	(IpsecMode)(0),                   // 23: mifsec.v1.IpsecMode
+	(*MigrateIkeSaRequest)(nil),      // 13: mifsec.v1.MigrateIkeSaRequest
+	(*MigrateIkeSaResponse)(nil),     // 14: mifsec.v1.MigrateIkeSaResponse
+	(*ListChildSasRequest)(nil),      // 15: mifsec.v1.ListChildSasRequest
+	(*ListChildSasResponse)(nil),     // 16: mifsec.v1.ListChildSasResponse
+	(*GetChildSaRequest)(nil),        // 17: mifsec.v1.GetChildSaRequest
+	(*GetChildSaResponse)(nil),       // 18: mifsec.v1.GetChildSaResponse
+	(*RekeyChildSaRequest)(nil),      // 19: mifsec.v1.RekeyChildSaRequest
+	(*RekeyChildSaResponse)(nil),     // 20: mifsec.v1.RekeyChildSaResponse
+	(*TerminateChildSaRequest)(nil),  // 21: mifsec.v1.TerminateChildSaRequest
+	(*TerminateChildSaResponse)(nil), // 22: mifsec.v1.TerminateChildSaResponse
+	(Role)(0),                        // 23: mifsec.v1.Role
+	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
+	(IpsecMode)(0),                   // 25: mifsec.v1.IpsecMode
 }
 var file_mifsec_v1_sa_proto_depIdxs = []int32{
 	0,  // 0: mifsec.v1.IkeSa.state:type_name -> mifsec.v1.IkeSaState
-	21, // 1: mifsec.v1.IkeSa.role:type_name -> mifsec.v1.Role
-	22, // 2: mifsec.v1.IkeSa.establish_time:type_name -> google.protobuf.Timestamp
-	22, // 3: mifsec.v1.IkeSa.rekey_time:type_name -> google.protobuf.Timestamp
+	23, // 1: mifsec.v1.IkeSa.role:type_name -> mifsec.v1.Role
+	24, // 2: mifsec.v1.IkeSa.establish_time:type_name -> google.protobuf.Timestamp
+	24, // 3: mifsec.v1.IkeSa.rekey_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: mifsec.v1.IkeSa.down_reason:type_name -> mifsec.v1.DownReason
 	2,  // 5: mifsec.v1.ChildSa.state:type_name -> mifsec.v1.ChildSaState
-	23, // 6: mifsec.v1.ChildSa.mode:type_name -> mifsec.v1.IpsecMode
-	22, // 7: mifsec.v1.ChildSa.install_time:type_name -> google.protobuf.Timestamp
-	22, // 8: mifsec.v1.ChildSa.rekey_time:type_name -> google.protobuf.Timestamp
+	25, // 6: mifsec.v1.ChildSa.mode:type_name -> mifsec.v1.IpsecMode
+	24, // 7: mifsec.v1.ChildSa.install_time:type_name -> google.protobuf.Timestamp
+	24, // 8: mifsec.v1.ChildSa.rekey_time:type_name -> google.protobuf.Timestamp
 	3,  // 9: mifsec.v1.ListIkeSasResponse.ike_sas:type_name -> mifsec.v1.IkeSa
 	3,  // 10: mifsec.v1.GetIkeSaResponse.ike_sa:type_name -> mifsec.v1.IkeSa
 	3,  // 11: mifsec.v1.RekeyIkeSaResponse.ike_sa:type_name -> mifsec.v1.IkeSa
-	4,  // 12: mifsec.v1.ListChildSasResponse.child_sas:type_name -> mifsec.v1.ChildSa
-	4,  // 13: mifsec.v1.GetChildSaResponse.child_sa:type_name -> mifsec.v1.ChildSa
-	4,  // 14: mifsec.v1.RekeyChildSaResponse.child_sa:type_name -> mifsec.v1.ChildSa
-	5,  // 15: mifsec.v1.SecurityAssociationService.ListIkeSas:input_type -> mifsec.v1.ListIkeSasRequest
-	7,  // 16: mifsec.v1.SecurityAssociationService.GetIkeSa:input_type -> mifsec.v1.GetIkeSaRequest
-	9,  // 17: mifsec.v1.SecurityAssociationService.RekeyIkeSa:input_type -> mifsec.v1.RekeyIkeSaRequest
-	11, // 18: mifsec.v1.SecurityAssociationService.TerminateIkeSa:input_type -> mifsec.v1.TerminateIkeSaRequest
-	13, // 19: mifsec.v1.SecurityAssociationService.ListChildSas:input_type -> mifsec.v1.ListChildSasRequest
-	15, // 20: mifsec.v1.SecurityAssociationService.GetChildSa:input_type -> mifsec.v1.GetChildSaRequest
-	17, // 21: mifsec.v1.SecurityAssociationService.RekeyChildSa:input_type -> mifsec.v1.RekeyChildSaRequest
-	19, // 22: mifsec.v1.SecurityAssociationService.TerminateChildSa:input_type -> mifsec.v1.TerminateChildSaRequest
-	6,  // 23: mifsec.v1.SecurityAssociationService.ListIkeSas:output_type -> mifsec.v1.ListIkeSasResponse
-	8,  // 24: mifsec.v1.SecurityAssociationService.GetIkeSa:output_type -> mifsec.v1.GetIkeSaResponse
-	10, // 25: mifsec.v1.SecurityAssociationService.RekeyIkeSa:output_type -> mifsec.v1.RekeyIkeSaResponse
-	12, // 26: mifsec.v1.SecurityAssociationService.TerminateIkeSa:output_type -> mifsec.v1.TerminateIkeSaResponse
-	14, // 27: mifsec.v1.SecurityAssociationService.ListChildSas:output_type -> mifsec.v1.ListChildSasResponse
-	16, // 28: mifsec.v1.SecurityAssociationService.GetChildSa:output_type -> mifsec.v1.GetChildSaResponse
-	18, // 29: mifsec.v1.SecurityAssociationService.RekeyChildSa:output_type -> mifsec.v1.RekeyChildSaResponse
-	20, // 30: mifsec.v1.SecurityAssociationService.TerminateChildSa:output_type -> mifsec.v1.TerminateChildSaResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	3,  // 12: mifsec.v1.MigrateIkeSaResponse.ike_sa:type_name -> mifsec.v1.IkeSa
+	4,  // 13: mifsec.v1.ListChildSasResponse.child_sas:type_name -> mifsec.v1.ChildSa
+	4,  // 14: mifsec.v1.GetChildSaResponse.child_sa:type_name -> mifsec.v1.ChildSa
+	4,  // 15: mifsec.v1.RekeyChildSaResponse.child_sa:type_name -> mifsec.v1.ChildSa
+	5,  // 16: mifsec.v1.SecurityAssociationService.ListIkeSas:input_type -> mifsec.v1.ListIkeSasRequest
+	7,  // 17: mifsec.v1.SecurityAssociationService.GetIkeSa:input_type -> mifsec.v1.GetIkeSaRequest
+	9,  // 18: mifsec.v1.SecurityAssociationService.RekeyIkeSa:input_type -> mifsec.v1.RekeyIkeSaRequest
+	11, // 19: mifsec.v1.SecurityAssociationService.TerminateIkeSa:input_type -> mifsec.v1.TerminateIkeSaRequest
+	13, // 20: mifsec.v1.SecurityAssociationService.MigrateIkeSa:input_type -> mifsec.v1.MigrateIkeSaRequest
+	15, // 21: mifsec.v1.SecurityAssociationService.ListChildSas:input_type -> mifsec.v1.ListChildSasRequest
+	17, // 22: mifsec.v1.SecurityAssociationService.GetChildSa:input_type -> mifsec.v1.GetChildSaRequest
+	19, // 23: mifsec.v1.SecurityAssociationService.RekeyChildSa:input_type -> mifsec.v1.RekeyChildSaRequest
+	21, // 24: mifsec.v1.SecurityAssociationService.TerminateChildSa:input_type -> mifsec.v1.TerminateChildSaRequest
+	6,  // 25: mifsec.v1.SecurityAssociationService.ListIkeSas:output_type -> mifsec.v1.ListIkeSasResponse
+	8,  // 26: mifsec.v1.SecurityAssociationService.GetIkeSa:output_type -> mifsec.v1.GetIkeSaResponse
+	10, // 27: mifsec.v1.SecurityAssociationService.RekeyIkeSa:output_type -> mifsec.v1.RekeyIkeSaResponse
+	12, // 28: mifsec.v1.SecurityAssociationService.TerminateIkeSa:output_type -> mifsec.v1.TerminateIkeSaResponse
+	14, // 29: mifsec.v1.SecurityAssociationService.MigrateIkeSa:output_type -> mifsec.v1.MigrateIkeSaResponse
+	16, // 30: mifsec.v1.SecurityAssociationService.ListChildSas:output_type -> mifsec.v1.ListChildSasResponse
+	18, // 31: mifsec.v1.SecurityAssociationService.GetChildSa:output_type -> mifsec.v1.GetChildSaResponse
+	20, // 32: mifsec.v1.SecurityAssociationService.RekeyChildSa:output_type -> mifsec.v1.RekeyChildSaResponse
+	22, // 33: mifsec.v1.SecurityAssociationService.TerminateChildSa:output_type -> mifsec.v1.TerminateChildSaResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mifsec_v1_sa_proto_init() }
@@ -1680,13 +1835,17 @@ func file_mifsec_v1_sa_proto_init() {
 		return
 	}
 	file_mifsec_v1_connection_proto_init()
+	file_mifsec_v1_sa_proto_msgTypes[10].OneofWrappers = []any{
+		(*MigrateIkeSaRequest_Interface)(nil),
+		(*MigrateIkeSaRequest_Path)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mifsec_v1_sa_proto_rawDesc), len(file_mifsec_v1_sa_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	SecurityAssociationService_GetIkeSa_FullMethodName         = "/mifsec.v1.SecurityAssociationService/GetIkeSa"
 	SecurityAssociationService_RekeyIkeSa_FullMethodName       = "/mifsec.v1.SecurityAssociationService/RekeyIkeSa"
 	SecurityAssociationService_TerminateIkeSa_FullMethodName   = "/mifsec.v1.SecurityAssociationService/TerminateIkeSa"
+	SecurityAssociationService_MigrateIkeSa_FullMethodName     = "/mifsec.v1.SecurityAssociationService/MigrateIkeSa"
 	SecurityAssociationService_ListChildSas_FullMethodName     = "/mifsec.v1.SecurityAssociationService/ListChildSas"
 	SecurityAssociationService_GetChildSa_FullMethodName       = "/mifsec.v1.SecurityAssociationService/GetChildSa"
 	SecurityAssociationService_RekeyChildSa_FullMethodName     = "/mifsec.v1.SecurityAssociationService/RekeyChildSa"
@@ -46,6 +47,11 @@ type SecurityAssociationServiceClient interface {
 	RekeyIkeSa(ctx context.Context, in *RekeyIkeSaRequest, opts ...grpc.CallOption) (*RekeyIkeSaResponse, error)
 	// TerminateIkeSa deletes an IKE SA and its Child SAs.
 	TerminateIkeSa(ctx context.Context, in *TerminateIkeSaRequest, opts ...grpc.CallOption) (*TerminateIkeSaResponse, error)
+	// MigrateIkeSa moves an IKE SA and its Child SAs to an interface or a
+	// path (MOBIKE, RFC 4555 §3.5), make-before-break: the target answers a
+	// path test first. It returns when the move is done, or with an error and
+	// nothing moved.
+	MigrateIkeSa(ctx context.Context, in *MigrateIkeSaRequest, opts ...grpc.CallOption) (*MigrateIkeSaResponse, error)
 	// ListChildSas lists the Child SAs of an IKE SA (`-` as the IKE SA or
 	// connection lists across them).
 	ListChildSas(ctx context.Context, in *ListChildSasRequest, opts ...grpc.CallOption) (*ListChildSasResponse, error)
@@ -100,6 +106,16 @@ func (c *securityAssociationServiceClient) TerminateIkeSa(ctx context.Context, i
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TerminateIkeSaResponse)
 	err := c.cc.Invoke(ctx, SecurityAssociationService_TerminateIkeSa_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *securityAssociationServiceClient) MigrateIkeSa(ctx context.Context, in *MigrateIkeSaRequest, opts ...grpc.CallOption) (*MigrateIkeSaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MigrateIkeSaResponse)
+	err := c.cc.Invoke(ctx, SecurityAssociationService_MigrateIkeSa_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +179,11 @@ type SecurityAssociationServiceServer interface {
 	RekeyIkeSa(context.Context, *RekeyIkeSaRequest) (*RekeyIkeSaResponse, error)
 	// TerminateIkeSa deletes an IKE SA and its Child SAs.
 	TerminateIkeSa(context.Context, *TerminateIkeSaRequest) (*TerminateIkeSaResponse, error)
+	// MigrateIkeSa moves an IKE SA and its Child SAs to an interface or a
+	// path (MOBIKE, RFC 4555 §3.5), make-before-break: the target answers a
+	// path test first. It returns when the move is done, or with an error and
+	// nothing moved.
+	MigrateIkeSa(context.Context, *MigrateIkeSaRequest) (*MigrateIkeSaResponse, error)
 	// ListChildSas lists the Child SAs of an IKE SA (`-` as the IKE SA or
 	// connection lists across them).
 	ListChildSas(context.Context, *ListChildSasRequest) (*ListChildSasResponse, error)
@@ -194,6 +215,9 @@ func (UnimplementedSecurityAssociationServiceServer) RekeyIkeSa(context.Context,
 }
 func (UnimplementedSecurityAssociationServiceServer) TerminateIkeSa(context.Context, *TerminateIkeSaRequest) (*TerminateIkeSaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TerminateIkeSa not implemented")
+}
+func (UnimplementedSecurityAssociationServiceServer) MigrateIkeSa(context.Context, *MigrateIkeSaRequest) (*MigrateIkeSaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MigrateIkeSa not implemented")
 }
 func (UnimplementedSecurityAssociationServiceServer) ListChildSas(context.Context, *ListChildSasRequest) (*ListChildSasResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListChildSas not implemented")
@@ -301,6 +325,24 @@ func _SecurityAssociationService_TerminateIkeSa_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SecurityAssociationService_MigrateIkeSa_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MigrateIkeSaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecurityAssociationServiceServer).MigrateIkeSa(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SecurityAssociationService_MigrateIkeSa_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecurityAssociationServiceServer).MigrateIkeSa(ctx, req.(*MigrateIkeSaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SecurityAssociationService_ListChildSas_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListChildSasRequest)
 	if err := dec(in); err != nil {
@@ -395,6 +437,10 @@ var SecurityAssociationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TerminateIkeSa",
 			Handler:    _SecurityAssociationService_TerminateIkeSa_Handler,
+		},
+		{
+			MethodName: "MigrateIkeSa",
+			Handler:    _SecurityAssociationService_MigrateIkeSa_Handler,
 		},
 		{
 			MethodName: "ListChildSas",
