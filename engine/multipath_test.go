@@ -488,3 +488,79 @@ func TestSmallestDelayFollowsRTT(t *testing.T) {
 		t.Fatalf("paths %+v", ps)
 	}
 }
+
+func TestGatewaySymmetricReturn(t *testing.T) {
+	m := newMPair(t, true)
+	m.establish(t)
+	ctx := tctx(t)
+	// The gateway's view: each IKE SA's inbound SA is on its own path.
+	gsas := upSAs(t, m.gw)
+	in := map[string]uint32{} // remote address → inbound SPI on the gateway
+	for _, s := range gsas {
+		kids, _, _ := m.gw.ListChildSAs(ctx, s.Conn, s.Name, "", 10)
+		in[s.Remote.Addr().String()] = kids[0].SPIIn
+	}
+	up := dataplane.Flow{Src: flowA.Src, Dst: flowA.Dst, Protocol: 6, SrcPort: 40000, DstPort: 443}
+	back := dataplane.Flow{Src: up.Dst, Dst: up.Src, Protocol: 6, SrcPort: 443, DstPort: 40000}
+	for _, from := range []string{ranAddr, wlanAddr, ranAddr} {
+		m.gwDP.receive(up, in[from])
+		spi, _ := m.gwDP.send(back)
+		m.gwDP.mu.Lock()
+		got := m.gwDP.sas[spi].Remote.Addr().String()
+		m.gwDP.mu.Unlock()
+		if got != from {
+			t.Fatalf("flow came in from %s, answer goes to %s", from, got)
+		}
+	}
+	// A rule on the gateway overrides the symmetric default.
+	if _, err := m.gw.CreateSteeringRule(ctx, "to-wlan", SteeringSpec{Mode: SteerSmallestDelay}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := m.gw.GetSteeringRule(ctx, "to-wlan")
+	m.gwDP.receive(up, in[ranAddr])
+	m.gwDP.receive(up, in[wlanAddr])
+	spi, tag := m.gwDP.send(back)
+	want := m.gw.pathTag(t, r.ActivePaths[0].ID)
+	if spi == 0 || len(r.ActivePaths) != 1 || tag != want {
+		t.Fatalf("rule %+v: answer on path tag %d, want %d", r, tag, want)
+	}
+}
+
+// pathTag reads a path's data-plane tag (test helper).
+func (e *Engine) pathTag(t *testing.T, id string) uint32 {
+	tag, err := do(tctx(t), e, func(st *state) (uint32, error) {
+		for _, p := range st.mp.paths {
+			if p.id == id {
+				return p.tag, nil
+			}
+		}
+		return 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
+
+func TestPickDoesNotAllocate(t *testing.T) {
+	m := newMPair(t, true)
+	m.establish(t)
+	if _, err := m.ue.CreateSteeringRule(tctx(t), "lb", SteeringSpec{Mode: SteerLoadBalance,
+		Targets: []SteeringTarget{{Interface: "wlan", Weight: 1}, {Interface: "ran", Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	pol := m.ueDP.outPolicies()[0]
+	m.ueDP.mu.Lock()
+	s := m.ueDP.steer
+	m.ueDP.mu.Unlock()
+	f := flowA
+	if n := testing.AllocsPerRun(1000, func() {
+		f.SrcPort++
+		if s.Pick(f, pol.ID, pol.SPIs) == 0 {
+			t.Fatal("no pick")
+		}
+		s.(dataplane.FlowObserver).Observe(f, 1)
+	}); n != 0 {
+		t.Fatalf("%v allocations per Pick", n)
+	}
+}
