@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/sa"
 )
@@ -182,7 +184,7 @@ func (st *state) moveLostSAs(why string) {
 		if !in.MOBIKEInitiator || !in.Capabilities.MOBIKE || !c.MOBIKE {
 			continue
 		}
-		target := st.bestPath(c, s.path, in.Remote.Addr())
+		target := st.bestPath(c, s.path, s)
 		if target == nil {
 			st.e.log.Warn("no path to move the IKE SA to", "connection", s.conn, "ike_sa", s.name, "cause", why)
 			continue
@@ -191,22 +193,89 @@ func (st *state) moveLostSAs(why string) {
 	}
 }
 
-// bestPath is c's usable candidate towards remote other than not, by
+// bestPath is the path to move s onto, other than not: over c's usable
+// interfaces, the pair pairFor picks, best reachability first, then
 // interface priority (higher first), then id.
-func (st *state) bestPath(c *connection, not *path, remote netip.Addr) *path {
+func (st *state) bestPath(c *connection, not *path, s *ikeSA) *path {
 	var best *path
+	var bestScore int
 	var bestPrio uint32
-	for _, cand := range st.candidates(c, remote) {
-		p := st.pathFor(c.ID, netip.MustParseAddr(cand[1]), remote)
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		if len(c.LocalInterfaces) > 0 && !slices.Contains(c.LocalInterfaces, ifc.ID) {
+			continue
+		}
+		local, remote, score, ok := st.pairFor(s, ifc)
+		if !ok {
+			continue
+		}
+		p := st.pathFor(c.ID, local, remote)
 		if p == not || !st.linkOK(p) {
 			continue
 		}
-		prio := st.interfaces[p.iface].Priority
-		if best == nil || prio > bestPrio || prio == bestPrio && p.id < best.id {
-			best, bestPrio = p, prio
+		prio := ifc.Priority
+		if best == nil || score > bestScore || score == bestScore && (prio > bestPrio || prio == bestPrio && p.id < best.id) {
+			best, bestScore, bestPrio = p, score, prio
 		}
 	}
 	return best
+}
+
+// Reachability of a peer address from an interface, best last.
+const (
+	reachUnknown = iota // only the address in use: nothing better known
+	reachRouted         // the kernel routes it from our address out of the interface
+	reachOnLink         // inside one of the interface's prefixes
+)
+
+// pairFor picks the address pair to move s onto through ifc: our address
+// on ifc and, among the peer's address in use and those it announced
+// (RFC 4555 §3.6, Info.PeerAddrs), the one ifc reaches best (on-link, then
+// routed). The address in use wins ties: a peer with several access
+// networks is often reachable only through the matching one, so keeping
+// the old remote address would test a pair that cannot work. ok is false
+// when ifc has no usable address.
+func (st *state) pairFor(s *ikeSA, ifc *Interface) (local, remote netip.Addr, score int, ok bool) {
+	in := s.m.Info()
+	cur := in.Remote.Addr().Unmap()
+	local, ok = usableAddr(ifc, cur)
+	if !ok {
+		return netip.Addr{}, netip.Addr{}, 0, false
+	}
+	remote, score = cur, st.reach(ifc, local, cur)
+	for _, a := range in.PeerAddrs {
+		a = a.Unmap()
+		if a.Is4() != cur.Is4() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+			continue
+		}
+		if sc := st.reach(ifc, local, a); sc > score {
+			remote, score = a, sc
+		}
+	}
+	return local, remote, score, true
+}
+
+// reach grades how well ifc reaches remote from local: on-link when one
+// of ifc's prefixes holds it, routed when the kernel's route from local
+// leaves through ifc's link (policy routing by source included).
+func (st *state) reach(ifc *Interface, local, remote netip.Addr) int {
+	for _, p := range ifc.Addrs {
+		if p.Bits() < p.Addr().BitLen() && p.Masked().Contains(remote) {
+			return reachOnLink
+		}
+	}
+	if ifc.Index <= 0 {
+		return reachUnknown
+	}
+	routes, err := netlink.RouteGetWithOptions(remote.AsSlice(), &netlink.RouteGetOptions{SrcAddr: local.AsSlice()})
+	if err != nil {
+		return reachUnknown
+	}
+	for _, r := range routes {
+		if r.LinkIndex == ifc.Index {
+			return reachRouted
+		}
+	}
+	return reachUnknown
 }
 
 // migrate asks s to move onto p; EventMigrated or EventMigrateFailed tells
@@ -313,11 +382,11 @@ func (e *Engine) MigrateIKESA(ctx context.Context, conn, name, toInterface, toPa
 			if len(c.LocalInterfaces) > 0 && !slices.Contains(c.LocalInterfaces, ifc.ID) {
 				return nil, errf(FailedPrecondition, "INTERFACE_NOT_ALLOWED", "interface", "connection %q may not use interface %q", s.conn, ifc.ID)
 			}
-			a, ok := usableAddr(ifc, in.Remote.Addr())
+			local, remote, _, ok := st.pairFor(s, ifc)
 			if !ok {
 				return nil, errf(FailedPrecondition, "NO_LOCAL_ADDRESS", "interface", "interface %q is down or has no address towards %s", ifc.ID, in.Remote.Addr())
 			}
-			p = st.pathFor(s.conn, a, in.Remote.Addr())
+			p = st.pathFor(s.conn, local, remote)
 		default:
 			return nil, errf(InvalidArgument, "MISSING_FIELD", "target", "an interface or a path is required")
 		}
