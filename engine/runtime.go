@@ -102,6 +102,8 @@ type runtime struct {
 	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
 	// responder they created, by initiator SPI and address.
 	halfOpen map[halfOpenKey]*ikeSA
+	// routeUsers counts the IKE SAs that need each route into the TUN.
+	routeUsers map[netip.Prefix]int
 	cookies  *sa.Cookies
 	// invalidSPI rate-limits INVALID_IKE_SPI replies (RFC 7296 §2.21.4).
 	invalidSPIAt    time.Time
@@ -208,7 +210,7 @@ func (h *timerHeap) Pop() any {
 func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
-		halfOpen: map[halfOpenKey]*ikeSA{}}
+		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
 	}

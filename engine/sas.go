@@ -464,10 +464,14 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 		if slices.Contains(s.routes, p) {
 			return
 		}
-		if err := iface.AddRoute(link, p, src); err != nil {
-			st.e.log.Warn("route failed", "prefix", p, "error", err)
-			return
+		// Several IKE SAs (one per path) share a route: count its users.
+		if st.rt.routeUsers[p] == 0 {
+			if err := iface.AddRoute(link, p, src); err != nil {
+				st.e.log.Warn("route failed", "prefix", p, "error", err)
+				return
+			}
 		}
+		st.rt.routeUsers[p]++
 		s.routes = append(s.routes, p)
 	}
 	if in.Role == sa.Initiator || len(s.vips) > 0 && in.Role != sa.Responder {
@@ -505,6 +509,10 @@ func (st *state) removeRoutes(s *ikeSA) {
 		return
 	}
 	for _, p := range s.routes {
+		if st.rt.routeUsers[p]--; st.rt.routeUsers[p] > 0 {
+			continue
+		}
+		delete(st.rt.routeUsers, p)
 		iface.DelRoute(tun.TUNName(), p)
 	}
 	s.routes = nil
