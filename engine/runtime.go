@@ -104,7 +104,7 @@ type runtime struct {
 	halfOpen map[halfOpenKey]*ikeSA
 	// routeUsers counts the IKE SAs that need each route into the TUN.
 	routeUsers map[netip.Prefix]int
-	cookies  *sa.Cookies
+	cookies    *sa.Cookies
 	// invalidSPI rate-limits INVALID_IKE_SPI replies (RFC 7296 §2.21.4).
 	invalidSPIAt    time.Time
 	invalidSPICount int
