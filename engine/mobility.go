@@ -229,7 +229,7 @@ const (
 
 // pairFor picks the address pair to move s onto through ifc: our address
 // on ifc and, among the peer's address in use and those it announced
-// (RFC 4555 §3.6, Info.PeerAddrs), the one ifc reaches best (on-link, then
+// (RFC 4555 §3.6, Info.PeerAddrs) or configured, the one ifc reaches best (on-link, then
 // routed). The address in use wins ties: a peer with several access
 // networks is often reachable only through the matching one, so keeping
 // the old remote address would test a pair that cannot work. ok is false
@@ -242,7 +242,13 @@ func (st *state) pairFor(s *ikeSA, ifc *Interface) (local, remote netip.Addr, sc
 		return netip.Addr{}, netip.Addr{}, 0, false
 	}
 	remote, score = cur, st.reach(ifc, local, cur)
-	for _, a := range in.PeerAddrs {
+	// The announced list leaves out the address that was in use when it
+	// was sent (§3.4), so the configured addresses count too.
+	peer := slices.Clone(in.PeerAddrs)
+	if c := st.connections[s.conn]; c != nil {
+		peer = append(peer, c.addrs...)
+	}
+	for _, a := range peer {
 		a = a.Unmap()
 		if a.Is4() != cur.Is4() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() {
 			continue

@@ -128,6 +128,7 @@ type Sender struct {
 	done   chan struct{}
 	mu     sync.Mutex
 	sent   uint64
+	times  []time.Time // send time of each sequence number, from 1
 	errs   uint64
 	first  error
 }
@@ -197,10 +198,12 @@ func (s *Sender) loop(ctx context.Context) {
 		due := uint64(time.Since(start)/iv) + 1
 		for ; seq < due; seq++ {
 			binary.BigEndian.PutUint64(buf[8:], seq+1)
-			binary.BigEndian.PutUint64(buf[16:], uint64(time.Now().UnixNano()))
+			now := time.Now()
+			binary.BigEndian.PutUint64(buf[16:], uint64(now.UnixNano()))
 			_, err := s.conn.Write(buf)
 			s.mu.Lock()
 			s.sent = seq + 1
+			s.times = append(s.times, now)
 			if err != nil {
 				s.errs++
 				if s.first == nil {
@@ -218,6 +221,16 @@ func (s *Sender) Sent() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sent
+}
+
+// SentAt is when sequence number seq was sent (zero if it was not).
+func (s *Sender) SentAt(seq uint64) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq == 0 || seq > uint64(len(s.times)) {
+		return time.Time{}
+	}
+	return s.times[seq-1]
 }
 
 // Stop stops sending and returns how many datagrams were sent, how many
@@ -291,6 +304,21 @@ func Analyze(arr []Arrival, sent uint64) Stats {
 func (s Stats) String() string {
 	return fmt.Sprintf("sent %d received %d lost %d (longest run %d) duplicates %d reordered %d (max distance %d) longest gap %v",
 		s.Sent, s.Received, s.Lost, s.MaxLossRun, s.Duplicates, s.Reordered, s.MaxReorder, s.MaxGap.Round(time.Microsecond))
+}
+
+// Missing lists the sequence numbers 1..sent that never arrived.
+func Missing(arr []Arrival, sent uint64) []uint64 {
+	seen := make(map[uint64]bool, len(arr))
+	for _, a := range arr {
+		seen[a.Seq] = true
+	}
+	var out []uint64
+	for q := uint64(1); q <= sent; q++ {
+		if !seen[q] {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // Resumed is the first arrival of a datagram sent at or after t: the

@@ -3,6 +3,7 @@ package mif
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -35,6 +36,9 @@ func TestAnalyze(t *testing.T) {
 				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})
+	}
+	if got := Missing(at(1, 2, 5), 6); !slices.Equal(got, []uint64{3, 4, 6}) {
+		t.Fatalf("missing %v", got)
 	}
 	gap := []Arrival{{Seq: 1, Recv: t0}, {Seq: 2, Recv: t0.Add(time.Millisecond)}, {Seq: 3, Recv: t0.Add(50 * time.Millisecond)}}
 	if s := Analyze(gap, 3); s.MaxGap != 49*time.Millisecond || s.GapAfter != 3 {
@@ -71,6 +75,9 @@ func TestFlowLoopback(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		sent, errs, first := s.Stop()
 		took := time.Since(start)
+		if a, b := s.SentAt(1), s.SentAt(sent); a.Before(start) || b.Before(a) || !s.SentAt(sent+1).IsZero() {
+			t.Fatalf("send times %v .. %v (start %v)", a, b, start)
+		}
 		r.Drain(ctx, tc.id, 50*time.Millisecond)
 		st := r.Stats(tc.id, sent)
 		if errs != 0 || st.Lost != 0 || st.Duplicates != 0 {
