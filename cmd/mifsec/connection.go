@@ -168,6 +168,7 @@ func writeConnectionDetail(w io.Writer, c *mifsecv1.Connection) error {
 		{"pool", c.GetPool()},
 		{"mobike", optionalBool(c.Mobike)},
 		{"fragmentation", optionalBool(c.Fragmentation)},
+		{"multipath", yesNo(c.GetMultipath())},
 		{"ike sas", strings.Join(ikeSAs, ",")},
 		{"created", formatTime(c.GetCreateTime())},
 		{"updated", formatTime(c.GetUpdateTime())},
@@ -225,6 +226,7 @@ func newConnectionCmd(a *app) *cobra.Command {
 		newConnectionDeleteCmd(a),
 		newConnectionInitiateCmd(a),
 		newConnectionTerminateCmd(a),
+		newConnectionPathsCmd(a),
 	)
 	return cmd
 }

@@ -41,6 +41,7 @@ type connectionFlags struct {
 	virtualIP4, virtualIP6  bool
 	pool                    string
 	mobike, fragmentation   bool
+	multipath               bool
 	children                []string
 }
 
@@ -69,6 +70,7 @@ var connectionFields = []struct{ flag, path string }{
 	{"pool", "pool"},
 	{"mobike", "mobike"},
 	{"fragmentation", "fragmentation"},
+	{"multipath", "multipath"},
 }
 
 // outputOnlyConnectionFields are dropped from --from-json input (a file
@@ -115,6 +117,7 @@ func (v *connectionFlags) register(cmd *cobra.Command, a *app, create bool) {
 	fs.StringVar(&v.pool, "pool", "", "responder: lease inner addresses from `POOL`")
 	fs.BoolVar(&v.mobike, "mobike", true, "offer MOBIKE (RFC 4555)")
 	fs.BoolVar(&v.fragmentation, "fragmentation", true, "offer IKE fragmentation (RFC 7383)")
+	fs.BoolVar(&v.multipath, "multipath", false, "initiator: one IKE SA per usable path (interface × remote address); steering rules pick the path per flow")
 	fs.StringArrayVar(&v.children, "child", nil, "Child SA `SPEC`: NAME[,local=TS][,remote=TS][,esp=P][,mode=M][,start=S][,rekey=D] (see --help)")
 
 	_ = cmd.RegisterFlagCompletionFunc("psk", a.completeSecretIDs(false))
@@ -280,6 +283,9 @@ func (v *connectionFlags) build(fs *pflag.FlagSet, stdin io.Reader) (*connection
 	}
 	if set("fragmentation") {
 		c.Fragmentation = proto.Bool(v.fragmentation)
+	}
+	if set("multipath") {
+		c.Multipath = v.multipath
 	}
 	return b, nil
 }

@@ -334,6 +334,7 @@ virtual ip:    ipv4
 pool:          -
 mobike:        yes
 fragmentation: default
+multipath:     no
 ike sas:       home/0123456789abcdef
 created:       2026-11-27T05:45:00.123Z
 updated:       -

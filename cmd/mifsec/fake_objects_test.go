@@ -222,7 +222,7 @@ func (f *fakeDaemon) DeletePool(_ context.Context, req *mifsecv1.DeletePoolReque
 
 var connectionUpdatable = []string{"local_id", "remote_id", "local_auth", "remote_auth", "ike_proposals", "esp_proposals",
 	"remote_addresses", "local_interfaces", "remote_port", "dpd", "ike_rekey_time", "children",
-	"request_virtual_ip4", "request_virtual_ip6", "pool", "mobike", "fragmentation"}
+	"request_virtual_ip4", "request_virtual_ip6", "pool", "mobike", "fragmentation", "multipath"}
 
 func (f *fakeDaemon) CreateConnection(_ context.Context, req *mifsecv1.CreateConnectionRequest) (*mifsecv1.CreateConnectionResponse, error) {
 	f.record(req)

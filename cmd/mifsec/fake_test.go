@@ -26,7 +26,8 @@ import (
 // fakeDaemon is a test double of mifsecd's services: in-memory tables
 // with the API's errors, paging capped at pageCap, and a scripted event
 // stream. The secret, pool, connection and SA services are in
-// fake_objects_test.go.
+// fake_objects_test.go; steering rules, paths and migration in
+// fake_steering_test.go.
 type fakeDaemon struct {
 	mifsecv1.UnimplementedInterfaceServiceServer
 	mifsecv1.UnimplementedEventServiceServer
@@ -34,6 +35,7 @@ type fakeDaemon struct {
 	mifsecv1.UnimplementedPoolServiceServer
 	mifsecv1.UnimplementedConnectionServiceServer
 	mifsecv1.UnimplementedSecurityAssociationServiceServer
+	mifsecv1.UnimplementedSteeringServiceServer
 
 	pageCap int
 	// live events sent after the snapshot; then the stream ends with
@@ -51,6 +53,8 @@ type fakeDaemon struct {
 	conns    map[string]*mifsecv1.Connection
 	ikeSAs   map[string]*mifsecv1.IkeSa
 	childSAs map[string]*mifsecv1.ChildSa
+	rules    map[string]*mifsecv1.SteeringRule
+	paths    map[string]*mifsecv1.Path
 	requests []proto.Message
 	seq      uint64
 }
@@ -59,7 +63,8 @@ func newFakeDaemon() *fakeDaemon {
 	return &fakeDaemon{pageCap: 2, ifaces: map[string]*mifsecv1.Interface{},
 		secrets: map[string]*mifsecv1.Secret{}, pools: map[string]*mifsecv1.Pool{},
 		conns: map[string]*mifsecv1.Connection{}, ikeSAs: map[string]*mifsecv1.IkeSa{},
-		childSAs: map[string]*mifsecv1.ChildSa{}}
+		childSAs: map[string]*mifsecv1.ChildSa{}, rules: map[string]*mifsecv1.SteeringRule{},
+		paths: map[string]*mifsecv1.Path{}}
 }
 
 var idPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -287,6 +292,7 @@ func startFake(t *testing.T, f *fakeDaemon) string {
 	mifsecv1.RegisterPoolServiceServer(srv, f)
 	mifsecv1.RegisterConnectionServiceServer(srv, f)
 	mifsecv1.RegisterSecurityAssociationServiceServer(srv, f)
+	mifsecv1.RegisterSteeringServiceServer(srv, f)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
 	t.Cleanup(func() { srv.Stop(); <-done })

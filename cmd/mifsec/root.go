@@ -104,6 +104,7 @@ func newRootCmd(a *app, getenv func(string) string) *cobra.Command {
 		newSACmd(a),
 		newPoolCmd(a),
 		newSecretCmd(a),
+		newSteeringCmd(a),
 		newWatchCmd(a),
 	)
 	return root

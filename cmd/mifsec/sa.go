@@ -259,6 +259,7 @@ connections/C/ikeSas/SPI[/childSas/SPI] work too.`,
 		newIKESAGetCmd(a),
 		newIKESARekeyCmd(a),
 		newIKESATerminateCmd(a),
+		newIKESAMigrateCmd(a),
 		newChildSAListCmd(a),
 		child,
 	)
