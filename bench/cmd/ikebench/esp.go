@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mifsec/mifsec/engine"
+)
+
+// firstESP measures, o.espSamples times on fresh connections, the time
+// from calling InitiateConnection to the first ESP packet towards the peer
+// on the wire: as soon as the call returns a UDP datagram goes to an inner
+// address behind the peer (retried while the route through the TUN is not
+// there yet) and a packet socket on o.sniff sees it leave encrypted.
+func firstESP(ctx context.Context, o options, e *engine.Engine) error {
+	peer := netip.MustParseAddr(o.peer)
+	dst, err := netip.ParseAddr(o.espDst)
+	if err != nil {
+		return fmt.Errorf("-esp-dst: %w", err)
+	}
+	sn, err := newSniffer(o.sniff, peer)
+	if err != nil {
+		return err
+	}
+	defer sn.close()
+	time.Sleep(500 * time.Millisecond)
+	var lat, ike []time.Duration
+	for i := 1; i <= o.espSamples; i++ {
+		sn.reset()
+		t0 := time.Now()
+		if _, err := e.InitiateConnection(ctx, fmt.Sprintf("c%d", i), ""); err != nil {
+			return err
+		}
+		t1 := time.Now()
+		if err := sendUntilRouted(ctx, dst); err != nil {
+			return err
+		}
+		seen, err := sn.wait(ctx, 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("sample %d: %w", i, err)
+		}
+		lat = append(lat, seen.Sub(t0))
+		ike = append(ike, t1.Sub(t0))
+		// Leave the next sample a quiet machine: bring the SA down.
+		if err := e.TerminateConnection(ctx, fmt.Sprintf("c%d", i)); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	slices.Sort(lat)
+	slices.Sort(ike)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	fmt.Printf("mifsec first_esp samples=%d med_ms=%.3f p90_ms=%.3f min_ms=%.3f max_ms=%.3f initiate_med_ms=%.3f\n",
+		len(lat), ms(lat[len(lat)/2]), ms(lat[len(lat)*9/10]), ms(lat[0]), ms(lat[len(lat)-1]), ms(ike[len(ike)/2]))
+	return nil
+}
+
+// sendUntilRouted sends one UDP datagram to dst:9 (discard), retrying
+// while there is no route yet (the TUN route comes with the Child SA).
+func sendUntilRouted(ctx context.Context, dst netip.Addr) error {
+	for {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+		if err == nil {
+			_, err = c.Write([]byte("ikebench"))
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// sniffer watches an interface for ESP (IP protocol 50, or UDP to 4500
+// without the non-ESP marker) towards peer.
+type sniffer struct {
+	fd   int
+	peer netip.Addr
+	seen chan time.Time
+	stop atomic.Bool
+	done chan struct{}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func newSniffer(name string, peer netip.Addr) (*sniffer, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("-sniff: %w", err)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_IP)))
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifc.Index}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	tv := unix.Timeval{Usec: 100000}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s := &sniffer{fd: fd, peer: peer, seen: make(chan time.Time, 64), done: make(chan struct{})}
+	go s.read()
+	return s, nil
+}
+
+func (s *sniffer) read() {
+	defer close(s.done)
+	buf := make([]byte, 2048)
+	for !s.stop.Load() {
+		n, _, err := unix.Recvfrom(s.fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		if isESPTo(buf[:n], s.peer) {
+			select {
+			case s.seen <- now:
+			default:
+			}
+		}
+	}
+}
+
+// isESPTo reads an IPv4 packet.
+func isESPTo(p []byte, peer netip.Addr) bool {
+	if len(p) < 20 || p[0]>>4 != 4 {
+		return false
+	}
+	if netip.AddrFrom4([4]byte(p[16:20])) != peer {
+		return false
+	}
+	hl := int(p[0]&0x0f) * 4
+	switch p[9] {
+	case unix.IPPROTO_ESP:
+		return true
+	case unix.IPPROTO_UDP:
+		if len(p) < hl+12 {
+			return false
+		}
+		return binary.BigEndian.Uint16(p[hl+2:]) == 4500 && binary.BigEndian.Uint32(p[hl+8:]) != 0
+	}
+	return false
+}
+
+func (s *sniffer) reset() {
+	for {
+		select {
+		case <-s.seen:
+		default:
+			return
+		}
+	}
+}
+
+func (s *sniffer) wait(ctx context.Context, d time.Duration) (time.Time, error) {
+	select {
+	case t := <-s.seen:
+		return t, nil
+	case <-time.After(d):
+		return time.Time{}, errors.New("no ESP packet seen")
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+}
+
+func (s *sniffer) close() {
+	s.stop.Store(true)
+	<-s.done
+	unix.Close(s.fd)
+}
