@@ -10,17 +10,22 @@ import (
 	"github.com/mifsec/mifsec/engine/sa"
 )
 
-// A gateway with one address per access network, each reachable only
-// through the matching access of the end user (test/topo's layout): a move
+// A move
 // must go to the address the peer announced on the new access (RFC 4555
 // §3.6), not to the old remote address through the new interface.
 // Regression: the engine kept the remote address, so the path test went
 // to an unreachable pair, the move failed and the IKE SA died.
-func TestMoveUsesPeerAnnouncedAddress(t *testing.T) {
-	const (
-		gwW, gwR = "192.0.2.1", "203.0.113.1"
-		ueW, ueR = "192.0.2.2", "203.0.113.2"
-	)
+const (
+	gwW, gwR = "192.0.2.1", "203.0.113.1"
+	ueW, ueR = "192.0.2.2", "203.0.113.2"
+)
+
+// twoAccessPair builds a gateway with one address per access network,
+// each reachable only through the matching access of the end user
+// (test/topo's layout), and an end user with a connection to gwW (and
+// gwR when multipath).
+func twoAccessPair(t *testing.T, multipath bool) (ue, gw *Engine, ul *ifacetest.Fake) {
+	t.Helper()
 	w := &mwire{ends: map[netip.Addr]*mtransport{}, delay: map[[2]netip.Addr]time.Duration{}, drop: map[[2]netip.Addr]bool{}}
 	w.set(ueR, gwW, 0, true)
 	w.set(ueW, gwR, 0, true)
@@ -39,11 +44,11 @@ func TestMoveUsesPeerAnnouncedAddress(t *testing.T) {
 	gl := ifacetest.New()
 	gl.AddLink("eth0", gwW+"/24")
 	gl.AddLink("eth1", gwR+"/24")
-	gw := mk(gl, w.end(gwW, gwR))
-	ul := ifacetest.New()
+	gw = mk(gl, w.end(gwW, gwR))
+	ul = ifacetest.New()
 	ul.AddLink("wlan0", ueW+"/24")
 	ul.AddLink("rmnet0", ueR+"/24")
-	ue := mk(ul, w.end(ueW, ueR))
+	ue = mk(ul, w.end(ueW, ueR))
 	ctx := tctx(t)
 	for _, x := range []struct {
 		e        *Engine
@@ -64,12 +69,22 @@ func TestMoveUsesPeerAnnouncedAddress(t *testing.T) {
 		Children: []ChildSpec{{Name: "net", LocalTS: []string{"198.18.0.0/24"}}}}); err != nil {
 		t.Fatal(err)
 	}
+	remotes := []string{gwW}
+	if multipath {
+		remotes = append(remotes, gwR)
+	}
 	if _, err := ue.CreateConnection(ctx, "gw", ConnectionSpec{Role: RoleInitiator, LocalID: "@ue.example", RemoteID: "@gw.example",
-		LocalAuth: AuthSpec{PSKSecret: "psk"}, RemoteAuth: AuthSpec{PSKSecret: "psk"}, RemoteAddrs: []string{gwW},
-		LocalInterfaces: []string{"wlan", "ran"}, VirtualIP4: true, MOBIKE: true,
+		LocalAuth: AuthSpec{PSKSecret: "psk"}, RemoteAuth: AuthSpec{PSKSecret: "psk"}, RemoteAddrs: remotes,
+		LocalInterfaces: []string{"wlan", "ran"}, VirtualIP4: true, MOBIKE: true, Multipath: multipath,
 		Children: []ChildSpec{{Name: "net", RemoteTS: []string{"198.18.0.0/24"}}}}); err != nil {
 		t.Fatal(err)
 	}
+	return ue, gw, ul
+}
+
+func TestMoveUsesPeerAnnouncedAddress(t *testing.T) {
+	ue, gw, ul := twoAccessPair(t, false)
+	ctx := tctx(t)
 	name, err := ue.InitiateConnection(ctx, "gw", "")
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +137,20 @@ func peerAddrs(t *testing.T, e *Engine, name string) []netip.Addr {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A multipath end user configured with both of the gateway's addresses
+// gets one path per access, each to the address that access reaches.
+// Regression: every path went to the first remote address, so the WLAN
+// path's IKE SA could never be set up.
+func TestMultipathPathPerAccess(t *testing.T) {
+	ue, gw, _ := twoAccessPair(t, true)
+	if _, err := ue.InitiateConnection(tctx(t), "gw", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both paths up", func() bool {
+		ps := pathsOf(t, ue, "gw")
+		return len(upSAs(t, ue)) == 2 && len(upSAs(t, gw)) == 2 &&
+			ps["wlan-192-0-2-1"].State == PathUp && ps["ran-203-0-113-1"].State == PathUp
+	})
 }

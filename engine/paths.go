@@ -177,6 +177,23 @@ func (st *state) candidates(c *connection, remote netip.Addr) [][2]string {
 	return out
 }
 
+// remoteFor picks, among a connection's configured remote addresses of
+// the first one's family, the one ifc reaches best from local (mobility.go
+// reach); the first wins ties. A gateway with one address per access
+// network thus gets one path per access.
+func (st *state) remoteFor(ifc *Interface, local netip.Addr, addrs []netip.Addr) netip.Addr {
+	best, score := addrs[0], -1
+	for _, a := range addrs {
+		if a.Is4() != addrs[0].Is4() {
+			continue
+		}
+		if sc := st.reach(ifc, local, a); sc > score {
+			best, score = a, sc
+		}
+	}
+	return best
+}
+
 // usableAddr is ifc's first address of remote's family a tunnel may use.
 func usableAddr(ifc *Interface, remote netip.Addr) (netip.Addr, bool) {
 	if ifc.State != iface.Up {
@@ -202,7 +219,8 @@ func (st *state) syncPaths() {
 			continue
 		}
 		for _, cand := range st.candidates(c, c.addrs[0]) {
-			p := st.pathFor(c.ID, netip.MustParseAddr(cand[1]), c.addrs[0])
+			local := netip.MustParseAddr(cand[1])
+			p := st.pathFor(c.ID, local, st.remoteFor(st.interfaces[cand[0]], local, c.addrs))
 			p.cand = true
 		}
 	}
