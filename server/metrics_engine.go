@@ -31,6 +31,9 @@ func (s EngineStats) RuntimeStats(ctx context.Context) (RuntimeStats, error) {
 			out.Handshake.Buckets[b.Seconds()] = 0
 		}
 	}
+	if err := s.paths(ctx, &out); err != nil {
+		return out, err
+	}
 	after := ""
 	for {
 		kids, more, err := s.E.ListChildSAs(ctx, "-", "-", after, 1000)
@@ -47,6 +50,26 @@ func (s EngineStats) RuntimeStats(ctx context.Context) (RuntimeStats, error) {
 		}
 		if !more || len(kids) == 0 {
 			return out, nil
+		}
+	}
+}
+
+// paths adds every connection's paths with their counters, RTT and loss.
+func (s EngineStats) paths(ctx context.Context, out *RuntimeStats) error {
+	after := ""
+	for {
+		ps, more, err := s.E.ListPaths(ctx, "-", after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			out.Paths = append(out.Paths, PathStats{Connection: p.Conn, Path: p.ID, Interface: p.Interface,
+				TxBytes: p.Out.Bytes, RxBytes: p.In.Bytes, TxPackets: p.Out.Packets, RxPackets: p.In.Packets,
+				RTT: p.RTT, Loss: p.Loss, Up: p.State == engine.PathUp})
+			after = p.Conn + "/" + p.ID
+		}
+		if !more || len(ps) == 0 {
+			return nil
 		}
 	}
 }
