@@ -438,3 +438,5 @@ func (f *flowAt) flowing(t *testing.T, n int, within time.Duration) {
 		return got >= n, fmt.Sprintf("%d of %d datagrams (sent %d)", got, n, f.s.Sent())
 	})
 }
+
+func durpb(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
