@@ -73,6 +73,10 @@ type state struct {
 	watchers    map[*Subscription]struct{}
 	rt          *runtime
 	mp          *multi // paths, steering rules, merged policies
+	// leasesDirty: pool leases changed since the last persist; leaseTimer
+	// fires flushLeases (saconfig.go).
+	leasesDirty bool
+	leaseTimer  *time.Timer
 }
 
 // New loads the persisted configuration, reads the kernel's view of every
@@ -109,7 +113,8 @@ func New(cfg Config) (*Engine, error) {
 	}
 	st := &state{e: e, interfaces: map[string]*Interface{}, secrets: map[string]*secret{},
 		pools: map[string]*pool{}, connections: map[string]*connection{}, watchers: map[*Subscription]struct{}{},
-		rt: newRuntime(cfg), mp: newMulti()}
+		rt: newRuntime(cfg), mp: newMulti(), leaseTimer: time.NewTimer(time.Hour)}
+	st.leaseTimer.Stop()
 	if err := st.restoreSecrets(); err != nil {
 		return nil, err
 	}
@@ -153,8 +158,12 @@ func (e *Engine) loop(st *state) {
 				continue
 			}
 			st.dpEvent(ev)
+		case <-st.leaseTimer.C:
+			st.flushLeases()
 		case <-e.quit:
 			st.shutdownSAs()
+			st.leaseTimer.Stop()
+			st.flushLeases()
 			for w := range st.watchers {
 				w.end(&Error{Code: Unavailable, Reason: ReasonShuttingDown, Msg: "mifsecd is shutting down"})
 			}
@@ -306,5 +315,6 @@ func (st *state) persist() error {
 	if err := st.e.store.Save(p); err != nil {
 		return &Error{Code: Internal, Reason: ReasonPersistFailed, Msg: "could not persist configuration", Err: err}
 	}
+	st.leasesDirty = false
 	return nil
 }

@@ -88,6 +88,9 @@ type pool struct {
 	ranges     []addrRange
 	leases     map[string]*Lease // by identity
 	byAddr     map[netip.Addr]*Lease
+	// hint is, per range, where the search for a free address resumes:
+	// addresses before it were taken when it moved (nil: from the start).
+	hint []netip.Addr
 }
 
 // PoolInfo is what the API shows of a pool.
@@ -254,7 +257,7 @@ func (e *Engine) UpdatePool(ctx context.Context, id string, spec PoolSpec, field
 			}
 		}
 		old, oldRanges := p.PoolSpec, p.ranges
-		p.PoolSpec, p.ranges = next, rs
+		p.PoolSpec, p.ranges, p.hint = next, rs, nil
 		if err := st.persist(); err != nil {
 			p.PoolSpec, p.ranges = old, oldRanges
 			return PoolInfo{}, err
@@ -301,27 +304,39 @@ func (st *state) pool(id, field string) (*pool, error) {
 }
 
 // lease gives identity an address of the wanted family: the one it had
-// before if any, else the first free one.
+// before if any, else the first free one. Addresses only become free again
+// when UpdatePool forgets leases (which resets the hints), so resuming
+// after the last address handed out finds the first free one without
+// walking every lease: constant time per lease instead of linear.
 func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error) {
 	if l, ok := p.leases[identity+famKey(v6)]; ok {
 		l.Online = true
 		return l.Addr, nil
 	}
-	for _, r := range p.ranges {
+	if len(p.hint) != len(p.ranges) {
+		p.hint = make([]netip.Addr, len(p.ranges))
+	}
+	for i, r := range p.ranges {
 		if r.first.Is6() != v6 {
 			continue
 		}
-		for a := r.first; a.IsValid() && r.contains(a); a = a.Next() {
+		a := r.first
+		if h := p.hint[i]; h.IsValid() && r.contains(h) {
+			a = h
+		}
+		for tried := 0; a.IsValid() && r.contains(a); a = a.Next() {
 			if _, used := p.byAddr[a]; !used {
 				l := &Lease{Addr: a, Identity: identity, Online: true, LeaseTime: now}
 				p.leases[identity+famKey(v6)] = l
 				p.byAddr[a] = l
+				p.hint[i] = a.Next()
 				return a, nil
 			}
-			if len(p.byAddr) > 1<<20 {
+			if tried++; tried > 1<<20 {
 				break // bounded search on huge IPv6 ranges
 			}
 		}
+		p.hint[i] = r.last.Next() // full from the hint on: only the fallback below
 	}
 	// Reuse the oldest offline lease of another identity.
 	var oldest *Lease

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -119,7 +120,7 @@ type poolAdapter struct {
 func (a poolAdapter) Lease(peerID string, v6 bool) (netip.Addr, error) {
 	addr, err := a.p.lease(peerID, v6, a.st.e.cfg.Now())
 	if err == nil {
-		a.st.persistQuietly()
+		a.st.leaseChanged()
 	}
 	return addr, err
 }
@@ -129,6 +130,30 @@ func (a poolAdapter) Release(peerID string, addr netip.Addr) { a.p.release(peerI
 func (st *state) persistQuietly() {
 	if err := st.persist(); err != nil {
 		st.e.log.Warn("could not persist leases", "error", err)
+	}
+}
+
+// leaseFlushInterval bounds how long a new lease may live only in memory.
+// Writing the state file (with fsync) on every lease cost more than the
+// whole IKE exchange; a lease lost to a crash only means the identity may
+// get another address next time (RFC 7296 §2.19 makes no promise).
+const leaseFlushInterval = time.Second
+
+// leaseChanged marks the leases dirty; the state goroutine writes them
+// within leaseFlushInterval (flushLeases), and on shutdown. Any other
+// persist on the way writes them as well.
+func (st *state) leaseChanged() {
+	if st.leasesDirty {
+		return
+	}
+	st.leasesDirty = true
+	st.leaseTimer.Reset(leaseFlushInterval)
+}
+
+// flushLeases writes leases marked dirty by leaseChanged.
+func (st *state) flushLeases() {
+	if st.leasesDirty {
+		st.persistQuietly()
 	}
 }
 

@@ -114,6 +114,9 @@ func establish(ctx context.Context, o options, e *engine.Engine, s *stack) error
 		return err
 	}
 	heap1, _ := heapNow()
+	if err := writeHeapProfile(o.memprofile); err != nil {
+		return err
+	}
 	peerHeap1, _ := readPeerHeap(o.peerPID, o.stats)
 	st, err := e.Stats(ctx)
 	if err != nil {

@@ -61,6 +61,7 @@ type options struct {
 	ready      string
 	stats      string
 	cpuprofile string
+	memprofile string
 	logLevel   string
 	espSamples int
 	sniff      string
@@ -91,12 +92,16 @@ func main() {
 	flag.StringVar(&o.ready, "ready", "", "responder: file created once it serves")
 	flag.StringVar(&o.stats, "stats", "", "responder: file a JSON line of Go heap figures is written to on SIGUSR1 (after a GC)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile when the heap figures are taken (responder: on SIGUSR1; initiator: after the last SA)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log level (mifsecd's default is info)")
 	flag.IntVar(&o.espSamples, "esp-samples", 0, "initiator: measure InitiateConnection to the first ESP packet this many times (userspace data plane)")
 	flag.StringVar(&o.sniff, "sniff", "", "initiator: interface the first ESP packet is seen on")
 	flag.StringVar(&o.espDst, "esp-dst", "10.75.0.1", "initiator: inner address the first packet goes to")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
+	if o.memprofile != "" {
+		runtime.MemProfileRate = 512 // fine-grained: per-SA structures are small
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "ikebench:", err)
 		os.Exit(1)
@@ -226,6 +231,9 @@ func respond(o options, log hclog.Logger) error {
 		if v != syscall.SIGUSR1 {
 			break
 		}
+		if err := writeHeapProfile(o.memprofile); err != nil {
+			log.Error("heap profile", "error", err)
+		}
 		if err := writeHeapStats(o.stats, e); err != nil {
 			log.Error("heap stats", "error", err)
 		}
@@ -272,6 +280,20 @@ func heapNow() (heapStats, error) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return heapStats{HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, Sys: m.Sys}, nil
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 // readPeerHeap asks the responder for its heap figures (SIGUSR1) and
