@@ -112,6 +112,8 @@ func TestGatewayGainsInterface(t *testing.T) {
 	if s := mig.GetIkeSa(); host(s.LocalAddress) != topo.UEWLAN || host(s.RemoteAddress) != topo.GWWLAN {
 		t.Fatalf("end user moved to %s↔%s, want the gateway's WLAN address", s.LocalAddress, s.RemoteAddress)
 	}
+	grec.inOrder(t, gm, mifsecv1.EventType_EVENT_TYPE_INTERFACE_CREATED, mifsecv1.EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED)
+	urec.inOrder(t, um, mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED, mifsecv1.EventType_EVENT_TYPE_PATH_UP)
 	f.flowing(t, 200, 10*time.Second)
 	first, ok := Resumed(f.r.Arrivals(1), mig.Time.AsTime())
 	if !ok {

@@ -440,3 +440,25 @@ func (f *flowAt) flowing(t *testing.T, n int, within time.Duration) {
 }
 
 func durpb(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
+
+// inOrder checks scenario 8 on the events after from: sequence numbers
+// follow each other without a gap (nothing was left out of the stream),
+// and want appears among them in this order.
+func (r *recorder) inOrder(t *testing.T, from int, want ...mifsecv1.EventType) {
+	t.Helper()
+	evs := r.since(from)
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Sequence != evs[i-1].Sequence+1 {
+			t.Fatalf("%s: event #%d follows #%d:\n%s", r.name, evs[i].Sequence, evs[i-1].Sequence, r.dump(from))
+		}
+	}
+	k := 0
+	for _, ev := range evs {
+		if k < len(want) && ev.Type == want[k] {
+			k++
+		}
+	}
+	if k < len(want) {
+		t.Fatalf("%s: events out of order, %v missing after %v:\n%s", r.name, want[k], want[:k], r.dump(from))
+	}
+}

@@ -60,6 +60,10 @@ func TestMOBIKEStrongSwanGateway(t *testing.T) {
 	if s := mig.GetIkeSa(); host(s.LocalAddress) != topo.UERAN || host(s.RemoteAddress) != topo.GWRAN {
 		t.Fatalf("migrated to %s↔%s, want RAN", s.LocalAddress, s.RemoteAddress)
 	}
+	rec.wait(t, m, 5*time.Second, "ADDRESSES_ANNOUNCED", is(mifsecv1.EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED))
+	rec.inOrder(t, m, mifsecv1.EventType_EVENT_TYPE_INTERFACE_LINK_DOWN, mifsecv1.EventType_EVENT_TYPE_PATH_DOWN,
+		mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED, mifsecv1.EventType_EVENT_TYPE_PATH_UP,
+		mifsecv1.EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED)
 	f.flowing(t, 200, 10*time.Second)
 	netlinkAt := down.Time.AsTime()
 	first, ok := Resumed(f.r.Arrivals(1), netlinkAt)
@@ -118,6 +122,7 @@ func TestMOBIKEStrongSwanGateway(t *testing.T) {
 	// outside it.
 	_, rk := rec.wait(t, m, 5*time.Second, "CHILD_SA_REKEYED", is(mifsecv1.EventType_EVENT_TYPE_CHILD_SA_REKEYED))
 	f.flowing(t, 500, 5*time.Second)
+	rec.inOrder(t, m, mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED, mifsecv1.EventType_EVENT_TYPE_PATH_UP)
 	st2 := f.stop(ctx)
 	t.Logf("MigrateIkeSa took %v; flow across it: %v", took.Round(time.Microsecond), st2)
 	if st2.Duplicates != 0 {

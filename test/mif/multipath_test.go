@@ -102,6 +102,10 @@ func TestMultipathSteering(t *testing.T) {
 	if moved.GetSteeringRule().GetName() != "steeringRules/voice" || pathIface(moved.ToPath) != "wlan" {
 		t.Fatalf("flows moved: %s", evString(moved))
 	}
+	// The rule's event carries the paths in use after the change, so the
+	// flows' move comes first.
+	rec.wait(t, m, 5*time.Second, "STEERING_RULE_UPDATED", is(mifsecv1.EventType_EVENT_TYPE_STEERING_RULE_UPDATED))
+	rec.inOrder(t, m, mifsecv1.EventType_EVENT_TYPE_FLOWS_MOVED, mifsecv1.EventType_EVENT_TYPE_STEERING_RULE_UPDATED)
 	afterMove := pathCounters(t, ctx, ue, "gw")
 	voice.flowing(t, 500, 5*time.Second)
 	end := pathCounters(t, ctx, ue, "gw")
