@@ -89,6 +89,10 @@ type IKE struct {
 
 	stats Stats
 	o     Output
+	// snap is the last Info snapshot, valid until the next input: the glue
+	// reads Info of every IKE SA on many events (paths, steering), so it is
+	// built once per input, not once per call.
+	snap *Info
 
 	// hookChild and hookSession let tests see every Child SA and rekeyed
 	// IKE SA made (with their nonces); nil otherwise.
@@ -145,6 +149,7 @@ func failed(s *IKE, r Reason, detail string) (*IKE, Output) {
 // Handle processes one input and returns what to do.
 func (s *IKE) Handle(now time.Time, in Input) Output {
 	s.o = Output{}
+	s.snap = nil // every input may change what Info shows
 	if s.state == StateClosed {
 		if _, ok := in.(Datagram); ok {
 			s.stats.Drops[DropClosed]++
@@ -185,15 +190,20 @@ func (s *IKE) finish(now time.Time) Output {
 }
 
 func (s *IKE) emit(e Event) {
+	s.snap = nil
 	if e.SPIi == 0 && e.SPIr == 0 && s.cur != nil {
 		e.SPIi, e.SPIr = s.cur.spii, s.cur.spir
 	}
 	s.o.Events = append(s.o.Events, e)
 }
 
-func (s *IKE) op(o DataplaneOp) { s.o.DataplaneOps = append(s.o.DataplaneOps, o) }
+func (s *IKE) op(o DataplaneOp) {
+	s.snap = nil
+	s.o.DataplaneOps = append(s.o.DataplaneOps, o)
+}
 
 func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
+	s.snap = nil
 	for _, p := range pk {
 		s.o.Datagrams = append(s.o.Datagrams, Datagram{Local: local, Remote: remote, Data: p})
 	}

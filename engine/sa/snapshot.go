@@ -94,8 +94,18 @@ func (c *childSA) info() ChildInfo {
 	return ci
 }
 
-// Info returns a snapshot; it shares nothing with the machine.
+// Info returns a snapshot; it shares nothing with the machine's state.
+// It is built once per input: calls between two inputs return the same
+// snapshot, whose slices they therefore share and must not modify.
 func (s *IKE) Info() Info {
+	if s.snap == nil {
+		in := s.info()
+		s.snap = &in
+	}
+	return *s.snap
+}
+
+func (s *IKE) info() Info {
 	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
 		LocalID: s.localID, RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
 		VirtualIPs: slices.Clone(s.vips), DNS: slices.Clone(s.dns), PCSCF: slices.Clone(s.pcscf),
