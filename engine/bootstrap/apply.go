@@ -26,6 +26,9 @@ type Engine interface {
 	GetConnection(ctx context.Context, id string) (engine.ConnectionInfo, error)
 	CreateConnection(ctx context.Context, id string, spec engine.ConnectionSpec) (engine.ConnectionInfo, error)
 	UpdateConnection(ctx context.Context, id string, spec engine.ConnectionSpec, fields []string) (engine.ConnectionInfo, error)
+	GetSteeringRule(ctx context.Context, id string) (engine.SteeringRule, error)
+	CreateSteeringRule(ctx context.Context, id string, spec engine.SteeringSpec) (engine.SteeringRule, error)
+	UpdateSteeringRule(ctx context.Context, id string, spec engine.SteeringSpec, fields []string) (engine.SteeringRule, error)
 }
 
 // Action is what Apply did to one object.
@@ -106,6 +109,13 @@ func (f *File) Apply(ctx context.Context, e Engine, log hclog.Logger) ([]Result,
 		r, err := applyConnection(ctx, e, in)
 		if err != nil {
 			return out, &ApplyError{"connection", in.Name, in.Range, err}
+		}
+		record(r)
+	}
+	for _, in := range f.SteeringRules {
+		r, err := applySteering(ctx, e, in)
+		if err != nil {
+			return out, &ApplyError{"steering_rule", in.Name, in.Range, err}
 		}
 		record(r)
 	}
@@ -281,6 +291,7 @@ func applyConnection(ctx context.Context, e Engine, in Connection) (Result, erro
 		{"pool", w.Pool, c.Pool},
 		{"mobike", w.MOBIKE, c.MOBIKE},
 		{"fragmentation", w.Fragmentation, c.Fragmentation},
+		{"multipath", w.Multipath, c.Multipath},
 	} {
 		if in.Set[f.name] && !equal(f.want, f.cur) {
 			res.Fields = append(res.Fields, f.name)

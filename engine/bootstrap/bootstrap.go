@@ -1,10 +1,10 @@
 // Package bootstrap reads mifsecd's configuration file (HCL) and applies it
 // at start through the engine methods the API uses (STYLE.md, "one code
 // path changes state"): CreateInterface, CreateSecret, CreatePool,
-// CreateConnection, and their Update twins.
+// CreateConnection, CreateSteeringRule, and their Update twins.
 //
 // Semantics, per object, in the order interfaces, secrets, pools,
-// connections (each may refer to the ones before):
+// connections, steering rules (each may refer to the ones before):
 //   - absent from the engine: created;
 //   - present, and every attribute the file sets equals the running value:
 //     left alone (attributes the file leaves out keep the running value);
@@ -15,8 +15,7 @@
 //   - objects the file does not name are never deleted.
 //
 // The whole file is parsed, checked and its referenced files read before
-// any change; errors carry file, line and column. Steering rules will be a
-// `steering_rule "name" {}` block applied after connections.
+// any change; errors carry file, line and column.
 //
 // It imports the engine and HCL, never gen/, server/ or grpc.
 package bootstrap
@@ -42,6 +41,8 @@ type File struct {
 	Secrets     []Secret
 	Pools       []Pool
 	Connections []Connection
+	// SteeringRules are applied after connections.
+	SteeringRules []SteeringRule
 }
 
 // Interface declares an interface. Nil fields are unset.
@@ -101,6 +102,7 @@ type fileHCL struct {
 	Secrets     []secretHCL     `hcl:"secret,block"`
 	Pools       []poolHCL       `hcl:"pool,block"`
 	Connections []connectionHCL `hcl:"connection,block"`
+	Steering    []steeringHCL   `hcl:"steering_rule,block"`
 }
 
 type interfaceHCL struct {
@@ -171,6 +173,7 @@ type connectionHCL struct {
 	Pool            *string    `hcl:"pool,optional"`
 	MOBIKE          *bool      `hcl:"mobike,optional"`
 	Fragmentation   *bool      `hcl:"fragmentation,optional"`
+	Multipath       *bool      `hcl:"multipath,optional"`
 	Children        []childHCL `hcl:"child,block"`
 	Body            hcl.Body   `hcl:",body"`
 	Range           hcl.Range  `hcl:",def_range"`
@@ -228,6 +231,10 @@ func Parse(src []byte, filename, dir string) (*File, error) {
 	for _, in := range raw.Connections {
 		dup("connection", in.Name, in.Range)
 		f.Connections = append(f.Connections, c.connection(in))
+	}
+	for _, in := range raw.Steering {
+		dup("steering_rule", in.Name, in.Range)
+		f.SteeringRules = append(f.SteeringRules, c.steering(in))
 	}
 	if c.diags.HasErrors() {
 		f.Zero()
@@ -388,6 +395,7 @@ func (c *checker) connection(in connectionHCL) Connection {
 	flag(in.VirtualIP6, &s.VirtualIP6, "request_virtual_ip6")
 	flag(in.MOBIKE, &s.MOBIKE, "mobike")
 	flag(in.Fragmentation, &s.Fragmentation, "fragmentation")
+	flag(in.Multipath, &s.Multipath, "multipath")
 	if in.RemotePort != nil {
 		s.RemotePort, out.Set["remote_port"] = *in.RemotePort, true
 	}

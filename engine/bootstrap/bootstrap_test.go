@@ -205,7 +205,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"syntax", "interface \"a\" {\n  link = \n}\n", 2, 10, "Invalid expression"},
 		{"unknown attribute", "interface \"a\" {\n  lnk = \"x\"\n}\n", 2, 3, "Unsupported argument"},
-		{"unknown block", "steering_rule \"voice\" {\n}\n", 1, 1, "Unsupported block type"},
+		{"unknown block", "route \"voice\" {\n}\n", 1, 1, "Unsupported block type"},
 		{"access type", "interface \"a\" {\n  access_type = \"5g\"\n}\n", 2, 17, "Invalid access_type"},
 		{"bad duration", "connection \"c\" {\n  role = \"initiator\"\n  dpd_interval = \"soon\"\n}\n", 3, 18, "Invalid duration"},
 		{"bad role", "connection \"c\" {\n  role = \"boss\"\n}\n", 2, 10, "Invalid role"},
@@ -222,23 +222,28 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type", "interface \"a\" {\n  priority = \"high\"\n}\n", 2, 15, "Unsuitable value type"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.src), "mifsec.hcl", dir)
-			var diags hcl.Diagnostics
-			if !errors.As(err, &diags) || len(diags) == 0 {
-				t.Fatalf("error %v, want hcl.Diagnostics", err)
-			}
-			d := diags[0]
-			if !strings.Contains(d.Summary, tc.want) {
-				t.Errorf("summary %q, want %q", d.Summary, tc.want)
-			}
-			if d.Subject == nil || d.Subject.Filename != "mifsec.hcl" || d.Subject.Start.Line != tc.line || d.Subject.Start.Column != tc.col {
-				t.Errorf("at %v, want mifsec.hcl:%d,%d", d.Subject, tc.line, tc.col)
-			}
-			if !strings.Contains(err.Error(), fmt.Sprintf("mifsec.hcl:%d,%d", tc.line, tc.col)) {
-				t.Errorf("error text %q lacks the position", err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkDiag(t, tc.src, dir, tc.line, tc.col, tc.want) })
+	}
+}
+
+// checkDiag parses src and wants its first diagnostic at line:col with a
+// summary containing want.
+func checkDiag(t *testing.T, src, dir string, line, col int, want string) {
+	t.Helper()
+	_, err := Parse([]byte(src), "mifsec.hcl", dir)
+	var diags hcl.Diagnostics
+	if !errors.As(err, &diags) || len(diags) == 0 {
+		t.Fatalf("error %v, want hcl.Diagnostics", err)
+	}
+	d := diags[0]
+	if !strings.Contains(d.Summary, want) {
+		t.Errorf("summary %q, want %q", d.Summary, want)
+	}
+	if d.Subject == nil || d.Subject.Filename != "mifsec.hcl" || d.Subject.Start.Line != line || d.Subject.Start.Column != col {
+		t.Errorf("at %v, want mifsec.hcl:%d,%d", d.Subject, line, col)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("mifsec.hcl:%d,%d", line, col)) {
+		t.Errorf("error text %q lacks the position", err)
 	}
 }
 
