@@ -38,6 +38,8 @@ func TestSteeringRuleCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The subscription exists once its snapshot has ended.
+	recvUntil(t, sub, mifsecv1.EventType_EVENT_TYPE_END_OF_SNAPSHOT)
 	rule := &mifsecv1.SteeringRule{Mode: mifsecv1.SteeringMode_STEERING_MODE_LOAD_BALANCE, Precedence: 10,
 		ProbeInterval: durationpb.New(200 * time.Millisecond),
 		Match: &mifsecv1.FlowMatch{DestinationPrefixes: []string{"198.18.0.0/24"}, Protocol: 6,
