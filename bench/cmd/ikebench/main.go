@@ -67,6 +67,8 @@ type options struct {
 	sniff      string
 	espDst     string
 	timeout    time.Duration
+	idPrefix   string
+	hold       bool
 }
 
 func main() {
@@ -97,6 +99,8 @@ func main() {
 	flag.IntVar(&o.espSamples, "esp-samples", 0, "initiator: measure InitiateConnection to the first ESP packet this many times (userspace data plane)")
 	flag.StringVar(&o.sniff, "sniff", "", "initiator: interface the first ESP packet is seen on")
 	flag.StringVar(&o.espDst, "esp-dst", "10.75.0.1", "initiator: inner address the first packet goes to")
+	flag.StringVar(&o.idPrefix, "id-prefix", "c", "initiator: identities are <prefix><i>@ikebench (unique across initiator processes)")
+	flag.BoolVar(&o.hold, "hold", false, "initiator: keep the SAs after reporting, until SIGTERM (memory at scale)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
 	if o.memprofile != "" {
@@ -347,7 +351,7 @@ func writeConnections(o options, log hclog.Logger) error {
 	for i := 1; i <= o.n; i++ {
 		doc.Connections = append(doc.Connections, conn{ID: fmt.Sprintf("c%d", i), CreateTime: now, UpdateTime: now,
 			ConnectionSpec: engine.ConnectionSpec{Role: engine.RoleInitiator,
-				LocalID: fmt.Sprintf("c%d@ikebench", i), RemoteID: "@gw.ikebench",
+				LocalID: fmt.Sprintf("%s%d@ikebench", o.idPrefix, i), RemoteID: "@gw.ikebench",
 				LocalAuth: engine.AuthSpec{PSKSecret: "psk"}, RemoteAuth: engine.AuthSpec{PSKSecret: "psk"},
 				IKEProposals: []string{o.ike}, ESPProposals: []string{o.esp}, RemoteAddrs: []string{o.peer},
 				VirtualIP4: o.pool != "",
@@ -385,5 +389,14 @@ func initiate(o options, log hclog.Logger) error {
 	if o.espSamples > 0 {
 		return firstESP(ctx, o, e)
 	}
-	return establish(ctx, o, e, s)
+	if err := establish(ctx, o, e, s); err != nil {
+		return err
+	}
+	if o.hold {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		signal.Stop(sig)
+	}
+	return nil
 }
