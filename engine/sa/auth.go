@@ -226,7 +226,10 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 			s.completeChild(now, ss, m, offer)
 		}
 	}
-	s.init.dh = nil
+	// IKE_AUTH is done: the IKE_SA_INIT messages, nonces and DH key are
+	// no longer needed (RFC 7296 §2.15 signs them once); later exchanges
+	// carry their own nonces.
+	s.init = nil
 	s.startChildren(now)
 }
 
@@ -325,7 +328,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 		s.emit(Event{Kind: EventChildFailed, Reason: notifyReason(childErr.NotifyType), Notify: childErr.NotifyType,
 			Detail: "refused the Child SA of IKE_AUTH"})
 	}
-	s.init.dh = nil
+	s.init = nil // as in handleAuthResponse
 }
 
 // notifyReason maps a Child SA error notify to a Reason.

@@ -1,0 +1,45 @@
+package sa
+
+import "testing"
+
+// Once IKE_AUTH is done neither side keeps the IKE_SA_INIT state (both
+// messages, nonces, DH key): it is per-SA memory for the SA's lifetime.
+func TestInitStateDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		props string
+	}{
+		{"x25519", "aes256gcm16-prfsha256-x25519"},
+		{"modp2048", "aes128-sha256-modp2048"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ini, resp := pskPair(t)
+			ini.IKEProposals = mustProps(t, tc.props, 1)
+			resp.IKEProposals = ini.IKEProposals
+			now := epoch
+			i, out := NewInitiator(ini, now, nil)
+			d := out.Datagrams[0]
+			r, rout := NewResponder(resp, now, nil, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}, nil)
+			if r.init == nil {
+				t.Fatal("responder dropped the IKE_SA_INIT state before IKE_AUTH")
+			}
+			d = rout.Datagrams[0]
+			m, peer := i, r
+			for range 3 {
+				o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+				if len(o.Datagrams) > 0 {
+					d = o.Datagrams[0]
+				}
+				m, peer = peer, m
+			}
+			if i.State() != StateEstablished || r.State() != StateEstablished {
+				t.Fatalf("states %v %v", i.State(), r.State())
+			}
+			if i.init != nil || r.init != nil {
+				t.Fatalf("IKE_SA_INIT state kept: initiator %v responder %v", i.init != nil, r.init != nil)
+			}
+			i.Handle(now, Command{Kind: CmdTerminate})
+			r.Handle(now, Command{Kind: CmdTerminate})
+		})
+	}
+}
