@@ -39,7 +39,7 @@ type ikeSA struct {
 	deadline    time.Time
 	hidx        int // index in the timer heap, -1 when not in it
 	bound       []uint64
-	spis        []uint32 // inbound ESP SPIs it allocated
+	spis        []uint32 // inbound ESP SPIs installed for it (owner in espIn)
 	waiters     []chan initResult
 	rekeyW      []chan rekeyResult
 	childRekeyW []childWaiter
@@ -53,6 +53,9 @@ type ikeSA struct {
 	half *halfOpenKey
 	// path is the path the IKE SA lives on (paths.go).
 	path *path
+	// indexed: in runtime.byConn; peerKey: its key in runtime.byPeer.
+	indexed bool
+	peerKey string
 }
 
 type initResult struct {
@@ -99,6 +102,11 @@ type runtime struct {
 	timers timerHeap
 	timer  *time.Timer
 	espIn  map[uint32]*ikeSA
+	// byConn and byPeer index all by connection and by connection and
+	// peer identity, so that per-connection lookups and INITIAL_CONTACT
+	// do not walk every IKE SA of the node.
+	byConn map[string]map[*ikeSA]struct{}
+	byPeer map[string]map[*ikeSA]struct{}
 	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
 	// responder they created, by initiator SPI and address.
 	halfOpen map[halfOpenKey]*ikeSA
@@ -210,6 +218,7 @@ func (h *timerHeap) Pop() any {
 func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
+		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string]map[*ikeSA]struct{}{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
@@ -394,6 +403,11 @@ func (st *state) drive(s *ikeSA, in sa.Input) {
 // data-plane operations, then datagrams, then events.
 func (st *state) apply(s *ikeSA, out sa.Output) {
 	rt := st.rt
+	if !s.indexed {
+		// Every new machine's first output comes through here.
+		s.indexed = true
+		addIndex(rt.byConn, s.conn, s)
+	}
 	if spii, _ := s.m.SPIs(); spii != 0 {
 		s.name = spiName(spii)
 	}
@@ -487,11 +501,16 @@ func (st *state) dropSA(s *ikeSA) {
 	if s.hidx >= 0 {
 		heap.Remove(&rt.timers, s.hidx)
 	}
-	for spi, owner := range rt.espIn {
-		if owner == s {
+	for _, spi := range s.spis {
+		if rt.espIn[spi] == s {
 			delete(rt.espIn, spi)
 		}
 	}
+	s.spis = nil
+	if s.indexed {
+		dropIndex(rt.byConn, s.conn, s)
+	}
+	st.setPeerKey(s, "")
 	st.removeRoutes(s)
 	st.settle(s)
 	delete(rt.all, s)
@@ -535,6 +554,7 @@ func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
 		defer op.SA.Keys.Zero()
 		if op.SA.Direction == dataplane.In {
 			rt.espIn[op.SA.SPI] = s
+			s.spis = append(s.spis, op.SA.SPI)
 		}
 	}
 	if rt.dp == nil {
@@ -552,6 +572,7 @@ func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
 		err = rt.dp.DeleteSA(ctx, op.SPI, op.Dir)
 		if op.Dir == dataplane.In {
 			delete(rt.espIn, op.SPI)
+			s.spis = slices.DeleteFunc(s.spis, func(x uint32) bool { return x == op.SPI })
 		}
 	case sa.OpAddPolicy:
 		err = rt.dp.AddPolicy(ctx, op.Policy)
@@ -633,10 +654,8 @@ func (st *state) connectionUpdated(old, c *connection) { st.pathsChanged("connec
 
 // connectionRemoved deletes the connection's SAs.
 func (st *state) connectionRemoved(c *connection) {
-	for s := range st.rt.all {
-		if s.conn == c.ID {
-			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
-		}
+	for s := range st.rt.byConn[c.ID] {
+		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 	}
 }
 
@@ -678,5 +697,38 @@ func (st *state) listenNAT(ifc *Interface) {
 		if err := st.rt.tr.ListenNAT(a); err != nil {
 			st.e.log.Debug("NAT-T port not opened", "address", a, "error", err)
 		}
+	}
+}
+
+func addIndex(ix map[string]map[*ikeSA]struct{}, key string, s *ikeSA) {
+	m := ix[key]
+	if m == nil {
+		m = map[*ikeSA]struct{}{}
+		ix[key] = m
+	}
+	m[s] = struct{}{}
+}
+
+func dropIndex(ix map[string]map[*ikeSA]struct{}, key string, s *ikeSA) {
+	if m := ix[key]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(ix, key)
+		}
+	}
+}
+
+// setPeerKey files s under its connection and peer identity in byPeer
+// (empty: under none).
+func (st *state) setPeerKey(s *ikeSA, key string) {
+	if s.peerKey == key {
+		return
+	}
+	if s.peerKey != "" {
+		dropIndex(st.rt.byPeer, s.peerKey, s)
+	}
+	s.peerKey = key
+	if key != "" {
+		addIndex(st.rt.byPeer, key, s)
 	}
 }

@@ -95,10 +95,7 @@ func (st *state) childViews(s *ikeSA, counters bool) []ChildSAView {
 func (st *state) connSAs(id string) ([]string, ConnState) {
 	state := ConnIdle
 	var names []string
-	for s := range st.rt.all {
-		if s.conn != id {
-			continue
-		}
+	for s := range st.rt.byConn[id] {
 		names = append(names, s.name)
 		switch st := s.m.State(); {
 		case st == sa.StateEstablished:
@@ -112,8 +109,12 @@ func (st *state) connSAs(id string) ([]string, ConnState) {
 }
 
 func (st *state) findIKE(conn, name string) (*ikeSA, error) {
-	for s := range st.rt.all {
-		if (conn == "-" || s.conn == conn) && s.name == name {
+	set := st.rt.all
+	if conn != "-" {
+		set = st.rt.byConn[conn]
+	}
+	for s := range set {
+		if s.name == name {
 			return s, nil
 		}
 	}
@@ -197,8 +198,8 @@ func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (stri
 		}
 		w := make(chan initResult, 1)
 		// An established IKE SA only needs its missing children.
-		for s := range st.rt.all {
-			if s.conn == id && s.up {
+		for s := range st.rt.byConn[id] {
+			if s.up {
 				st.drive(s, sa.Command{Kind: sa.CmdInitiate})
 				w <- initResult{name: s.name}
 				return w, nil
@@ -255,10 +256,8 @@ func (e *Engine) TerminateConnection(ctx context.Context, id string) error {
 		if _, err := st.connection(id, "name"); err != nil {
 			return struct{}{}, err
 		}
-		for s := range st.rt.all {
-			if s.conn == id {
-				st.drive(s, sa.Command{Kind: sa.CmdTerminate})
-			}
+		for s := range st.rt.byConn[id] {
+			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 		}
 		return struct{}{}, nil
 	})
@@ -375,6 +374,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = true
 		s.vips = ev.VirtualIPs
 		s.peerID = ev.PeerID.String()
+		st.setPeerKey(s, s.conn+"\x00"+s.peerID)
 		st.rt.stats.HandshakesOK++
 		if in := s.m.Info(); !in.Created.IsZero() && !in.Established.IsZero() {
 			st.rt.stats.Handshake.observe(in.Established.Sub(in.Created))
@@ -442,8 +442,8 @@ func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 // initialContact deletes older IKE SAs of the same connection and peer
 // identity (RFC 7296 §2.4: the peer has no state for them any more).
 func (st *state) initialContact(s *ikeSA) {
-	for o := range st.rt.all {
-		if o != s && o.conn == s.conn && o.peerID == s.peerID && o.up {
+	for o := range st.rt.byPeer[s.peerKey] {
+		if o != s && o.up {
 			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", s.peerID)
 			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
 		}

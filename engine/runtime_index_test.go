@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// indexProblems checks the runtime's indexes against its IKE SAs.
+func indexProblems(st *state) error {
+	rt := st.rt
+	n := 0
+	for _, m := range rt.byConn {
+		n += len(m)
+	}
+	if n != len(rt.all) {
+		return fmt.Errorf("byConn holds %d IKE SAs, all %d", n, len(rt.all))
+	}
+	for s := range rt.all {
+		if _, ok := rt.byConn[s.conn][s]; !ok {
+			return fmt.Errorf("%s/%s not in byConn", s.conn, s.name)
+		}
+		if s.peerKey != "" {
+			if _, ok := rt.byPeer[s.peerKey][s]; !ok {
+				return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name)
+			}
+		}
+	}
+	for key, m := range rt.byPeer {
+		for s := range m {
+			if _, ok := rt.all[s]; !ok || s.peerKey != key {
+				return fmt.Errorf("byPeer %q holds a dropped or moved IKE SA", key)
+			}
+		}
+	}
+	// dropSA frees the SPIs an IKE SA owns through its spis list.
+	for spi, s := range rt.espIn {
+		if s != nil {
+			if _, ok := rt.all[s]; !ok {
+				return fmt.Errorf("SPI %08x owned by a dropped IKE SA", spi)
+			}
+			if !slices.Contains(s.spis, spi) {
+				return fmt.Errorf("SPI %08x missing from its owner's list", spi)
+			}
+		}
+	}
+	return nil
+}
+
+// The indexes by connection and by peer follow IKE SAs through
+// establishment, INITIAL_CONTACT replacement (found through byPeer) and
+// termination; dropped IKE SAs leave nothing behind.
+func TestRuntimeIndexes(t *testing.T) {
+	ue, gw := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := ue.CreateConnection(ctx, "gw2", ConnectionSpec{Role: RoleInitiator, LocalID: "@ue.example", RemoteID: "@gw.example",
+		LocalAuth: AuthSpec{PSKSecret: "psk"}, RemoteAuth: AuthSpec{PSKSecret: "psk"}, RemoteAddrs: []string{"192.0.2.1"},
+		LocalInterfaces: []string{"wan"}, VirtualIP4: true,
+		Children: []ChildSpec{{Name: "net", RemoteTS: []string{"198.18.0.0/24"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, wantUE, wantGW int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var errs []error
+			var counts []int
+			for _, e := range []*Engine{ue, gw} {
+				c, err := do(ctx, e, func(st *state) (int, error) { return len(st.rt.all), indexProblems(st) })
+				errs, counts = append(errs, err), append(counts, c)
+			}
+			if errs[0] != nil || errs[1] != nil {
+				t.Fatalf("%s: ue %v, gw %v", step, errs[0], errs[1])
+			}
+			if counts[0] == wantUE && counts[1] == wantGW {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: ue %d gw %d IKE SAs, want %d %d", step, counts[0], counts[1], wantUE, wantGW)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	steps := []struct {
+		name         string
+		run          func() error
+		wantUE, want int
+	}{
+		{"first up", func() error { _, err := ue.InitiateConnection(ctx, "gw", ""); return err }, 1, 1},
+		{"again: no new IKE SA", func() error { _, err := ue.InitiateConnection(ctx, "gw", ""); return err }, 1, 1},
+		// Same identity, INITIAL_CONTACT: the gateway deletes the older one
+		// (found through byPeer), and with it goes the initiator's.
+		{"second connection", func() error { _, err := ue.InitiateConnection(ctx, "gw2", ""); return err }, 1, 1},
+		{"terminate gw", func() error { return ue.TerminateConnection(ctx, "gw") }, 1, 1},
+		{"terminate gw2", func() error { return ue.TerminateConnection(ctx, "gw2") }, 0, 0},
+	}
+	for _, s := range steps {
+		if err := s.run(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		check(s.name, s.wantUE, s.want)
+	}
+	for _, e := range []*Engine{ue, gw} {
+		left, _ := do(ctx, e, func(st *state) (int, error) {
+			n := len(st.rt.byConn) + len(st.rt.byPeer)
+			for _, o := range st.rt.espIn {
+				if o != nil {
+					n++
+				}
+			}
+			return n, nil
+		})
+		if left != 0 {
+			t.Fatalf("%d index entries left", left)
+		}
+	}
+}
