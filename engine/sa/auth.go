@@ -75,7 +75,7 @@ func (s *IKE) verifyAuth(now time.Time, ss *session, ps []ike.Payload, realMsg, 
 }
 
 // learnAuthCaps reads the capability notifies of IKE_AUTH.
-func (s *IKE) learnAuthCaps(ps []ike.Payload) (initialContact bool) {
+func (s *IKE) learnAuthCaps(ps []ike.Payload, d Datagram) (initialContact bool) {
 	for _, n := range payloadsOf[*ike.Notify](ps) {
 		switch n.NotifyType {
 		case ike.MOBIKESupported:
@@ -90,7 +90,7 @@ func (s *IKE) learnAuthCaps(ps []ike.Payload) (initialContact bool) {
 			initialContact = true
 		}
 	}
-	s.learnPeerAddrs(ps)
+	s.learnPeerAddrs(ps, d)
 	return initialContact
 }
 
@@ -200,7 +200,7 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 		return
 	}
 	s.peerID = pid
-	s.learnAuthCaps(m.payloads)
+	s.learnAuthCaps(m.payloads, m.dg)
 	s.readCPReply(m.payloads)
 	s.established = now
 	s.state = StateEstablished
@@ -281,7 +281,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 		return
 	}
 	s.peerID = pid
-	initialContact := s.learnAuthCaps(m.payloads)
+	initialContact := s.learnAuthCaps(m.payloads, m.dg)
 	// RFC 4555 §3.3: the IKE SA's addresses are those of this request
 	// (after the initiator floated to port 4500).
 	s.local, s.remote = m.dg.Local, m.dg.Remote

@@ -149,3 +149,38 @@ func TestCloneRequestWithoutSupport(t *testing.T) {
 		t.Fatal("moved")
 	}
 }
+
+// CmdSetPath gives the Child SAs created afterwards the glue's path tag
+// (a clone starts with its original's).
+func TestCloneSetPath(t *testing.T) {
+	m := mobikeMesh(t, 403, func(ini, resp *Config) { ini.Clone, resp.Clone, ini.Path = true, true, 3 })
+	a := m.a.ms[0]
+	m.command(m.a, a, Command{Kind: CmdClone})
+	m.settle()
+	if len(m.a.ms) != 2 {
+		t.Fatalf("%d machines", len(m.a.ms))
+	}
+	ca := m.a.ms[1]
+	for _, tc := range []struct {
+		set, want uint32
+	}{{0, 3}, {7, 7}} {
+		if tc.set != 0 {
+			m.command(m.a, ca, Command{Kind: CmdSetPath, Path: tc.set})
+		}
+		skip := len(ca.ops)
+		m.command(m.a, ca, Command{Kind: CmdCreateChild, Name: "net"})
+		m.settle()
+		n := 0
+		for _, o := range ca.ops[skip:] {
+			if o.Kind == OpAddSA {
+				n++
+				if o.SA.Path != tc.want {
+					t.Errorf("Child SA of the clone on path %d, want %d", o.SA.Path, tc.want)
+				}
+			}
+		}
+		if n != 2 {
+			t.Fatalf("%d SAs added", n)
+		}
+	}
+}

@@ -19,7 +19,9 @@
 //     one state goroutine.
 //   - MOBIKE (RFC 4555), when Config.MOBIKE is set and the peer announced
 //     it: Config.AdditionalAddrs are announced in IKE_AUTH and CmdAnnounce
-//     replaces them (both roles). CmdMigrate moves the IKE SA and all its
+//     replaces them (both roles); with a Local/Remote pair it goes out on
+//     that pair (our address in use is gone, §3.6). EventPeerAddresses
+//     carries the pair the peer's list came on. CmdMigrate moves the IKE SA and all its
 //     Child SAs make-before-break (path test, then UPDATE_SA_ADDRESSES with
 //     COOKIE2); only the MOBIKE initiator (Info.MOBIKEInitiator, kept
 //     through IKE rekeys) may, a responder gets EventMigrateFailed. A move
@@ -35,8 +37,9 @@
 //   - RFC 7791: CmdClone (both sides Config.Clone, the peer announced it)
 //     yields Output.Spawn with the clone, whose EventIKEUp has ClonedFrom;
 //     the responder's clone arrives the same way. The clone has no Child
-//     SAs; the glue moves it with CmdMigrate. Without support the answer is
-//     EventCloneFailed.
+//     SAs; the glue moves it with CmdMigrate and gives it its own path tag
+//     with CmdSetPath (Config.Path of the Child SAs created afterwards).
+//     Without support the answer is EventCloneFailed.
 //
 // The package owns the IKEv2 exchanges (IKE_SA_INIT, IKE_AUTH,
 // CREATE_CHILD_SA, INFORMATIONAL), message IDs, the window of one,

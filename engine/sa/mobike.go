@@ -101,13 +101,15 @@ func (s *IKE) ourAddrs() []netip.Addr {
 func (s *IKE) mobikeCommand(now time.Time, c Command) bool {
 	switch c.Kind {
 	case CmdAnnounce:
-		s.announce(now, c.Addrs)
+		s.announce(now, c.Addrs, c.Local, c.Remote)
 	case CmdMigrate:
 		s.migrate(now, c.Local, c.Remote)
 	case CmdProbe:
 		s.probe(now, c.Local, c.Remote)
 	case CmdClone:
 		s.clone(now)
+	case CmdSetPath:
+		s.cfg.Path = c.Path // s.cfg is this machine's own copy
 	default:
 		return false
 	}
@@ -147,8 +149,9 @@ func (s *IKE) authAddrNotifies() []ike.Payload {
 }
 
 // learnPeerAddrs records an address announcement; each list replaces the
-// previous one (RFC 4555 §3.6).
-func (s *IKE) learnPeerAddrs(ps []ike.Payload) {
+// previous one (RFC 4555 §3.6). The event carries the pair it came on: a
+// pair other than the one in use tells that the peer could not use it.
+func (s *IKE) learnPeerAddrs(ps []ike.Payload, d Datagram) {
 	if !s.cfg.MOBIKE {
 		return
 	}
@@ -169,18 +172,29 @@ func (s *IKE) learnPeerAddrs(ps []ike.Payload) {
 		return
 	}
 	s.mob.peerAddrs = addrs
-	s.emit(Event{Kind: EventPeerAddresses, PeerAddrs: slices.Clone(addrs), PeerID: s.peerID})
+	s.emit(Event{Kind: EventPeerAddresses, PeerAddrs: slices.Clone(addrs), PeerID: s.peerID, Local: d.Local, Remote: d.Remote})
 }
 
-// announce sends our new address set, in either role (RFC 4555 §3.6).
-func (s *IKE) announce(now time.Time, addrs []netip.Addr) {
+// announce sends our new address set, in either role (RFC 4555 §3.6). A
+// valid (local, remote) pins it to that pair: our address in use is gone,
+// and "the responder uses the additional address list received from the
+// initiator, and the list of its own addresses" to pick where to send it
+// (§3.6). The answer moves nothing; the peer, if it is the MOBIKE
+// initiator, sees where the announcement came from and decides.
+func (s *IKE) announce(now time.Time, addrs []netip.Addr, local, remote netip.AddrPort) {
 	s.mob.addrs, s.mob.announced = slices.Clone(addrs), true
 	if s.state != StateEstablished || !s.mobikeOn() {
 		return // kept for IKE_AUTH and recovery; nothing to tell
 	}
-	s.request(now, s.cur, &request{exch: ike.Informational, payloads: s.addrNotifies(),
+	r := &request{exch: ike.Informational, payloads: s.addrNotifies(),
 		onResp: func(time.Time, *inbound) {},
-		onFail: func(now time.Time) { s.down(now, ReasonDPDTimeout, 0, "no answer to an address announcement") }})
+		onFail: func(now time.Time) { s.down(now, ReasonDPDTimeout, 0, "no answer to an address announcement") }}
+	if !validPair(local, remote) || samePair(local, remote, s.local, s.remote) {
+		s.request(now, s.cur, r)
+		return
+	}
+	r.onResp = func(time.Time, *inbound) { s.unpin(r) }
+	s.sendPinned(now, r, &pin{local: local, remote: remote})
 }
 
 // natdPayloads are NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a
@@ -545,7 +559,7 @@ func (s *IKE) moveTo(now time.Time, local, remote netip.AddrPort, why Reason) {
 func (s *IKE) mobikeInformational(now time.Time, ss *session, m *inbound) []ike.Payload {
 	var ps []ike.Payload
 	if ss == s.cur && s.state == StateEstablished && s.cfg.MOBIKE {
-		s.learnPeerAddrs(m.payloads)
+		s.learnPeerAddrs(m.payloads, m.dg)
 		if m.notify(ike.UpdateSAAddresses) != nil {
 			if n := s.peerUpdate(now, ss, m); n != nil {
 				ps = append(ps, n)

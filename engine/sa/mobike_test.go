@@ -951,3 +951,49 @@ func FuzzMOBIKEInformational(f *testing.F) {
 		}
 	})
 }
+
+// A responder whose address in use is gone sends its new list on the
+// pair the glue gives (RFC 4555 §3.6); the initiator learns it with the
+// pair it came on, and nothing moves until the initiator decides.
+func TestMOBIKEAnnouncePinned(t *testing.T) {
+	m := mobikeMesh(t, 310, nil)
+	a, b := m.a.ms[0], m.b.ms[0]
+	// The responder's address in use (ip1R) no longer sends or receives.
+	m.cut = func(pk mpacket) bool {
+		return pk.sent.Local.Addr() == ip1R || pk.sent.Remote.Addr() == ip1R
+	}
+	for _, tc := range []struct {
+		name          string
+		local, remote netip.AddrPort // the responder's view; zero: the pair in use
+		wantL, wantR  netip.AddrPort // the initiator's view of the arrival
+	}{
+		{"pinned to the other pair", at4500(ip2R), at4500(ip2I), at4500(ip2I), at4500(ip2R)},
+		{"the pair in use is not a pin", at4500(ip1R), at4500(ip1I), netip.AddrPort{}, netip.AddrPort{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := a.count(EventPeerAddresses)
+			m.command(m.b, b, Command{Kind: CmdAnnounce, Addrs: []netip.Addr{ip2R}, Local: tc.local, Remote: tc.remote})
+			m.settle()
+			if !tc.wantL.IsValid() {
+				// Sent on the pair in use, which is cut: nothing arrives.
+				if a.count(EventPeerAddresses) != before {
+					t.Fatalf("announcement on the cut pair arrived: %v", a.events)
+				}
+				return
+			}
+			e, ok := a.last(EventPeerAddresses)
+			if !ok || a.count(EventPeerAddresses) != before+1 || e.Local != tc.wantL || e.Remote != tc.wantR {
+				t.Fatalf("event %+v", e)
+			}
+			if len(b.ike.mob.pins) != 0 || b.ike.cur.req != nil {
+				t.Fatalf("the pinned announcement was not answered on its pair")
+			}
+		})
+	}
+	if a.count(EventMigrated)+b.count(EventMigrated) != 0 {
+		t.Fatal("an announcement moved something")
+	}
+	if i := b.ike.Info(); i.Local != at4500(ip1R) {
+		t.Fatalf("responder on %v", i.Local)
+	}
+}

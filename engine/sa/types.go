@@ -37,10 +37,11 @@ const (
 	CmdMigrate  // move the IKE SA and its Child SAs (RFC 4555 §3.5)
 	CmdProbe    // test a path without moving (RFC 4555 §3.10)
 	CmdClone    // clone the IKE SA (RFC 7791)
+	CmdSetPath  // the glue put the IKE SA on another path (Command.Path)
 )
 
 var commandNames = [...]string{"", "initiate", "create_child", "rekey_child", "rekey_ike", "delete_child", "terminate", "liveness", "reauthenticate",
-	"announce", "migrate", "probe", "clone"}
+	"announce", "migrate", "probe", "clone", "set_path"}
 
 func (k CommandKind) String() string {
 	if int(k) < len(commandNames) && k > 0 {
@@ -53,7 +54,11 @@ func (k CommandKind) String() string {
 // configured child named Name); SPI names a Child SA by either of its SPIs
 // for CmdRekeyChild and CmdDeleteChild. Addrs is the complete new set of
 // our usable addresses other than the one in use (CmdAnnounce); Local and
-// Remote are the address pair of CmdMigrate and CmdProbe.
+// Remote are the address pair of CmdMigrate and CmdProbe, and of
+// CmdAnnounce when our address in use is gone: the announcement then goes
+// out on that pair (RFC 4555 §3.6: the responder picks it from its own
+// addresses and the peer's). Path is CmdSetPath's data-plane path tag
+// (Config.Path) for the Child SAs created from then on.
 type Command struct {
 	Kind  CommandKind
 	Child *ChildConfig
@@ -62,6 +67,7 @@ type Command struct {
 
 	Addrs         []netip.Addr
 	Local, Remote netip.AddrPort
+	Path          uint32
 }
 
 // Tick tells the machine that the Deadline it asked for has passed.
@@ -234,8 +240,9 @@ type Event struct {
 	VirtualIPs []netip.Addr
 
 	// Local and Remote are the address pair of EventMigrated (the new one),
-	// EventMigrateFailed and EventProbe; OldLocal and OldRemote the pair
-	// EventMigrated left.
+	// EventMigrateFailed and EventProbe, and the pair EventPeerAddresses
+	// arrived on (our view); OldLocal and OldRemote the pair EventMigrated
+	// left.
 	Local, Remote       netip.AddrPort
 	OldLocal, OldRemote netip.AddrPort
 	// OK: the path answered (EventProbe); RTT is its round-trip time.
