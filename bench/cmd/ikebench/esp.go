@@ -100,11 +100,12 @@ func newSniffer(name string, peer netip.Addr) (*sniffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-sniff: %w", err)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_IP)))
+	// Outgoing packets reach only ETH_P_ALL taps (not per-protocol ones).
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_ALL)))
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifc.Index}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}

@@ -369,7 +369,7 @@ func initiate(o options, log hclog.Logger) error {
 		return fmt.Errorf("-peer: %w", err)
 	}
 	if o.espSamples > 0 {
-		o.n = max(o.n, o.espSamples)
+		o.n = o.espSamples
 	}
 	if err := writeConnections(o, log); err != nil {
 		return fmt.Errorf("writing the configuration: %w", err)
