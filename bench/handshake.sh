@@ -52,6 +52,7 @@ run_strongswan() { # CONC
   local a=$D/sw/a b=$D/sw/b
   rm -rf "$D/sw"; mkdir -p "$a" "$b"
   ike_pair
+  sw_addrs 1 "$N"
   sw_start "$IKE_B" "$b" 16; B_PID=$SW_PID
   sw_start "$IKE_A" "$a" 64; A_PID=$SW_PID
   sw_responder "$b"

@@ -88,10 +88,20 @@ sw_start() {
 
 swanctl_d() { local d=$1 cmd=$2; shift 2; swanctl "$cmd" --uri "unix://$d/charon.vici" "$@"; }
 
+# sw_addrs FIRST COUNT : the inner addresses, before the charons start
+# (kernel-libipsec looks the local address of a selector up in charon's
+# address cache: added later, the cache lags behind and policies fail).
+sw_addrs() {
+  local first=$1 n=$2 i
+  ip -n "$IKE_B" addr add 10.75.0.1/32 dev "${IKE_B}v"
+  for i in $(seq "$first" $((first + n - 1))); do
+    echo "addr add 10.$((76 + i / 62500)).$((i / 250 % 250)).$((i % 250 + 1))/32 dev ${IKE_A}v"
+  done | ip -n "$IKE_A" -batch -
+}
+
 # sw_responder DIR : loads the responder connection.
 sw_responder() {
   local d=$1
-  ip -n "$IKE_B" addr add 10.75.0.1/32 dev "${IKE_B}v"
   cat > "$d/swanctl.conf" <<EOC
 connections { rw { version = 2
   local_addrs = $IKE_ADDR_B
@@ -111,14 +121,11 @@ EOC
 }
 
 # sw_initiator DIR FIRST COUNT : loads connections cFIRST..c(FIRST+COUNT-1),
-# each with its own /32 inner address (kernel-libipsec wants a local
-# address inside the local selector).
+# each with its own /32 inner address from sw_addrs (kernel-libipsec wants
+# a local address inside the local selector).
 sw_initiator() {
   local d=$1 first=$2 n=$3 i last
   last=$((first + n - 1))
-  for i in $(seq "$first" "$last"); do
-    echo "addr add 10.$((76 + i / 62500)).$((i / 250 % 250)).$((i % 250 + 1))/32 dev ${IKE_A}v"
-  done | ip -n "$IKE_A" -batch -
   {
     echo "connections {"
     for i in $(seq "$first" "$last"); do
