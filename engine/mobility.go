@@ -40,6 +40,10 @@ func (st *state) saUp(s *ikeSA) {
 func (st *state) saGone(s *ikeSA) {
 	delete(st.mp.announce, s)
 	delete(st.mp.migrating, s)
+	delete(st.mp.cloneQ, s)
+	delete(st.mp.clones, s)
+	delete(st.mp.peerClones, s)
+	delete(st.mp.lostLocal, s)
 	for _, w := range st.mp.migrateW[s] {
 		w <- migrateResult{err: st.downError(s)}
 	}
@@ -311,7 +315,11 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 	switch ev.Kind {
 	case sa.EventMigrated:
 		from := s.path
+		if cs := st.mp.clones[s]; cs != nil {
+			from = cs.from // the clone's original's path
+		}
 		st.attachPath(s, ev.Local.Addr(), ev.Remote.Addr())
+		delete(st.mp.lostLocal, s)
 		why := st.mp.migrating[s]
 		if why == "" {
 			why = ev.Reason.String()
@@ -335,8 +343,12 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 			w <- migrateResult{view: view}
 		}
 		delete(st.mp.migrateW, s)
+		if !st.cloneMoved(s) {
+			st.peerCloneMoved(s)
+		}
 	case sa.EventMigrateFailed:
 		delete(st.mp.migrating, s)
+		st.cloneMoveFailed(s)
 		detail := ev.Reason.String()
 		if ev.Detail != "" {
 			detail += ": " + ev.Detail

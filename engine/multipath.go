@@ -12,9 +12,13 @@ import (
 )
 
 // Multipath connections keep one IKE SA per usable path (DESIGN.md §1 G1,
-// G2; PROTOCOL.md item 69). Against a standard peer each extra path is a
-// fully authenticated IKE SA without INITIAL_CONTACT (P5), asking for the
-// same inner address. The Child SAs of all paths have the same selectors
+// G2; PROTOCOL.md items 67, 69). When the peer announced
+// CLONE_IKE_SA_SUPPORTED, each extra path gets an RFC 7791 clone of an
+// authenticated IKE SA (CmdClone), moved onto the path with MOBIKE
+// (CmdMigrate, RFC 4555 §3.5) and given its Child SAs there
+// (CmdCreateChild): no second authentication. Against a standard peer, or
+// when cloning fails, each extra path is a fully authenticated IKE SA
+// without INITIAL_CONTACT (P5), asking for the same inner address. The Child SAs of all paths have the same selectors
 // (RFC 7296 §2.8 allows parallel SAs): the outbound policies the SA
 // machines emit are merged here into one data-plane policy listing every
 // path's outbound SA, and the steering hook picks one per flow. Inbound
@@ -162,15 +166,177 @@ func (st *state) reconcileMultipath() {
 			continue
 		}
 		for _, p := range st.connPaths(c.ID) {
-			if !p.cand || st.saOf(p) != nil || now.Before(p.retryAt) || !st.linkOK(p) {
+			if !p.cand || st.saOf(p) != nil || now.Before(p.retryAt) || !st.linkOK(p) || st.cloneAsked(p) {
 				continue
 			}
 			p.retryAt = now.Add(multipathRetry)
+			if st.clonePath(c, primary, p) {
+				continue
+			}
+			p.noClone = false // one full IKE SA after a failed clone; then cloning again
 			if err := st.startPathSA(c, p); err != nil {
 				st.e.log.Warn("could not start a path's IKE SA", "path", p.name(), "error", err)
 			}
 		}
 	}
+}
+
+// cloneSetup is one of our clones on its way to its path: moving there,
+// then creating its Child SAs. The path counts as connecting until the
+// first Child SA is up.
+type cloneSetup struct {
+	from, to *path
+	moved    bool
+}
+
+// cloneAsked reports whether a clone request for p is in flight.
+func (st *state) cloneAsked(p *path) bool {
+	for _, q := range st.mp.cloneQ {
+		if slices.Contains(q, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// clonePath asks orig for an RFC 7791 clone to put on p, when the peer
+// supports cloning and MOBIKE (the clone is moved with UPDATE_SA_ADDRESSES)
+// and p has not just seen a clone fail; it reports whether it did.
+func (st *state) clonePath(c *connection, orig *ikeSA, p *path) bool {
+	in := orig.m.Info()
+	if p.noClone || !c.MOBIKE || !in.Capabilities.Clone || !in.Capabilities.MOBIKE || !in.MOBIKEInitiator {
+		return false
+	}
+	st.mp.cloneQ[orig] = append(st.mp.cloneQ[orig], p)
+	st.e.log.Info("cloning an IKE SA for a path", "connection", c.ID, "ike_sa", orig.name, "path", p.name())
+	st.later(func() {
+		if _, ok := st.rt.all[orig]; ok {
+			st.drive(orig, sa.Command{Kind: sa.CmdClone})
+		}
+	})
+	return true
+}
+
+// cloneUp takes an RFC 7791 clone's EventIKEUp: ours goes on to its path
+// (CmdMigrate; true), the peer's is an IKE SA like any other until the
+// peer moves it (false).
+func (st *state) cloneUp(s *ikeSA, ev sa.Event) bool {
+	orig := st.rt.bySPI[ev.ClonedFrom]
+	q := st.mp.cloneQ[orig]
+	if orig == nil || len(q) == 0 {
+		st.mp.peerClones[s] = true
+		return false
+	}
+	p := q[0]
+	if st.mp.cloneQ[orig] = q[1:]; len(q) == 1 {
+		delete(st.mp.cloneQ, orig)
+	}
+	s.vips, s.peerID = ev.VirtualIPs, ev.PeerID.String()
+	st.mp.clones[s] = &cloneSetup{from: orig.path, to: p}
+	s.path = p
+	view := st.ikeView(s)
+	st.e.log.Info("IKE SA cloned", "connection", s.conn, "ike_sa", s.name, "clone_of", orig.name, "path", p.name())
+	st.publish(Event{Type: EventIKESAUp, Reason: "cloned", IKESA: &view})
+	st.pathsChanged("ike_sa_cloned")
+	st.mp.migrating[s] = "clone"
+	st.later(func() {
+		if _, ok := st.rt.all[s]; ok && st.mp.clones[s] != nil {
+			st.migrate(s, p, "clone")
+		}
+	})
+	return true
+}
+
+// cloneFailed takes EventCloneFailed of orig: the path it was for gets a
+// fully authenticated IKE SA at once.
+func (st *state) cloneFailed(orig *ikeSA, ev sa.Event) {
+	q := st.mp.cloneQ[orig]
+	if len(q) == 0 {
+		return
+	}
+	p := q[0]
+	if st.mp.cloneQ[orig] = q[1:]; len(q) == 1 {
+		delete(st.mp.cloneQ, orig)
+	}
+	st.e.log.Warn("IKE SA clone failed, a full IKE SA instead", "connection", orig.conn, "path", p.name(),
+		"reason", ev.Reason, "detail", ev.Detail)
+	st.cloneFallback(p)
+}
+
+// cloneFallback makes the next attempt on p a full IKE SA, now.
+func (st *state) cloneFallback(p *path) {
+	p.noClone, p.retryAt = true, time.Time{}
+	st.reconcileMultipath()
+}
+
+// cloneMoved follows our clone's move (EventMigrated): it takes its
+// path's tag for the Child SAs it creates now. It reports whether s was
+// a clone on its way.
+func (st *state) cloneMoved(s *ikeSA) bool {
+	cs := st.mp.clones[s]
+	if cs == nil || cs.moved {
+		return false
+	}
+	cs.moved = true
+	if s.path != cs.to {
+		st.e.log.Warn("clone moved to another path than asked", "ike_sa", s.name, "path", s.path.name(), "asked", cs.to.name())
+	}
+	c := st.connections[s.conn]
+	if c == nil || len(c.Children) == 0 {
+		st.clonePlaced(s)
+		return true
+	}
+	st.later(func() {
+		if _, ok := st.rt.all[s]; !ok || s.path == nil {
+			return
+		}
+		st.drive(s, sa.Command{Kind: sa.CmdSetPath, Path: s.path.tag})
+		for _, ch := range c.Children {
+			st.drive(s, sa.Command{Kind: sa.CmdCreateChild, Name: ch.Name})
+		}
+	})
+	return true
+}
+
+// clonePlaced ends a clone's setup (its first Child SA is up, or failed):
+// from now on it is its path's IKE SA.
+func (st *state) clonePlaced(s *ikeSA) {
+	if cs := st.mp.clones[s]; cs == nil || !cs.moved {
+		return
+	}
+	delete(st.mp.clones, s)
+	s.up = true
+	st.saUp(s)
+}
+
+// cloneMoveFailed: our clone could not move to its path; it is deleted and
+// the path gets a full IKE SA.
+func (st *state) cloneMoveFailed(s *ikeSA) bool {
+	cs := st.mp.clones[s]
+	if cs == nil || cs.moved {
+		return false
+	}
+	delete(st.mp.clones, s)
+	st.e.log.Warn("clone not moved to its path, deleting it", "ike_sa", s.name, "path", cs.to.name())
+	cs.to.noClone, cs.to.retryAt = true, time.Time{}
+	st.later(func() {
+		if _, ok := st.rt.all[s]; ok {
+			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
+		}
+	})
+	return true
+}
+
+// peerCloneMoved gives a clone the peer made the tag of the path the
+// peer moved it to.
+func (st *state) peerCloneMoved(s *ikeSA) {
+	if !st.mp.peerClones[s] || s.path == nil {
+		return
+	}
+	delete(st.mp.peerClones, s)
+	tag := s.path.tag
+	// CmdSetPath sends nothing: no timer to spoil.
+	st.drive(s, sa.Command{Kind: sa.CmdSetPath, Path: tag})
 }
 
 // startPathSA sets up a fully authenticated IKE SA on p, without

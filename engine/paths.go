@@ -69,6 +69,7 @@ type path struct {
 	okSent     time.Time // when the last answered probe was sent
 	verifyW    []*verifyWait
 	retryAt    time.Time // multipath: next attempt to set up its IKE SA
+	noClone    bool      // multipath: cloning failed here, the next attempt is a full IKE SA
 	downReason string
 }
 
@@ -108,13 +109,46 @@ type multi struct {
 	// migrating: why each IKE SA is being moved; migrateW: API waiters.
 	migrating map[*ikeSA]string
 	migrateW  map[*ikeSA][]chan migrateResult
+	// RFC 7791 clones (multipath.go): cloneQ, the paths each IKE SA's
+	// clone requests in flight are for, in order; clones, our clones on
+	// their way to their path; peerClones, clones the peer made that it
+	// has not moved yet.
+	cloneQ     map[*ikeSA][]*path
+	clones     map[*ikeSA]*cloneSetup
+	peerClones map[*ikeSA]bool
+	// lostLocal: the address in use an IKE SA lost and that the peer was
+	// told about (mobility.go, RFC 4555 §3.6).
+	lostLocal map[*ikeSA]netip.Addr
+	// deferred runs on the next turn of the state loop (the probe timer).
+	deferred []func()
+}
+
+// later runs f on the next turn of the state loop. A command for an IKE SA
+// given while the runtime applies that SA's own output goes through here:
+// the outer apply would otherwise set the SA's timer from its older
+// deadline, and a request the command sent would never be retransmitted.
+func (st *state) later(f func()) {
+	st.mp.deferred = append(st.mp.deferred, f)
+	st.armProbes()
+}
+
+// runDeferred runs what later queued, in order.
+func (st *state) runDeferred() {
+	for len(st.mp.deferred) > 0 {
+		f := st.mp.deferred[0]
+		st.mp.deferred = st.mp.deferred[1:]
+		f()
+	}
+	st.mp.deferred = nil
 }
 
 func newMulti() *multi {
 	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
 		merged: map[string]*mergedPolicy{}, members: map[uint64]*mergedPolicy{}, steer: &steerer{},
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
-		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{}}
+		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},
+		cloneQ: map[*ikeSA][]*path{}, clones: map[*ikeSA]*cloneSetup{}, peerClones: map[*ikeSA]bool{},
+		lostLocal: map[*ikeSA]netip.Addr{}}
 	m.probe.Stop()
 	return m
 }
@@ -414,9 +448,13 @@ func (st *state) steered(p *path) (time.Duration, bool) {
 // lost: three intervals, at least a second.
 func probeTimeout(iv time.Duration) time.Duration { return max(3*iv, time.Second) }
 
-// armProbes sets the probe timer to the earliest probe work due.
+// armProbes sets the probe timer to the earliest probe work due (now
+// when later queued something).
 func (st *state) armProbes() {
 	var next time.Time
+	if len(st.mp.deferred) > 0 {
+		next = st.e.cfg.Now()
+	}
 	for _, p := range st.mp.paths {
 		iv, ok := st.steered(p)
 		if !ok || p.state != PathUp && p.state != PathSilent {
@@ -440,6 +478,7 @@ func (st *state) armProbes() {
 
 // probeTick sends the probes due and counts those lost.
 func (st *state) probeTick() {
+	st.runDeferred()
 	now := st.e.cfg.Now()
 	changed := false
 	for _, p := range st.mp.paths {

@@ -27,6 +27,7 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		Retransmit:      st.e.cfg.Retransmit,
 		FragmentMTU:     st.e.cfg.FragmentMTU,
 		MOBIKE:          c.MOBIKE,
+		Clone:           true, // RFC 7791: a mifsec peer adds paths without re-authenticating (multipath.go)
 		Logger:          st.e.log.Named("ike").With("connection", c.ID),
 		VirtualIP:       sa.VirtualIP{IPv4: c.VirtualIP4, IPv6: c.VirtualIP6, DNS: c.VirtualIP4 || c.VirtualIP6},
 		Lifetimes:       sa.Lifetimes{IKERekey: c.IKERekeyTime, ChildRekey: DefaultChildRekey, Jitter: c.IKERekeyTime / 10},

@@ -364,6 +364,9 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 	view := st.ikeView(s)
 	switch ev.Kind {
 	case sa.EventIKEUp:
+		if ev.ClonedFrom != 0 && st.cloneUp(s, ev) { // RFC 7791, multipath.go
+			break
+		}
 		st.settle(s)
 		if ev.Replaces != 0 {
 			// Make-before-break re-authentication: the new IKE SA is up.
@@ -375,21 +378,26 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.vips = ev.VirtualIPs
 		s.peerID = ev.PeerID.String()
 		st.setPeerKey(s, s.conn+"\x00"+s.peerID)
-		st.rt.stats.HandshakesOK++
-		if in := s.m.Info(); !in.Created.IsZero() && !in.Established.IsZero() {
-			st.rt.stats.Handshake.observe(in.Established.Sub(in.Created))
+		why := "established"
+		if ev.ClonedFrom != 0 {
+			why = "cloned" // no handshake: the peer's RFC 7791 clone
+		} else {
+			st.rt.stats.HandshakesOK++
+			if in := s.m.Info(); !in.Created.IsZero() && !in.Established.IsZero() {
+				st.rt.stats.Handshake.observe(in.Established.Sub(in.Created))
+			}
 		}
 		if ev.InitialContact {
 			st.initialContact(s)
 		}
-		st.publish(Event{Type: EventIKESAUp, Reason: "established", IKESA: &view})
+		st.publish(Event{Type: EventIKESAUp, Reason: why, IKESA: &view})
 		st.saUp(s)
 		for _, w := range s.waiters {
 			w <- initResult{name: view.Name}
 		}
 		s.waiters = nil
 	case sa.EventIKEDown:
-		if !s.up {
+		if !s.up && st.mp.clones[s] == nil {
 			st.rt.stats.HandshakesFailed++
 		}
 		s.up = false
@@ -414,10 +422,14 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 			st.installRoutes(s, ev.Child)
 		}
 		st.publish(Event{Type: t, Reason: ev.Kind.String(), ChildSA: &cv})
+		st.clonePlaced(s) // a clone's path is up with its first Child SA
 	case sa.EventChildDown, sa.EventChildFailed:
 		cv := st.childView(s, ev.Child)
 		st.publish(Event{Type: EventChildSADown, Reason: ev.Reason.String(), ChildSA: &cv})
 		s.resolveChildRekeyErr(ev.Child.InSPI, ev.Reason)
+		st.clonePlaced(s)
+	case sa.EventCloneFailed:
+		st.cloneFailed(s, ev) // multipath.go
 	case sa.EventMigrated, sa.EventMigrateFailed, sa.EventPeerAddresses, sa.EventProbe:
 		st.mobilityEvent(s, ev) // mobility.go
 	case sa.EventAuthFailed:
