@@ -131,7 +131,9 @@ func (s *sniffer) loop() {
 		default:
 		}
 		n, oobn, _, from, err := unix.Recvmsg(s.fd, buf, oob, unix.MSG_TRUNC)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		// ENETDOWN: the link went down (reported once); the socket hears
+		// the link again when it comes back up.
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.ENETDOWN) {
 			continue
 		}
 		if err != nil {
