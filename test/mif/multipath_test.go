@@ -40,7 +40,8 @@ func pathCounters(t *testing.T, ctx context.Context, n *node, conn string) map[s
 }
 
 // Scenario 4: mifsec ↔ mifsec multipath, one IKE SA per access (the
-// gateway has one address per access). One UDP flow is steered to RAN and
+// gateway has one address per access); the second is an RFC 7791 clone of
+// the first, moved to its access with MOBIKE: one authentication. One UDP flow is steered to RAN and
 // another to WLAN at the same time, and the per-path counters show each
 // on its own; then a rule update moves the first flow to WLAN while it
 // runs at 1,000 packets/s: nothing lost or duplicated, reordering at most
@@ -55,6 +56,7 @@ func TestMultipathSteering(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	rec := record(t, ctx, "ue", ue)
+	grec := record(t, ctx, "gw", gw)
 	if _, err := ue.Client.Connections.InitiateConnection(ctx, &mifsecv1.InitiateConnectionRequest{Name: "connections/gw"}); err != nil {
 		t.Fatalf("initiate: %v", err)
 	}
@@ -73,6 +75,34 @@ func TestMultipathSteering(t *testing.T) {
 			t.Fatalf("the second path got inner address %s, the first %s", v, vip)
 		}
 		t.Logf("IKE SA %s %s↔%s peer_clone=%v", s.Name, s.LocalAddress, s.RemoteAddress, s.PeerClone)
+		if !s.PeerClone {
+			t.Fatalf("the gateway did not announce CLONE_IKE_SA_SUPPORTED: %v", s)
+		}
+	}
+	// One authentication: on each end one IKE SA was established by
+	// IKE_AUTH and the other cloned from it (RFC 7791), and the end user's
+	// clone moved from the first path to its own.
+	for _, r := range []*recorder{rec, grec} {
+		var established, cloned int
+		for _, ev := range r.since(0) {
+			if ev.Type == mifsecv1.EventType_EVENT_TYPE_IKE_SA_UP {
+				switch ev.Reason {
+				case "established":
+					established++
+				case "cloned":
+					cloned++
+				}
+			}
+		}
+		if established != 1 || cloned != 1 {
+			t.Fatalf("%s: %d IKE SAs established, %d cloned; want 1 and 1:\n%s", r.name, established, cloned, r.dump(0))
+		}
+	}
+	_, mv := rec.wait(t, 0, time.Second, "IKE_SA_MIGRATED of the clone", func(ev *mifsecv1.Event) bool {
+		return ev.Type == mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED && ev.Reason == "clone"
+	})
+	if pathIface(mv.FromPath) == pathIface(mv.ToPath) {
+		t.Fatalf("clone moved %s → %s", mv.FromPath, mv.ToPath)
 	}
 	steerUDP(t, ctx, ue, "voice", 7301, "ran", "wlan")
 	steerUDP(t, ctx, ue, "video", 7302, "wlan", "ran")
