@@ -178,7 +178,7 @@ func (s *IKE) rekeyOfferKE(o *childOffer, g ike.GroupID) error {
 		}
 		return nil
 	}
-	o.dh, err = transform.GenerateDH(g, s.rng)
+	o.dh, err = s.newDH(g)
 	return err
 }
 
@@ -516,7 +516,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 			return nil, nil, &ike.Notify{NotifyType: ike.TemporaryFailure}
 		}
 		if suite.Group != ike.GroupNone {
-			if dh, err = transform.GenerateDH(suite.Group, s.rng); err != nil {
+			if dh, err = s.newDH(suite.Group); err != nil {
 				return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
 			}
 			defer dh.Destroy()

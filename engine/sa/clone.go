@@ -63,7 +63,7 @@ func (s *IKE) sendClone(now time.Time, c *cloneState, g ike.GroupID) {
 		s.cloneFailed(ReasonInternal, 0, err.Error())
 		return
 	}
-	dh, err := transform.GenerateDH(g, s.rng)
+	dh, err := s.newDH(g)
 	if err != nil {
 		s.cloneFailed(ReasonInternal, 0, err.Error())
 		return
@@ -181,7 +181,7 @@ func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike
 	}
 	spi, err1 := s.randomSPI()
 	nr, err2 := s.randomBytes(nonceLen)
-	dh, err3 := transform.GenerateDH(suite.Group, s.rng)
+	dh, err3 := s.newDH(suite.Group)
 	if err1 != nil || err2 != nil || err3 != nil {
 		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
 		return

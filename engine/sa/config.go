@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/netip"
 	"time"
 
@@ -116,6 +117,12 @@ type SPIAllocator interface {
 	ReleaseSPI(spi uint32)
 }
 
+// DHSource makes D-H key pairs. A pair it returns must be fresh, never
+// handed out before, and is the caller's to Destroy.
+type DHSource interface {
+	GenerateDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, error)
+}
+
 // VirtualIP is the initiator's CP request (RFC 7296 §2.19).
 type VirtualIP struct {
 	IPv4, IPv6 bool // ask for INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS
@@ -204,6 +211,12 @@ type Config struct {
 	// RekeyedDelete is how long a rekeyed Child SA's inbound half stays
 	// when the peer does not delete it (PROTOCOL.md P9); 0 = 5 s.
 	RekeyedDelete time.Duration
+
+	// DH makes the D-H key pairs of our KE payloads; nil makes them
+	// inline from the machine's randomness. The glue may hand out pairs
+	// made ahead of time on a worker goroutine, so that key generation
+	// stays off its state goroutine (DESIGN.md §3).
+	DH DHSource
 
 	// Path is copied into every dataplane.SA.
 	Path uint32

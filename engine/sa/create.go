@@ -350,7 +350,7 @@ func (s *IKE) sendIKERekey(now time.Time, r *ikeRekey, g ike.GroupID) {
 		s.ikeRekey = nil
 		return
 	}
-	dh, err := transform.GenerateDH(g, s.rng)
+	dh, err := s.newDH(g)
 	if err != nil {
 		s.ikeRekey = nil
 		return
@@ -558,7 +558,7 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 	}
 	spi, err1 := s.randomSPI()
 	nr, err2 := s.randomBytes(nonceLen)
-	dh, err3 := transform.GenerateDH(suite.Group, s.rng)
+	dh, err3 := s.newDH(suite.Group)
 	if err1 != nil || err2 != nil || err3 != nil {
 		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
 		return

@@ -209,6 +209,14 @@ func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
 	}
 }
 
+// newDH makes a D-H key pair for a KE payload (Config.DH, else inline).
+func (s *IKE) newDH(g ike.GroupID) (*transform.DHKey, error) {
+	if s.cfg != nil && s.cfg.DH != nil {
+		return s.cfg.DH.GenerateDH(g, s.rng)
+	}
+	return transform.GenerateDH(g, s.rng)
+}
+
 // SPIs returns the SPIs of the current IKE SA (SPIr is 0 before the
 // responder answered).
 func (s *IKE) SPIs() (spii, spir uint64) {

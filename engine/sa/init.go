@@ -63,7 +63,7 @@ func NewInitiator(cfg *Config, now time.Time, rng io.Reader) (*IKE, Output) {
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	dh, err := transform.GenerateDH(transform.OfferedGroup(c.IKEProposals), s.rng)
+	dh, err := s.newDH(transform.OfferedGroup(c.IKEProposals))
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
@@ -238,7 +238,7 @@ func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
 			s.down(now, ReasonInvalidKE, ike.InvalidKEPayload, "responder wants "+g.String())
 			return
 		}
-		dh, err := transform.GenerateDH(g, s.rng)
+		dh, err := s.newDH(g)
 		if err != nil {
 			s.down(now, ReasonInternal, 0, err.Error())
 			return
@@ -376,7 +376,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	dh, err := transform.GenerateDH(suite.Group, s.rng)
+	dh, err := s.newDH(suite.Group)
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}

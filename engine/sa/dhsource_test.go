@@ -1,0 +1,66 @@
+package sa
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
+)
+
+// countingDH counts the pairs asked for; fail makes it refuse.
+type countingDH struct {
+	n    map[ike.GroupID]int
+	fail bool
+}
+
+func (c *countingDH) GenerateDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, error) {
+	if c.fail {
+		return nil, errors.New("no key")
+	}
+	c.n[g]++
+	return transform.GenerateDH(g, rng)
+}
+
+// Config.DH makes every KE pair of a handshake; a source that fails fails
+// the IKE SA with a reason.
+func TestDHSource(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail bool
+	}{{"used", false}, {"failing", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ini, resp := pskPair(t)
+			ini.IKEProposals = mustProps(t, "aes256gcm16-prfsha256-x25519", 1)
+			resp.IKEProposals = ini.IKEProposals
+			di, dr := &countingDH{n: map[ike.GroupID]int{}, fail: tc.fail}, &countingDH{n: map[ike.GroupID]int{}}
+			ini.DH, resp.DH = di, dr
+			now := epoch
+			i, out := NewInitiator(ini, now, nil)
+			if tc.fail {
+				if i.State() != StateClosed || i.Info().DownReason != ReasonInternal || !out.Done {
+					t.Fatalf("state %v reason %v done %v", i.State(), i.Info().DownReason, out.Done)
+				}
+				return
+			}
+			d := out.Datagrams[0]
+			r, rout := NewResponder(resp, now, nil, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}, nil)
+			d = rout.Datagrams[0]
+			m, peer := i, r
+			for range 3 {
+				o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+				if len(o.Datagrams) > 0 {
+					d = o.Datagrams[0]
+				}
+				m, peer = peer, m
+			}
+			if i.State() != StateEstablished || r.State() != StateEstablished {
+				t.Fatalf("states %v %v", i.State(), r.State())
+			}
+			if di.n[ike.GroupCurve25519] != 1 || dr.n[ike.GroupCurve25519] != 1 {
+				t.Fatalf("pairs made: initiator %v responder %v", di.n, dr.n)
+			}
+		})
+	}
+}
