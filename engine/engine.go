@@ -139,6 +139,10 @@ func (e *Engine) loop(st *state) {
 	defer close(e.done)
 	changes := e.cfg.Links.Changes()
 	packets, dpEvents := st.rt.packets(), st.rt.dpEvents()
+	if st.rt.dh != nil && st.rt.tr != nil {
+		st.rt.dh.start()
+		defer st.rt.dh.stop()
+	}
 	for _, ifc := range sortedInterfaces(st.interfaces) {
 		st.listenNAT(ifc)
 	}
