@@ -157,16 +157,101 @@ func (st *state) announceAll(why string) {
 		if !ok {
 			prev = in.LocalAddrs
 		}
-		if slices.Equal(addrs, prev) {
+		cmd := sa.Command{Kind: sa.CmdAnnounce, Addrs: slices.Clone(addrs)}
+		lost := st.lostInUse(s)
+		if lost {
+			// Our address in use is gone and only the peer may move the
+			// SA: the list goes out on a pair that works (§3.6), which
+			// also tells the peer to move at once (peerLost).
+			var ok bool
+			if cmd.Local, cmd.Remote, ok = st.lostPair(s, c); !ok || st.mp.lostLocal[s] == in.Local.Addr() {
+				lost = false
+			}
+		}
+		if slices.Equal(addrs, prev) && !lost {
 			st.mp.announce[s] = addrs
 			continue
 		}
 		st.mp.announce[s] = addrs
-		st.drive(s, sa.Command{Kind: sa.CmdAnnounce, Addrs: slices.Clone(addrs)})
+		if lost {
+			st.mp.lostLocal[s] = in.Local.Addr()
+			st.e.log.Info("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.name,
+				"lost", in.Local.Addr(), "local", cmd.Local, "remote", cmd.Remote)
+		}
+		st.drive(s, cmd)
 		view := st.ikeView(s)
 		st.e.log.Info("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
 		st.publish(Event{Type: EventAddressesAnnounced, Reason: why, IKESA: &view, Conn: s.conn, Addrs: addrs})
 	}
+}
+
+// lostInUse reports whether s is the MOBIKE responder (it cannot move,
+// RFC 4555 §1.3) and its address in use left its interface, or that
+// interface went down. An address on no managed interface is not judged.
+func (st *state) lostInUse(s *ikeSA) bool {
+	in := s.m.Info()
+	if in.MOBIKEInitiator || s.path == nil || st.interfaces[s.path.iface] == nil || s.path.local != in.Local.Addr().Unmap() {
+		return false
+	}
+	return !st.linkOK(s.path)
+}
+
+// lostPair is where a responder that lost its address in use sends its
+// announcement: among our usable addresses (the connection's up
+// interfaces) and the peer's (in use and announced, §3.6), the pair
+// reached best (on-link, then routed), the peer's address in use first on
+// ties, then interface priority.
+func (st *state) lostPair(s *ikeSA, c *connection) (local, remote netip.AddrPort, ok bool) {
+	in := s.m.Info()
+	peer := append([]netip.Addr{in.Remote.Addr().Unmap()}, in.PeerAddrs...)
+	best, bestPrio := -1, uint32(0)
+	for _, ifc := range sortedInterfaces(st.interfaces) {
+		if len(c.LocalInterfaces) > 0 && !slices.Contains(c.LocalInterfaces, ifc.ID) {
+			continue
+		}
+		l, usable := usableAddr(ifc, in.Remote.Addr().Unmap())
+		if !usable || l == in.Local.Addr().Unmap() {
+			continue
+		}
+		for _, r := range peer {
+			r = r.Unmap()
+			if r.Is4() != l.Is4() || r.IsUnspecified() {
+				continue
+			}
+			if sc := st.reach(ifc, l, r); sc > best || sc == best && ifc.Priority > bestPrio {
+				best, bestPrio = sc, ifc.Priority
+				local, remote = netip.AddrPortFrom(l, in.Local.Port()), netip.AddrPortFrom(r, in.Remote.Port())
+			}
+		}
+	}
+	return local, remote, best >= 0
+}
+
+// peerLost follows a peer announcement that came on another pair than the
+// one in use: the peer could not use it (lostPair), so the MOBIKE
+// initiator moves at once, make-before-break (path test, then
+// UPDATE_SA_ADDRESSES, §3.5), to the pair the announcement came on. A
+// multipath connection leaves it: its other paths carry the flows.
+func (st *state) peerLost(s *ikeSA, ev sa.Event) {
+	c := st.connections[s.conn]
+	in := s.m.Info()
+	if c == nil || c.Multipath || !c.MOBIKE || !s.up || !in.MOBIKEInitiator || !in.Capabilities.MOBIKE ||
+		!ev.Local.IsValid() || !ev.Remote.IsValid() || st.mp.migrating[s] != "" ||
+		ev.Local.Addr().Unmap() == in.Local.Addr().Unmap() && ev.Remote.Addr().Unmap() == in.Remote.Addr().Unmap() {
+		return
+	}
+	p := st.pathFor(s.conn, ev.Local.Addr(), ev.Remote.Addr())
+	if p == s.path || !st.linkOK(p) {
+		return
+	}
+	st.mp.migrating[s] = "peer_address_lost"
+	st.later(func() {
+		if _, ok := st.rt.all[s]; ok && s.up && st.linkOK(p) {
+			st.migrate(s, p, "peer_address_lost")
+		} else {
+			delete(st.mp.migrating, s)
+		}
+	})
 }
 
 func (st *state) sortedSAs() []*ikeSA {
@@ -363,6 +448,7 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 	case sa.EventPeerAddresses:
 		view := st.ikeView(s)
 		st.publish(Event{Type: EventPeerAddresses, Reason: "peer_announced", IKESA: &view, Conn: s.conn, Addrs: ev.PeerAddrs})
+		st.peerLost(s, ev)
 	}
 }
 

@@ -26,7 +26,14 @@ const (
 // gwR when multipath).
 func twoAccessPair(t *testing.T, multipath bool) (ue, gw *Engine, ul *ifacetest.Fake) {
 	t.Helper()
-	w := &mwire{ends: map[netip.Addr]*mtransport{}, delay: map[[2]netip.Addr]time.Duration{}, drop: map[[2]netip.Addr]bool{}}
+	ue, gw, ul, _, _ = twoAccessPairWire(t, multipath)
+	return ue, gw, ul
+}
+
+// twoAccessPairWire is twoAccessPair with the gateway's links and the wire.
+func twoAccessPairWire(t *testing.T, multipath bool) (ue, gw *Engine, ul, gl *ifacetest.Fake, w *mwire) {
+	t.Helper()
+	w = &mwire{ends: map[netip.Addr]*mtransport{}, delay: map[[2]netip.Addr]time.Duration{}, drop: map[[2]netip.Addr]bool{}}
 	w.set(ueR, gwW, 0, true)
 	w.set(ueW, gwR, 0, true)
 	mk := func(links *ifacetest.Fake, tr *mtransport) *Engine {
@@ -41,7 +48,7 @@ func twoAccessPair(t *testing.T, multipath bool) (ue, gw *Engine, ul *ifacetest.
 		}
 		return e
 	}
-	gl := ifacetest.New()
+	gl = ifacetest.New()
 	gl.AddLink("eth0", gwW+"/24")
 	gl.AddLink("eth1", gwR+"/24")
 	gw = mk(gl, w.end(gwW, gwR))
@@ -79,7 +86,7 @@ func twoAccessPair(t *testing.T, multipath bool) (ue, gw *Engine, ul *ifacetest.
 		Children: []ChildSpec{{Name: "net", RemoteTS: []string{"198.18.0.0/24"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	return ue, gw, ul
+	return ue, gw, ul, gl, w
 }
 
 func TestMoveUsesPeerAnnouncedAddress(t *testing.T) {

@@ -67,9 +67,11 @@ func TestStrongSwanUserRoams(t *testing.T) {
 
 // Scenario 3: the gateway gains an interface through the API; the end
 // user hears of its address (ADDITIONAL_IP4_ADDRESS, RFC 4555 §3.6); the
-// gateway's old address disappears and the end user moves to the new one
-// (its liveness check goes unanswered on the old pair, so it tests the
-// peer's other addresses, §3.11).
+// gateway's old address disappears: the gateway, which as MOBIKE
+// responder cannot move, announces its list on the pair that still works
+// (§3.6), and the end user, seeing it arrive there, moves at once (path
+// test, then UPDATE_SA_ADDRESSES), well within a second, instead of
+// waiting for its requests on the dead pair to go unanswered (§3.11).
 func TestGatewayGainsInterface(t *testing.T) {
 	t.Parallel()
 	tp := topo.Build(t)
@@ -103,7 +105,7 @@ func TestGatewayGainsInterface(t *testing.T) {
 		return ev.Type == mifsecv1.EventType_EVENT_TYPE_PEER_ADDRESSES && contains(ev.Addresses, topo.GWWLAN.String())
 	})
 
-	um = urec.mark()
+	um, gl := urec.mark(), grec.mark()
 	gone := time.Now()
 	if err := tp.GW.AddrDel(ctx, topo.RAN, topo.GWRAN.String()+"/24"); err != nil {
 		t.Fatal(err)
@@ -112,8 +114,18 @@ func TestGatewayGainsInterface(t *testing.T) {
 	if s := mig.GetIkeSa(); host(s.LocalAddress) != topo.UEWLAN || host(s.RemoteAddress) != topo.GWWLAN {
 		t.Fatalf("end user moved to %s↔%s, want the gateway's WLAN address", s.LocalAddress, s.RemoteAddress)
 	}
+	if mig.Reason != "peer_address_lost" {
+		t.Errorf("moved for %q, want peer_address_lost (the gateway's announcement on the other pair)", mig.Reason)
+	}
+	if took := mig.Time.AsTime().Sub(gone); took > time.Second {
+		t.Fatalf("the end user moved %v after the gateway's address was removed, want < 1 s", took)
+	}
+	grec.wait(t, gl, 2*time.Second, "gateway IKE_SA_MIGRATED", is(mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED))
+	urec.wait(t, um, 2*time.Second, "end user PATH_UP", is(mifsecv1.EventType_EVENT_TYPE_PATH_UP))
 	grec.inOrder(t, gm, mifsecv1.EventType_EVENT_TYPE_INTERFACE_CREATED, mifsecv1.EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED)
-	urec.inOrder(t, um, mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED, mifsecv1.EventType_EVENT_TYPE_PATH_UP)
+	grec.inOrder(t, gl, mifsecv1.EventType_EVENT_TYPE_ADDRESSES_ANNOUNCED, mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED)
+	urec.inOrder(t, um, mifsecv1.EventType_EVENT_TYPE_PEER_ADDRESSES, mifsecv1.EventType_EVENT_TYPE_IKE_SA_MIGRATED,
+		mifsecv1.EventType_EVENT_TYPE_PATH_UP)
 	f.flowing(t, 200, 10*time.Second)
 	first, ok := Resumed(f.r.Arrivals(1), mig.Time.AsTime())
 	if !ok {
