@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/sa"
@@ -63,6 +65,7 @@ type ikeSA struct {
 type initResult struct {
 	name string
 	err  error
+	seq  uint64 // the last event published before the answer
 }
 
 type childWaiter struct {
@@ -122,6 +125,9 @@ type runtime struct {
 	// dh makes D-H pairs ahead of time (nil with a Config.Rand: tests
 	// want every random byte from their reader).
 	dh *dhPool
+	// loggers holds each connection's IKE logger: one per connection, not
+	// one (with its own copy of the fields) per IKE SA.
+	loggers map[string]hclog.Logger
 }
 
 type halfOpenKey struct {
@@ -224,6 +230,7 @@ func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
 		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string]map[*ikeSA]struct{}{},
+		loggers:  map[string]hclog.Logger{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
@@ -354,7 +361,6 @@ func (st *state) newResponder(p transport.Packet) {
 		st.e.log.Warn("connection unusable", "connection", c.ID, "error", err)
 		return
 	}
-	cfg.DH = rt.dhSource()
 	pth := st.pathFor(c.ID, p.Local.Addr(), p.Remote.Addr())
 	cfg.Path = pth.tag
 	m, out := sa.NewResponder(cfg, now, rt.rng, d, msg)
@@ -445,6 +451,7 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	for _, ev := range out.Events {
 		st.saEvent(s, ev)
 	}
+	st.answerWaiters(s)
 	st.probeCheck(s)
 	if out.Spawn != nil {
 		child := &ikeSA{conn: s.conn, m: out.Spawn.IKE, hidx: -1, name: s.name, path: s.path}
@@ -535,6 +542,19 @@ func (st *state) dropSA(s *ikeSA) {
 	s.childRekeyW = nil
 	st.armTimer()
 	st.saGone(s)
+}
+
+// answerWaiters tells InitiateConnection callers that s is up, once the
+// output that brought it up was applied (data plane, routes, events): the
+// caller may send through the tunnel at once.
+func (st *state) answerWaiters(s *ikeSA) {
+	if !s.up || len(s.waiters) == 0 {
+		return
+	}
+	for _, w := range s.waiters {
+		w <- initResult{name: s.name, seq: st.seq}
+	}
+	s.waiters = nil
 }
 
 func (st *state) downError(s *ikeSA) error {
@@ -661,6 +681,7 @@ func (st *state) connectionUpdated(old, c *connection) { st.pathsChanged("connec
 
 // connectionRemoved deletes the connection's SAs.
 func (st *state) connectionRemoved(c *connection) {
+	delete(st.rt.loggers, c.ID)
 	for s := range st.rt.byConn[c.ID] {
 		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 	}

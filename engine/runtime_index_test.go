@@ -118,3 +118,39 @@ func TestRuntimeIndexes(t *testing.T) {
 		}
 	}
 }
+
+// InitiateConnection returns only once the output that brought the IKE SA
+// up was applied: its Child SA's event (and routes) come before the reply.
+func TestInitiateReturnsAfterChildSA(t *testing.T) {
+	ue, _ := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sub, err := ue.Watch(ctx, WatchFilter{Categories: []Category{CategoryChildSA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	w := make(chan initResult, 1)
+	if _, err := do(ctx, ue, func(st *state) (struct{}, error) {
+		s, err := st.initiate(st.connections["gw"])
+		if err == nil {
+			s.waiters = append(s.waiters, w)
+		}
+		return struct{}{}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var r initResult
+	select {
+	case r = <-w:
+	case <-ctx.Done():
+		t.Fatal("no answer")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	ev := waitEvent(t, sub, EventChildSAUp)
+	if ev.Seq > r.seq {
+		t.Fatalf("answered after event %d, the Child SA came up in event %d", r.seq, ev.Seq)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/vishvananda/netlink"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -28,7 +29,8 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		FragmentMTU:     st.e.cfg.FragmentMTU,
 		MOBIKE:          c.MOBIKE,
 		Clone:           true, // RFC 7791: a mifsec peer adds paths without re-authenticating (multipath.go)
-		Logger:          st.e.log.Named("ike").With("connection", c.ID),
+		Logger:          st.ikeLogger(c.ID),
+		DH:              st.rt.dhSource(),
 		VirtualIP:       sa.VirtualIP{IPv4: c.VirtualIP4, IPv6: c.VirtualIP6, DNS: c.VirtualIP4 || c.VirtualIP6},
 		Lifetimes:       sa.Lifetimes{IKERekey: c.IKERekeyTime, ChildRekey: DefaultChildRekey, Jitter: c.IKERekeyTime / 10},
 		NoFragmentation: !c.Fragmentation,
@@ -73,6 +75,16 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		cfg.Children = append(cfg.Children, cc)
 	}
 	return cfg, nil
+}
+
+// ikeLogger is connection id's IKE logger, made once.
+func (st *state) ikeLogger(id string) hclog.Logger {
+	l := st.rt.loggers[id]
+	if l == nil {
+		l = st.e.log.Named("ike").With("connection", id)
+		st.rt.loggers[id] = l
+	}
+	return l
 }
 
 func selectorToTS(s dataplane.Selector) ike.TrafficSelector {

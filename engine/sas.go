@@ -392,10 +392,8 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		}
 		st.publish(Event{Type: EventIKESAUp, Reason: why, IKESA: &view})
 		st.saUp(s)
-		for _, w := range s.waiters {
-			w <- initResult{name: view.Name}
-		}
-		s.waiters = nil
+		// InitiateConnection returns once the whole output is applied
+		// (answerWaiters): with the Child SA's routes, not before them.
 	case sa.EventIKEDown:
 		if !s.up && st.mp.clones[s] == nil {
 			st.rt.stats.HandshakesFailed++
