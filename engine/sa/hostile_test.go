@@ -104,6 +104,9 @@ func TestErrorNotifyForBadInnerPayloads(t *testing.T) {
 	// An authenticated request whose inner chain carries an unknown
 	// critical payload gets UNSUPPORTED_CRITICAL_PAYLOAD (§2.5).
 	ss := p.i.ike.cur
+	if err := ss.ciphers(); err != nil { // parked while idle
+		t.Fatal(err)
+	}
 	first, inner, err := ike.EncodePayloads([]ike.Payload{&ike.Unknown{PayloadType: 201, Body: []byte{9}}})
 	if err != nil {
 		t.Fatal(err)

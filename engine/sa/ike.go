@@ -186,6 +186,9 @@ func (s *IKE) finish(now time.Time) Output {
 		return o
 	}
 	o.Deadline = s.deadline(now)
+	if s.state == StateEstablished && s.cur != nil {
+		s.cur.park()
+	}
 	return o
 }
 
@@ -341,7 +344,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		s.handleInit(now, ss, msg, d)
 		return
 	}
-	if ss.in == nil {
+	if ss.keys == nil {
 		s.stats.Drops[DropWrongState]++
 		return
 	}

@@ -3,7 +3,8 @@ package sa
 import "testing"
 
 // Once IKE_AUTH is done neither side keeps the IKE_SA_INIT state (both
-// messages, nonces, DH key): it is per-SA memory for the SA's lifetime.
+// messages, nonces, DH key), and an idle IKE SA keeps its keys but not
+// its cipher state: per-SA memory for the SA's lifetime.
 func TestInitStateDropped(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -38,8 +39,25 @@ func TestInitStateDropped(t *testing.T) {
 			if i.init != nil || r.init != nil {
 				t.Fatalf("IKE_SA_INIT state kept: initiator %v responder %v", i.init != nil, r.init != nil)
 			}
-			i.Handle(now, Command{Kind: CmdTerminate})
-			r.Handle(now, Command{Kind: CmdTerminate})
+			// Idle: the IKE ciphers are parked; the DELETE exchange builds
+			// them again on both sides.
+			if i.cur.out != nil || r.cur.out != nil {
+				t.Fatalf("ciphers kept while idle: initiator %v responder %v", i.cur.out != nil, r.cur.out != nil)
+			}
+			o := i.Handle(now, Command{Kind: CmdTerminate})
+			if len(o.Datagrams) != 1 {
+				t.Fatalf("DELETE: %d datagrams", len(o.Datagrams))
+			}
+			d = o.Datagrams[0]
+			o = r.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+			if r.State() != StateClosed || len(o.Datagrams) != 1 {
+				t.Fatalf("responder %v after DELETE, %d datagrams", r.State(), len(o.Datagrams))
+			}
+			d = o.Datagrams[0]
+			i.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+			if i.State() != StateClosed || i.Stats().Responses == 0 {
+				t.Fatalf("initiator %v after the DELETE response (responses %d)", i.State(), i.Stats().Responses)
+			}
 		})
 	}
 }

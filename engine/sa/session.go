@@ -155,6 +155,35 @@ func (ss *session) header(exch ike.ExchangeType, id uint32, response bool) ike.H
 	return h
 }
 
+// ciphers makes sure the IKE ciphers exist: they are built from the keys
+// and dropped again while the IKE SA is idle (park), because the AES-GCM
+// state of both directions is most of an idle IKE SA's memory.
+func (ss *session) ciphers() error {
+	if ss.keys == nil {
+		return errNoKeys
+	}
+	if ss.out != nil {
+		return nil
+	}
+	out, in, err := ss.keys.Ciphers(ss.initiator)
+	if err != nil {
+		return err
+	}
+	ss.out, ss.in = out, in
+	return nil
+}
+
+// park drops the ciphers of an idle session (nothing outstanding, nothing
+// being reassembled); the next message builds them again from the keys.
+func (ss *session) park() {
+	if ss.out == nil || ss.req != nil || len(ss.queue) > 0 || ss.reqAsm.on || ss.respAsm.on {
+		return
+	}
+	ss.out.Destroy()
+	ss.in.Destroy()
+	ss.out, ss.in = nil, nil
+}
+
 // destroy clears the keys of the session.
 func (ss *session) destroy() {
 	if ss.keys != nil {
@@ -184,8 +213,8 @@ var errNoKeys = errors.New("sa: no IKE SA keys yet")
 // fragments and the message would exceed the MTU, into SKF fragments
 // (RFC 7383 §2.5). It returns the datagrams (non-ESP marker excluded).
 func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, remote netip.AddrPort) ([][]byte, error) {
-	if ss.out == nil {
-		return nil, errNoKeys
+	if err := ss.ciphers(); err != nil {
+		return nil, err
 	}
 	first, inner, err := ike.EncodePayloads(payloads)
 	if err != nil {
@@ -255,7 +284,10 @@ type openResult struct {
 // reassembly). assemble is false for a retransmitted request, whose
 // fragments are only checked.
 func (s *IKE) open(ss *session, h ike.Header, data []byte, msg *ike.Message, assemble bool) openResult {
-	if ss.in == nil || len(msg.Payloads) == 0 {
+	if ss.keys == nil || len(msg.Payloads) == 0 {
+		return openResult{drop: true, reason: DropNotEncrypted}
+	}
+	if err := ss.ciphers(); err != nil {
 		return openResult{drop: true, reason: DropNotEncrypted}
 	}
 	buf := bytes.Clone(data)
