@@ -111,7 +111,7 @@ type runtime struct {
 	// peer identity, so that per-connection lookups and INITIAL_CONTACT
 	// do not walk every IKE SA of the node.
 	byConn map[string]map[*ikeSA]struct{}
-	byPeer map[string]map[*ikeSA]struct{}
+	byPeer map[string][]*ikeSA // usually one each: a slice, not a map
 	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
 	// responder they created, by initiator SPI and address.
 	halfOpen map[halfOpenKey]*ikeSA
@@ -229,7 +229,7 @@ func (h *timerHeap) Pop() any {
 func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
-		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string]map[*ikeSA]struct{}{},
+		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string][]*ikeSA{},
 		loggers:  map[string]hclog.Logger{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}}
 	if rt.rng == nil {
@@ -752,12 +752,17 @@ func (st *state) setPeerKey(s *ikeSA, key string) {
 	if s.peerKey == key {
 		return
 	}
+	ix := st.rt.byPeer
 	if s.peerKey != "" {
-		dropIndex(st.rt.byPeer, s.peerKey, s)
+		if l := slices.DeleteFunc(ix[s.peerKey], func(o *ikeSA) bool { return o == s }); len(l) > 0 {
+			ix[s.peerKey] = l
+		} else {
+			delete(ix, s.peerKey)
+		}
 	}
 	s.peerKey = key
 	if key != "" {
-		addIndex(st.rt.byPeer, key, s)
+		ix[key] = append(ix[key], s)
 	}
 }
 

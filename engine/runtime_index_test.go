@@ -22,14 +22,12 @@ func indexProblems(st *state) error {
 		if _, ok := rt.byConn[s.conn][s]; !ok {
 			return fmt.Errorf("%s/%s not in byConn", s.conn, s.name)
 		}
-		if s.peerKey != "" {
-			if _, ok := rt.byPeer[s.peerKey][s]; !ok {
-				return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name)
-			}
+		if s.peerKey != "" && !slices.Contains(rt.byPeer[s.peerKey], s) {
+			return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name)
 		}
 	}
-	for key, m := range rt.byPeer {
-		for s := range m {
+	for key, l := range rt.byPeer {
+		for _, s := range l {
 			if _, ok := rt.all[s]; !ok || s.peerKey != key {
 				return fmt.Errorf("byPeer %q holds a dropped or moved IKE SA", key)
 			}

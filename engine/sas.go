@@ -452,7 +452,7 @@ func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 // initialContact deletes older IKE SAs of the same connection and peer
 // identity (RFC 7296 §2.4: the peer has no state for them any more).
 func (st *state) initialContact(s *ikeSA) {
-	for o := range st.rt.byPeer[s.peerKey] {
+	for _, o := range slices.Clone(st.rt.byPeer[s.peerKey]) { // drive may drop o
 		if o != s && o.up {
 			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", s.peerID)
 			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
