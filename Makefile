@@ -12,7 +12,7 @@ PROTOC_GEN_GRPC_VERSION := v1.6.0
 
 GO_PKGS := ./...
 
-.PHONY: all build tools deps generate check-generated lint vet test test-unit test-vm demo bench fuzz clean
+.PHONY: all build tools deps generate check-generated lint vet test test-unit test-vm demo bench clean
 
 all: build
 
@@ -68,6 +68,8 @@ bench: build
 	go test -run '^$$' -bench . -benchmem -cpu 1 ./engine/...
 	./bench/dataplane.sh
 	./bench/handshake.sh
+	./bench/scale.sh
+	./bench/mobility.sh
 
 clean:
 	rm -rf bin
