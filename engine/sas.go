@@ -462,7 +462,9 @@ func (st *state) initialContact(s *ikeSA) {
 
 // installRoutes makes inner traffic reach the data plane's TUN: an
 // initiator adds its virtual IP and routes the remote selectors; a gateway
-// routes the addresses it leased to the peer.
+// routes the addresses it leased to the peer. A transport-mode Child SA
+// (host to host, RFC 4303 §3.1.1), in either role, routes the peer's
+// addresses (its selectors) with our own (ours) as source.
 func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 	tun, ok := st.rt.dp.(interface{ TUNName() string })
 	if !ok || st.rt.dp == nil {
@@ -483,6 +485,10 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 		}
 		st.rt.routeUsers[p]++
 		s.routes = append(s.routes, p)
+	}
+	if c.Mode == dataplane.Transport {
+		st.transportRoutes(s, c, add)
+		return
 	}
 	if in.Role == sa.Initiator || len(s.vips) > 0 && in.Role != sa.Responder {
 		var src netip.Addr
@@ -510,6 +516,39 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 	}
 	for _, v := range in.VirtualIPs {
 		add(netip.PrefixFrom(v, v.BitLen()), netip.Addr{})
+	}
+}
+
+// transportRoutes routes the peer's selectors of a transport-mode Child
+// SA into the TUN, the source being our selector's address when it is one
+// host (the userspace data plane rebuilds the inner header from the
+// selectors). A selector holding the peer's IKE address is left out: ESP
+// to it would enter the TUN again.
+func (st *state) transportRoutes(s *ikeSA, c sa.ChildInfo, add func(netip.Prefix, netip.Addr)) {
+	in := s.m.Info()
+	var src4, src6 netip.Addr
+	for _, t := range c.LocalTS {
+		if ps := tsPrefixes(t); len(ps) == 1 && ps[0].IsSingleIP() {
+			if a := ps[0].Addr(); a.Is4() && !src4.IsValid() {
+				src4 = a
+			} else if a.Is6() && !src6.IsValid() {
+				src6 = a
+			}
+		}
+	}
+	for _, t := range c.RemoteTS {
+		for _, p := range tsPrefixes(t) {
+			if p.Contains(in.Remote.Addr().Unmap()) {
+				st.e.log.Warn("transport-mode selector holds the peer's IKE address: not routed into the TUN",
+					"connection", s.conn, "selector", p, "peer", in.Remote.Addr())
+				continue
+			}
+			src := src4
+			if p.Addr().Is6() {
+				src = src6
+			}
+			add(p, src)
+		}
 	}
 }
 
