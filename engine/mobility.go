@@ -29,7 +29,15 @@ func (st *state) saUp(s *ikeSA) {
 		p.nextProbe = now
 	}
 	if _, ok := st.mp.announce[s]; !ok {
-		st.mp.announce[s] = in.LocalAddrs // what IKE_AUTH carried
+		// What IKE_AUTH carried: our other addresses, never the one in use
+		// (RFC 4555 §3.4). Counting that one in made every responder send
+		// its unchanged list again at once, a request with Message ID 0
+		// that strongSwan drops while it still handles the IKE_AUTH
+		// response ("already processing"); retransmitting it then held
+		// back DPD.
+		st.mp.announce[s] = slices.DeleteFunc(slices.Clone(in.LocalAddrs), func(a netip.Addr) bool {
+			return a.Unmap() == in.Local.Addr().Unmap()
+		})
 	}
 	st.pathsChanged("ike_sa_up")
 	st.reconcileMultipath()
