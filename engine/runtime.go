@@ -37,6 +37,8 @@ type IKETransport interface {
 
 // ikeSA is one live IKE SA.
 type ikeSA struct {
+	// applies counts outputs applied, to spot nested applies.
+	applies     uint64
 	conn        string
 	name        string // initiator SPI of the current IKE SA, 16 hex digits
 	m           *sa.IKE
@@ -416,6 +418,10 @@ func (st *state) drive(s *ikeSA, in sa.Input) {
 // data-plane operations, then datagrams, then events.
 func (st *state) apply(s *ikeSA, out sa.Output) {
 	rt := st.rt
+	// Events below may drive the same machine again (a nested apply); its
+	// output is newer than ours, so ours must not overwrite its deadline.
+	s.applies++
+	gen := s.applies
 	if !s.indexed {
 		// Every new machine's first output comes through here.
 		s.indexed = true
@@ -460,6 +466,9 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	}
 	if out.Done {
 		st.dropSA(s)
+		return
+	}
+	if s.applies != gen {
 		return
 	}
 	st.schedule(s, out.Deadline)
