@@ -9,7 +9,7 @@
 # Implementations alternate within each repetition, so every ratio is
 # taken between samples of the same run.
 #
-#   bench/handshake.sh                    # N=200, concurrency 1 and 16, 3 reps
+#   bench/handshake.sh                    # N=300, concurrency 1 and 16, 3 reps
 #   N=500 REPS=5 CONCS="16" bench/handshake.sh
 #   IMPLS=mifsec bench/handshake.sh       # mifsec only
 #   MIFSEC_DP=userspace bench/handshake.sh  # mifsec with its userspace data plane (TUN)
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 . bench/ike-lib.sh
 
-N=${N:-200}
+N=${N:-300}
 REPS=${REPS:-3}
 CONCS=${CONCS:-"1 16"}
 IMPLS=${IMPLS:-"strongswan mifsec"}
