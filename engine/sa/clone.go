@@ -1,7 +1,6 @@
 package sa
 
 import (
-	"bytes"
 	"encoding/binary"
 	"slices"
 	"time"
@@ -155,53 +154,10 @@ func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike
 		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
 		return
 	}
-	nonce, ke := payloadOf[*ike.Nonce](m.payloads), payloadOf[*ike.KE](m.payloads)
-	if nonce == nil || ke == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
-		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+	ns := s.answerNewIKESA(now, ss, m, sa)
+	if ns == nil {
 		return
 	}
-	chosen, err := transform.Select(s.cfg.IKEProposals, sa.Proposals, transform.SelectOptions{KEGroup: ke.Group})
-	if err != nil {
-		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
-		return
-	}
-	if err := transform.CheckKE(chosen, ke.Group); err != nil {
-		var te *transform.Error
-		if asTransformError(err, &te) {
-			reply(ike.NotifyGroup(te.Group))
-		} else {
-			reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
-		}
-		return
-	}
-	suite, err := transform.SuiteOf(chosen)
-	if err != nil || len(chosen.SPI) != 8 || binary.BigEndian.Uint64(chosen.SPI) == 0 {
-		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
-		return
-	}
-	spi, err1 := s.randomSPI()
-	nr, err2 := s.randomBytes(nonceLen)
-	dh, err3 := s.newDH(suite.Group)
-	if err1 != nil || err2 != nil || err3 != nil {
-		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
-		return
-	}
-	defer dh.Destroy()
-	gir, err := dh.SharedSecret(ke.Data)
-	if err != nil {
-		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
-		return
-	}
-	skeyseed := transform.RekeySKEYSEED(ss.keys.PRF, ss.keys.D, gir, nonce.Data, nr)
-	gir.Zero()
-	ns := &session{spii: binary.BigEndian.Uint64(chosen.SPI), spir: spi}
-	if err := deriveIKE(ns, suite, skeyseed, nonce.Data, nr); err != nil {
-		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
-		return
-	}
-	chosen.SPI = binary.BigEndian.AppendUint64(nil, spi)
-	s.respond(now, ss, m, []ike.Payload{&ike.SA{Proposals: []ike.Proposal{chosen}}, &ike.Nonce{Data: nr},
-		&ike.KE{Group: suite.Group, Data: bytes.Clone(dh.PublicValue())}})
 	s.spawnClone(now, ns)
 }
 

@@ -532,53 +532,10 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
 		return
 	}
-	nonce, ke := payloadOf[*ike.Nonce](m.payloads), payloadOf[*ike.KE](m.payloads)
-	if nonce == nil || ke == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
-		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+	ns := s.answerNewIKESA(now, ss, m, sa)
+	if ns == nil {
 		return
 	}
-	chosen, err := transform.Select(s.cfg.IKEProposals, sa.Proposals, transform.SelectOptions{KEGroup: ke.Group})
-	if err != nil {
-		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
-		return
-	}
-	if err := transform.CheckKE(chosen, ke.Group); err != nil {
-		var te *transform.Error
-		if asTransformError(err, &te) {
-			reply(ike.NotifyGroup(te.Group))
-		} else {
-			reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
-		}
-		return
-	}
-	suite, err := transform.SuiteOf(chosen)
-	if err != nil || len(chosen.SPI) != 8 || binary.BigEndian.Uint64(chosen.SPI) == 0 {
-		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
-		return
-	}
-	spi, err1 := s.randomSPI()
-	nr, err2 := s.randomBytes(nonceLen)
-	dh, err3 := s.newDH(suite.Group)
-	if err1 != nil || err2 != nil || err3 != nil {
-		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
-		return
-	}
-	defer dh.Destroy()
-	gir, err := dh.SharedSecret(ke.Data)
-	if err != nil {
-		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
-		return
-	}
-	skeyseed := transform.RekeySKEYSEED(ss.keys.PRF, ss.keys.D, gir, nonce.Data, nr)
-	gir.Zero()
-	ns := &session{spii: binary.BigEndian.Uint64(chosen.SPI), spir: spi}
-	if err := deriveIKE(ns, suite, skeyseed, nonce.Data, nr); err != nil {
-		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
-		return
-	}
-	chosen.SPI = binary.BigEndian.AppendUint64(nil, spi)
-	s.respond(now, ss, m, []ike.Payload{&ike.SA{Proposals: []ike.Proposal{chosen}}, &ike.Nonce{Data: nr},
-		&ike.KE{Group: suite.Group, Data: bytes.Clone(dh.PublicValue())}})
 	s.o.Bind = append(s.o.Bind, ns.localSPI())
 	if s.hookSession != nil {
 		s.hookSession(ns)
@@ -588,4 +545,61 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 		return
 	}
 	s.switchTo(now, ns, false)
+}
+
+// answerNewIKESA negotiates the new IKE SA a CREATE_CHILD_SA request asks
+// for (an IKE rekey, RFC 7296 §1.3.2, or an RFC 7791 clone): proposal and
+// KE, fresh SPI, nonce and D-H, keys from SK_d (§2.18), and sends the
+// response. It returns the new session, or nil after answering with the
+// error notify.
+func (s *IKE) answerNewIKESA(now time.Time, ss *session, m *inbound, sa *ike.SA) *session {
+	reply := func(n *ike.Notify) { s.respond(now, ss, m, []ike.Payload{n}) }
+	nonce, ke := payloadOf[*ike.Nonce](m.payloads), payloadOf[*ike.KE](m.payloads)
+	if nonce == nil || ke == nil || len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return nil
+	}
+	chosen, err := transform.Select(s.cfg.IKEProposals, sa.Proposals, transform.SelectOptions{KEGroup: ke.Group})
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		return nil
+	}
+	if err := transform.CheckKE(chosen, ke.Group); err != nil {
+		var te *transform.Error
+		if asTransformError(err, &te) {
+			reply(ike.NotifyGroup(te.Group))
+		} else {
+			reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		}
+		return nil
+	}
+	suite, err := transform.SuiteOf(chosen)
+	if err != nil || len(chosen.SPI) != 8 || binary.BigEndian.Uint64(chosen.SPI) == 0 {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return nil
+	}
+	spi, err1 := s.randomSPI()
+	nr, err2 := s.randomBytes(nonceLen)
+	dh, err3 := s.newDH(suite.Group)
+	if err1 != nil || err2 != nil || err3 != nil {
+		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
+		return nil
+	}
+	defer dh.Destroy()
+	gir, err := dh.SharedSecret(ke.Data)
+	if err != nil {
+		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
+		return nil
+	}
+	skeyseed := transform.RekeySKEYSEED(ss.keys.PRF, ss.keys.D, gir, nonce.Data, nr)
+	gir.Zero()
+	ns := &session{spii: binary.BigEndian.Uint64(chosen.SPI), spir: spi}
+	if err := deriveIKE(ns, suite, skeyseed, nonce.Data, nr); err != nil {
+		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
+		return nil
+	}
+	chosen.SPI = binary.BigEndian.AppendUint64(nil, spi)
+	s.respond(now, ss, m, []ike.Payload{&ike.SA{Proposals: []ike.Proposal{chosen}}, &ike.Nonce{Data: nr},
+		&ike.KE{Group: suite.Group, Data: bytes.Clone(dh.PublicValue())}})
+	return ns
 }
