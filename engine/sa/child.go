@@ -18,9 +18,17 @@ const (
 	childActive   childState = iota + 1
 	childRekeyed             // replaced by a rekey, waiting for its DELETE
 	childDeleting            // our DELETE is outstanding
+	// childDraining: replaced and deleted; only the inbound half is left,
+	// for packets the peer sealed before it switched (see drain). It is no
+	// longer a Child SA: not listed, not looked up, no events.
+	childDraining
 )
 
-var childStateNames = [...]string{"", "installed", "rekeyed", "deleting"}
+var childStateNames = [...]string{"", "installed", "rekeyed", "deleting", "draining"}
+
+// maxDraining bounds the inbound halves one IKE SA keeps after rekeys
+// (an authenticated peer may rekey as fast as it likes).
+const maxDraining = 16
 
 // childSA is one negotiated pair of ESP SAs (RFC 7296 §1.3, §2.17).
 type childSA struct {
@@ -272,6 +280,12 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	c := &childSA{cfg: p.cfg, inSPI: p.inSPI, outSPI: p.outSPI, suite: p.suite, mode: p.mode,
 		localTS: p.localTS, remoteTS: p.remoteTS, state: childActive, encap: s.natLocal || s.natRemote,
 		created: now, ni: bytes.Clone(p.ni), nr: bytes.Clone(p.nr), weInitiated: p.weInitiated}
+	if !p.weInitiated && p.old != nil {
+		// We answer the peer's rekey: the peer installs this SA only when
+		// our answer arrives, so outbound stays on old until then, from
+		// the first policy update on (see waitFor).
+		c.waitFor = p.old
+	}
 	lsel, rsel := selectors(p.localTS), selectors(p.remoteTS)
 	base := dataplane.SA{Mode: p.mode, Suite: ds, ESN: p.suite.ESN, Local: s.local, Remote: s.remote,
 		Encap: c.encap, LocalTS: lsel, RemoteTS: rsel, Limits: p.cfg.Limits, Path: s.cfg.Path}
@@ -392,43 +406,113 @@ func (s *IKE) removeOut(c *childSA) {
 	s.op(DataplaneOp{Kind: OpDeleteSA, SPI: c.outSPI, Dir: dataplane.Out})
 }
 
-// removeChild takes c out of the data plane and the machine.
-func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
-	i := slices.Index(s.children, c)
-	if i < 0 {
+// drain ends a Child SA that another one replaced (a rekey, §2.8, or
+// the redundant SA of a collision, §2.8.1) once its DELETE exchange is
+// done: the outbound half goes now, the inbound half keeps accepting for
+// RekeyedDelete. ESP does not travel with IKE (another socket and queue,
+// on both ends), so packets the peer sealed with the old SA just before
+// it switched may arrive after the DELETE or its answer; §2.8 lets the
+// old SA carry traffic until it is deleted, and strongSwan likewise keeps
+// a rekeyed inbound SA for delete_rekeyed_delay (PROTOCOL.md P9).
+func (s *IKE) drain(now time.Time, c *childSA) {
+	if !slices.Contains(s.children, c) || c.state == childDraining {
 		return
 	}
-	wasOut, wasIn := c.outGone, c.inGone
-	c.outGone, c.inGone = true, true
-	s.syncPolicy(c.group)
-	if !wasOut {
-		s.op(DataplaneOp{Kind: OpDeleteSA, SPI: c.outSPI, Dir: dataplane.Out})
-	}
-	if !wasIn {
-		s.op(DataplaneOp{Kind: OpDeleteSA, SPI: c.inSPI, Dir: dataplane.In})
-	}
-	s.children = slices.Delete(s.children, i, i+1)
-	s.cfg.SPIs.ReleaseSPI(c.inSPI)
 	if c.rekey != nil {
 		c.rekey.release(s)
+		c.rekey = nil
 	}
-	if event {
+	c.peerNew, c.waitFor = nil, nil
+	c.state = childDraining
+	c.rekeyAt, c.expireAt = time.Time{}, time.Time{}
+	c.deleteAt = now.Add(s.cfg.RekeyedDelete)
+	s.removeOut(c)
+	if c.inGone {
+		s.removeChild(now, c, ReasonRekeyed, false)
+		return
+	}
+	// Beyond the bound the oldest draining half goes at once.
+	var draining []*childSA
+	for _, x := range s.children {
+		if x.state == childDraining {
+			draining = append(draining, x)
+		}
+	}
+	for _, x := range draining[:max(0, len(draining)-maxDraining)] {
+		s.removeChild(now, x, ReasonRekeyed, false)
+	}
+}
+
+// live reports whether c is a Child SA (not just a draining inbound half).
+func (c *childSA) live() bool { return c.state != childDraining }
+
+// liveChildren counts the Child SAs, draining halves left out.
+func (s *IKE) liveChildren() int {
+	n := 0
+	for _, c := range s.children {
+		if c.live() {
+			n++
+		}
+	}
+	return n
+}
+
+// removeChild takes c out of the data plane and the machine; a draining
+// half goes without an event (its Child SA was reported rekeyed). The
+// last Child SA of a policy group takes the group's draining halves
+// along: nothing replaces it, and its policies go with it.
+func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
+	if !slices.Contains(s.children, c) {
+		return
+	}
+	gone := []*childSA{c}
+	if c.live() && !slices.ContainsFunc(s.children, func(x *childSA) bool { return x != c && x.group == c.group && x.live() }) {
+		for _, x := range s.children {
+			if x != c && x.group == c.group {
+				gone = append(gone, x)
+			}
+		}
+	}
+	type halves struct{ out, in bool }
+	was := make([]halves, len(gone))
+	for k, x := range gone {
+		was[k] = halves{x.outGone, x.inGone}
+		x.outGone, x.inGone = true, true
+	}
+	s.syncPolicy(c.group)
+	for k, x := range gone {
+		if !was[k].out {
+			s.op(DataplaneOp{Kind: OpDeleteSA, SPI: x.outSPI, Dir: dataplane.Out})
+		}
+		if !was[k].in {
+			s.op(DataplaneOp{Kind: OpDeleteSA, SPI: x.inSPI, Dir: dataplane.In})
+		}
+		s.children = slices.DeleteFunc(s.children, func(y *childSA) bool { return y == x })
+		s.cfg.SPIs.ReleaseSPI(x.inSPI)
+		if x.rekey != nil {
+			x.rekey.release(s)
+		}
+	}
+	if event && c.live() {
 		s.emit(Event{Kind: EventChildDown, Reason: r, Child: c.info()})
 	}
 }
 
+// childBySPI finds a Child SA by either SPI (draining halves left out).
 func (s *IKE) childBySPI(spi uint32) *childSA {
 	for _, c := range s.children {
-		if c.inSPI == spi || c.outSPI == spi {
+		if c.live() && (c.inSPI == spi || c.outSPI == spi) {
 			return c
 		}
 	}
 	return nil
 }
 
+// childByOutSPI finds a Child SA by the peer's inbound SPI, as DELETE and
+// REKEY_SA name it (draining halves left out: deleted already).
 func (s *IKE) childByOutSPI(spi uint32) *childSA {
 	for _, c := range s.children {
-		if c.outSPI == spi {
+		if c.live() && c.outSPI == spi {
 			return c
 		}
 	}
@@ -657,7 +741,7 @@ func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffe
 // being negotiated.
 func (s *IKE) liveChild(name string) bool {
 	for _, c := range s.children {
-		if c.cfg.Name == name && c.state != childDeleting {
+		if c.cfg.Name == name && c.state != childDeleting && c.live() {
 			return true
 		}
 	}

@@ -208,8 +208,11 @@ type Config struct {
 
 	// HalfOpenTimeout drops a responder SA whose IKE_AUTH never comes; 0 = 30 s.
 	HalfOpenTimeout time.Duration
-	// RekeyedDelete is how long a rekeyed Child SA's inbound half stays
-	// when the peer does not delete it (PROTOCOL.md P9); 0 = 5 s.
+	// RekeyedDelete is how long a replaced Child SA's inbound half keeps
+	// accepting packets after its DELETE exchange (RFC 7296 §2.8,
+	// PROTOCOL.md P9, strongSwan delete_rekeyed_delay), and how long after
+	// the retransmissions we wait for the peer to delete an SA it
+	// replaced before we do; 0 = 5 s.
 	RekeyedDelete time.Duration
 
 	// DH makes the D-H key pairs of our KE payloads; nil makes them

@@ -207,23 +207,31 @@ func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 	s.deleteRekeyed(now, old)
 }
 
-// deleteRekeyed deletes a replaced SA: outbound now, inbound on the
-// answer or after a short delay (PROTOCOL.md P9).
+// deleteRekeyed deletes a replaced SA: outbound now, inbound drains from
+// the answer on (drain), or goes after RekeyedDelete without one.
 func (s *IKE) deleteRekeyed(now time.Time, old *childSA) {
 	old.state = childDeleting
 	old.deleteAt = now.Add(s.cfg.RekeyedDelete)
 	s.removeOut(old)
-	s.sendDelete(now, old, func(now time.Time) { s.removeChild(now, old, ReasonRekeyed, false) })
+	s.sendDelete(now, old, func(now time.Time) { s.drain(now, old) })
 }
 
-// deleteChild deletes a Child SA with an INFORMATIONAL DELETE (§1.4.1).
+// deleteChild deletes a Child SA with an INFORMATIONAL DELETE (§1.4.1);
+// a redundant one (§2.8.1) drains like a rekeyed one, since the peer may
+// have sent on it before the collision was resolved.
 func (s *IKE) deleteChild(now time.Time, c *childSA, r Reason) {
-	if c.state == childDeleting {
+	if c.state == childDeleting || !c.live() {
 		return
 	}
 	c.state = childDeleting
 	s.removeOut(c)
-	s.sendDelete(now, c, func(now time.Time) { s.removeChild(now, c, r, r != ReasonRedundant) })
+	s.sendDelete(now, c, func(now time.Time) {
+		if r == ReasonRedundant {
+			s.drain(now, c)
+			return
+		}
+		s.removeChild(now, c, r, true)
+	})
 }
 
 func (s *IKE) sendDelete(now time.Time, c *childSA, done func(now time.Time)) {
@@ -303,7 +311,7 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 			return
 		}
 	}
-	if old == nil && len(s.children) >= maxChildren {
+	if old == nil && s.liveChildren() >= maxChildren {
 		reply(ike.NoAdditionalSAs)
 		return
 	}
@@ -318,11 +326,11 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		s.emit(Event{Kind: EventChildUp, Child: c.info()})
 	case old.rekey != nil:
 		// Our own rekey of old is in flight: decide when it completes.
+		// Meanwhile c waits for old like any SA we answered (waitFor).
 		old.peerNew = c
 	default:
 		// The peer deletes old (§1.3.3); delete it ourselves if it does not.
 		// Until then old carries our outbound traffic (see waitFor).
-		c.waitFor = old
 		old.state = childRekeyed
 		old.deleteAt = now.Add(s.giveUp() + s.cfg.RekeyedDelete)
 		s.syncPolicy(old.group)

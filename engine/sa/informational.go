@@ -33,8 +33,10 @@ func (s *IKE) handleInformationalRequest(now time.Time, ss *session, m *inbound)
 					// the answer, the inbound half goes with our answer.
 					s.removeOut(c)
 				case childRekeyed:
+					// The peer switched to the new SA before deleting this
+					// one: packets it sealed with it may still come (drain).
 					inSPIs = append(inSPIs, c.inSPI)
-					s.removeChild(now, c, ReasonRekeyed, false)
+					s.drain(now, c)
 				default:
 					inSPIs = append(inSPIs, c.inSPI)
 					if c.rekey != nil {

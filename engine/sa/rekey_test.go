@@ -58,6 +58,9 @@ func TestChildRekey(t *testing.T) {
 			if checkPaired(t, p.i, p.r) != 2 {
 				t.Fatal("SAs do not pair after the rekey")
 			}
+			// The old inbound SA drains (TestRekeyKeepsOldInbound), then
+			// each policy names the new SA alone.
+			p.advance(p.i.ike.cfg.RekeyedDelete + time.Second)
 			for _, n := range []*node{a, b} {
 				pols := activePolicies(t, n)
 				if len(pols) != 2 {

@@ -129,7 +129,9 @@ func (s *IKE) info() Info {
 		}
 	}
 	for _, c := range s.children {
-		i.Children = append(i.Children, c.info())
+		if c.live() {
+			i.Children = append(i.Children, c.info())
+		}
 	}
 	return i
 }

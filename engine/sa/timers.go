@@ -120,9 +120,10 @@ func (s *IKE) handleTick(now time.Time) {
 				s.deleteChild(now, c, ReasonExpired)
 			case due(c.deleteAt, now):
 				c.deleteAt = time.Time{}
-				if c.state == childRekeyed {
+				switch c.state {
+				case childRekeyed:
 					s.deleteRekeyed(now, c)
-				} else if c.state == childDeleting {
+				case childDeleting, childDraining:
 					s.removeChild(now, c, ReasonRekeyed, false)
 				}
 			case due(c.rekeyAt, now) && c.state == childActive && c.rekey == nil && c.peerNew == nil:
@@ -216,8 +217,19 @@ func (s *IKE) startChildren(now time.Time) {
 }
 
 func (s *IKE) handleDataplane(now time.Time, e DataplaneEvent) {
+	if s.state != StateEstablished {
+		return
+	}
 	c := s.childBySPI(e.SPI)
-	if c == nil || s.state != StateEstablished {
+	if c == nil {
+		// A draining inbound half that hit its hard limit: the data plane
+		// removed it already.
+		i := slices.IndexFunc(s.children, func(d *childSA) bool { return !d.live() && d.inSPI == e.SPI })
+		if i >= 0 && e.Kind == dataplane.HardExpired {
+			d := s.children[i]
+			d.inGone = true
+			s.removeChild(now, d, ReasonRekeyed, false)
+		}
 		return
 	}
 	switch e.Kind {
