@@ -583,6 +583,9 @@ func (st *state) downError(s *ikeSA) error {
 
 func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
 	rt := st.rt
+	if st.e.log.IsDebug() {
+		st.logOp(s, op)
+	}
 	if st.mergeOp(s, op) {
 		return
 	}
@@ -621,6 +624,27 @@ func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
 		rt.stats.DataplaneErrors++
 		st.e.log.Warn("data plane operation failed", "connection", s.conn, "op", op.String(), "error", err)
 	}
+}
+
+// logOp logs a data-plane operation at debug level: with timestamps it
+// shows the order of SA and policy changes against IKE exchanges (rekeys
+// under traffic), and a deleted SA's final counters show what it carried
+// and dropped (a sender's outbound packets against the receiver's
+// inbound ones). No keys: DataplaneOp.String has none.
+func (st *state) logOp(s *ikeSA, op *sa.DataplaneOp) {
+	if op.Kind != sa.OpDeleteSA || st.rt.dp == nil {
+		st.e.log.Debug("data plane operation", "connection", s.conn, "op", op.String())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := st.rt.dp.Counters(ctx, op.SPI, op.Dir)
+	if err != nil {
+		st.e.log.Debug("data plane operation", "connection", s.conn, "op", op.String(), "counters", err.Error())
+		return
+	}
+	st.e.log.Debug("data plane operation", "connection", s.conn, "op", op.String(),
+		"packets", c.Packets, "bytes", c.Bytes, "drops", fmt.Sprint(c.Drops))
 }
 
 // dpEvent routes a data-plane expiry event to the machine owning the SA.

@@ -259,6 +259,39 @@ func (e end) rekeyIKE(t *testing.T, ctx context.Context) {
 	}
 }
 
+// counters describes the end's Child SAs with their packet counters, for
+// failure messages (the daemons' debug logs have the final counters of
+// SAs already deleted, "data plane operation ... delete_sa").
+func (e end) counters(ctx context.Context) string {
+	var b strings.Builder
+	if e.d != nil {
+		r, err := e.d.Client.SAs.ListIkeSas(ctx, &mifsecv1.ListIkeSasRequest{Parent: "connections/" + e.conn})
+		if err != nil {
+			return err.Error()
+		}
+		for _, sa := range r.IkeSas {
+			k, err := e.d.Client.SAs.ListChildSas(ctx, &mifsecv1.ListChildSasRequest{Parent: sa.Name})
+			if err != nil {
+				return err.Error()
+			}
+			for _, c := range k.ChildSas {
+				fmt.Fprintf(&b, "[%s/%s %v in %d out %d drops_in %d] ", c.SpiIn, c.SpiOut, c.State, c.PacketsIn, c.PacketsOut, c.DropsIn)
+			}
+		}
+		return b.String()
+	}
+	sas, err := e.sw.Vici().ListSAs(ctx, e.conn)
+	if err != nil {
+		return err.Error()
+	}
+	for _, sa := range sas {
+		for _, c := range sa.Children {
+			fmt.Fprintf(&b, "[%08x/%08x %s in %d out %d] ", c.SPIIn, c.SPIOut, c.State, c.PacketsIn, c.PacketsOut)
+		}
+	}
+	return b.String()
+}
+
 // log is what the end logged so far.
 func (e end) log() string {
 	if e.d != nil {
@@ -356,7 +389,8 @@ func TestRekeyUnderTraffic(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 			st := ping.Stop()
 			if st.Lost != 0 || st.Received < 100 {
-				t.Fatalf("ping across the rekeys: %v", st)
+				t.Fatalf("ping across the rekeys: %v\nend user Child SAs: %s\ngateway Child SAs: %s",
+					st, ue.counters(ctx), gw.counters(ctx))
 			}
 			// Both ends agree on the final SAs.
 			g := gw.waitSPIs(t, ctx, "gateway settled", func(spis) bool { return true })
