@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"net/netip"
@@ -22,6 +23,7 @@ import (
 // just went both ways there, so the path counts as verified.
 func (st *state) saUp(s *ikeSA) {
 	in := s.m.Info()
+	old := s.path
 	st.attachPath(s, in.Local.Addr(), in.Remote.Addr())
 	if p := s.path; p != nil {
 		now := st.e.cfg.Now()
@@ -39,9 +41,9 @@ func (st *state) saUp(s *ikeSA) {
 			return a.Unmap() == in.Local.Addr().Unmap()
 		})
 	}
-	st.pathsChanged("ike_sa_up")
+	st.pathsTouched("ike_sa_up", old, s.path)
 	st.reconcileMultipath()
-	st.announceAll("ike_sa_up")
+	st.announce(s, "ike_sa_up")
 }
 
 // saGone updates the paths once an IKE SA was dropped.
@@ -59,7 +61,8 @@ func (st *state) saGone(s *ikeSA) {
 	if p := s.path; p != nil && p.probing == s {
 		p.probing = nil
 	}
-	st.pathsChanged("ike_sa_down")
+	st.unlinkPath(s)
+	st.pathsTouched("ike_sa_down")
 	st.reconcileMultipath()
 }
 
@@ -149,48 +152,57 @@ func (st *state) announceable(c *connection, inUse netip.Addr) []netip.Addr {
 
 // announceAll sends every MOBIKE IKE SA the current list of our other
 // usable addresses when it changed (CmdAnnounce, RFC 4555 §3.6: each list
-// replaces the previous one).
+// replaces the previous one). It is for changes of our addresses; an
+// IKE SA's own events need only announce.
 func (st *state) announceAll(why string) {
 	for _, s := range st.sortedSAs() {
-		c := st.connections[s.conn]
-		if c == nil || !s.up || !c.MOBIKE {
-			continue
+		if _, ok := st.rt.all[s]; ok {
+			st.announce(s, why)
 		}
-		in := s.m.Info()
-		if !in.Capabilities.MOBIKE {
-			continue
-		}
-		addrs := st.announceable(c, in.Local.Addr())
-		prev, ok := st.mp.announce[s]
-		if !ok {
-			prev = in.LocalAddrs
-		}
-		cmd := sa.Command{Kind: sa.CmdAnnounce, Addrs: slices.Clone(addrs)}
-		lost := st.lostInUse(s)
-		if lost {
-			// Our address in use is gone and only the peer may move the
-			// SA: the list goes out on a pair that works (§3.6), which
-			// also tells the peer to move at once (peerLost).
-			var ok bool
-			if cmd.Local, cmd.Remote, ok = st.lostPair(s, c); !ok || st.mp.lostLocal[s] == in.Local.Addr() {
-				lost = false
-			}
-		}
-		if slices.Equal(addrs, prev) && !lost {
-			st.mp.announce[s] = addrs
-			continue
-		}
-		st.mp.announce[s] = addrs
-		if lost {
-			st.mp.lostLocal[s] = in.Local.Addr()
-			st.e.log.Info("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.name,
-				"lost", in.Local.Addr(), "local", cmd.Local, "remote", cmd.Remote)
-		}
-		st.drive(s, cmd)
-		view := st.ikeView(s)
-		st.e.log.Info("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
-		st.publish(Event{Type: EventAddressesAnnounced, Reason: why, IKESA: &view, Conn: s.conn, Addrs: addrs})
 	}
+}
+
+// announce sends s the current list of our other usable addresses when
+// it is a MOBIKE IKE SA and the list changed.
+func (st *state) announce(s *ikeSA, why string) {
+	c := st.connections[s.conn]
+	if c == nil || !s.up || !c.MOBIKE {
+		return
+	}
+	in := s.m.Info()
+	if !in.Capabilities.MOBIKE {
+		return
+	}
+	addrs := st.announceable(c, in.Local.Addr())
+	prev, ok := st.mp.announce[s]
+	if !ok {
+		prev = in.LocalAddrs
+	}
+	cmd := sa.Command{Kind: sa.CmdAnnounce, Addrs: slices.Clone(addrs)}
+	lost := st.lostInUse(s)
+	if lost {
+		// Our address in use is gone and only the peer may move the
+		// SA: the list goes out on a pair that works (§3.6), which
+		// also tells the peer to move at once (peerLost).
+		var ok bool
+		if cmd.Local, cmd.Remote, ok = st.lostPair(s, c); !ok || st.mp.lostLocal[s] == in.Local.Addr() {
+			lost = false
+		}
+	}
+	if slices.Equal(addrs, prev) && !lost {
+		st.mp.announce[s] = addrs
+		return
+	}
+	st.mp.announce[s] = addrs
+	if lost {
+		st.mp.lostLocal[s] = in.Local.Addr()
+		st.e.log.Info("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.name,
+			"lost", in.Local.Addr(), "local", cmd.Local, "remote", cmd.Remote)
+	}
+	st.drive(s, cmd)
+	view := st.ikeView(s)
+	st.e.log.Info("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
+	st.publish(Event{Type: EventAddressesAnnounced, Reason: why, IKESA: &view, Conn: s.conn, Addrs: addrs})
 }
 
 // lostInUse reports whether s is the MOBIKE responder (it cannot move,
@@ -262,9 +274,24 @@ func (st *state) peerLost(s *ikeSA, ev sa.Event) {
 	})
 }
 
+// sortedSAs lists every IKE SA by connection, then name (as conn/name).
 func (st *state) sortedSAs() []*ikeSA {
 	out := slices.Collect(maps.Keys(st.rt.all))
-	slices.SortFunc(out, func(a, b *ikeSA) int { return strings.Compare(a.conn+"/"+a.name, b.conn+"/"+b.name) })
+	slices.SortFunc(out, func(a, b *ikeSA) int {
+		if a.conn == b.conn {
+			return strings.Compare(a.name, b.name)
+		}
+		// conn+"/" against conn+"/" without building them: a connection
+		// id that is a prefix of the other is followed by '/'.
+		n := min(len(a.conn), len(b.conn))
+		if c := strings.Compare(a.conn[:n], b.conn[:n]); c != 0 {
+			return c
+		}
+		if len(a.conn) < len(b.conn) {
+			return cmp.Compare('/', b.conn[n])
+		}
+		return cmp.Compare(a.conn[n], '/')
+	})
 	return out
 }
 
@@ -407,7 +434,7 @@ type migrateResult struct {
 func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 	switch ev.Kind {
 	case sa.EventMigrated:
-		from := s.path
+		from, was := s.path, s.path
 		if cs := st.mp.clones[s]; cs != nil {
 			from = cs.from // the clone's original's path
 		}
@@ -430,8 +457,8 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 		}
 		st.e.log.Info("IKE SA migrated", "connection", s.conn, "ike_sa", s.name, "from", e.From.ID, "to", e.To.ID, "cause", why)
 		st.publish(e)
-		st.pathsChanged("ike_sa_migrated")
-		st.announceAll("ike_sa_migrated")
+		st.pathsTouched("ike_sa_migrated", was, s.path)
+		st.announce(s, "ike_sa_migrated")
 		for _, w := range st.mp.migrateW[s] {
 			w <- migrateResult{view: view}
 		}

@@ -52,9 +52,12 @@ func selectorsKey(sels []dataplane.Selector) string {
 }
 
 // mergeOp intercepts an SA machine's outbound policy operation; it
-// reports whether it handled it.
+// reports whether it handled it. It also follows the inbound SAs for the
+// steering table (steerSAOp).
 func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 	switch op.Kind {
+	case sa.OpAddSA, sa.OpDeleteSA:
+		st.steerSAOp(s, op)
 	case sa.OpAddPolicy, sa.OpUpdatePolicy:
 		if op.Policy.Direction != dataplane.Out {
 			return false
@@ -67,11 +70,20 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 				mp = &mergedPolicy{key: key, conn: s.conn, pol: op.Policy, members: map[uint64]*policyMember{}}
 				mp.pol.SPIs = nil
 				st.mp.merged[key] = mp
+				cp := st.mp.connPols[s.conn]
+				if cp == nil {
+					cp = map[*mergedPolicy]struct{}{}
+					st.mp.connPols[s.conn] = cp
+				}
+				cp[mp] = struct{}{}
 			}
 			st.mp.members[id] = mp
 			mp.order = append(mp.order, id)
 		}
 		mp.members[id] = &policyMember{sa: s, spis: slices.Clone(op.Policy.SPIs)}
+		if !slices.Contains(s.steer.pols, mp) {
+			s.steer.pols = append(s.steer.pols, mp)
+		}
 		st.pushMerged(mp)
 		return true
 	case sa.OpDeletePolicy:
@@ -82,12 +94,21 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 		delete(st.mp.members, op.PolicyID)
 		delete(mp.members, op.PolicyID)
 		mp.order = slices.DeleteFunc(mp.order, func(x uint64) bool { return x == op.PolicyID })
+		if !slices.ContainsFunc(mp.order, func(id uint64) bool { return mp.members[id].sa == s }) {
+			s.steer.pols = slices.DeleteFunc(s.steer.pols, func(x *mergedPolicy) bool { return x == mp })
+		}
 		if len(mp.members) > 0 {
 			st.pushMerged(mp)
 			return true
 		}
 		delete(st.mp.merged, mp.key)
-		st.recompile("policy_removed")
+		if cp := st.mp.connPols[mp.conn]; cp != nil {
+			delete(cp, mp)
+			if len(cp) == 0 {
+				delete(st.mp.connPols, mp.conn)
+			}
+		}
+		st.mp.steer.pols.del(mp.pol.ID)
 		if mp.installed && st.rt.dp != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -101,8 +122,8 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 	return false
 }
 
-// pushMerged recompiles the table (so that it knows every SA's path
-// before the data plane can pick it) and installs the union.
+// pushMerged writes mp's steering entry (so that the table knows every
+// SA's path before the data plane can pick it) and installs the union.
 func (st *state) pushMerged(mp *mergedPolicy) {
 	var spis []uint32
 	for _, id := range mp.order {
@@ -114,7 +135,7 @@ func (st *state) pushMerged(mp *mergedPolicy) {
 	}
 	changed := !slices.Equal(spis, mp.pol.SPIs)
 	mp.pol.SPIs = spis
-	st.recompile("policy_changed")
+	st.steerPolicy(mp)
 	if st.rt.dp == nil || (mp.installed && !changed) {
 		mp.installed = true
 		return
@@ -141,7 +162,7 @@ func (st *state) attachPath(s *ikeSA, local, remote netip.Addr) {
 	if !local.IsValid() || !remote.IsValid() {
 		return
 	}
-	s.path = st.pathFor(s.conn, local, remote)
+	st.linkPath(s, st.pathFor(s.conn, local, remote))
 }
 
 // reconcileMultipath starts the missing IKE SAs of multipath initiator
@@ -151,14 +172,14 @@ func (st *state) reconcileMultipath() {
 		return
 	}
 	now := st.e.cfg.Now()
-	for _, id := range sortedKeys(st.connections) {
+	for _, id := range slices.Clone(st.mp.mpConns) {
 		c := st.connections[id]
-		if c.Role != RoleInitiator || !c.Multipath {
+		if c == nil || c.Role != RoleInitiator || !c.Multipath {
 			continue
 		}
 		var primary *ikeSA
-		for s := range st.rt.all {
-			if s.conn == c.ID && s.up && (primary == nil || s.name < primary.name) {
+		for s := range st.rt.byConn[c.ID] {
+			if s.up && (primary == nil || s.name < primary.name) {
 				primary = s
 			}
 		}
@@ -233,11 +254,12 @@ func (st *state) cloneUp(s *ikeSA, ev sa.Event) bool {
 	}
 	s.vips, s.peerID = ev.VirtualIPs, ev.PeerID.String()
 	st.mp.clones[s] = &cloneSetup{from: orig.path, to: p}
-	s.path = p
+	was := s.path
+	st.linkPath(s, p)
 	view := st.ikeView(s)
 	st.e.log.Info("IKE SA cloned", "connection", s.conn, "ike_sa", s.name, "clone_of", orig.name, "path", p.name())
 	st.publish(Event{Type: EventIKESAUp, Reason: "cloned", IKESA: &view})
-	st.pathsChanged("ike_sa_cloned")
+	st.pathsTouched("ike_sa_cloned", was, p)
 	st.mp.migrating[s] = "clone"
 	st.later(func() {
 		if _, ok := st.rt.all[s]; ok && st.mp.clones[s] != nil {
@@ -363,8 +385,8 @@ func (st *state) startPathSA(c *connection, p *path) error {
 // defaultPath is where conn's flows go without a rule: the first member
 // of its merged policies (the data plane's first SA).
 func (st *state) defaultPath(conn string) *path {
-	for _, mp := range st.mp.merged {
-		if mp.conn != conn || len(mp.order) == 0 {
+	for mp := range st.mp.connPols[conn] {
+		if len(mp.order) == 0 {
 			continue
 		}
 		if m := mp.members[mp.order[0]]; m.sa.path != nil {

@@ -19,6 +19,11 @@ import (
 // (G1); steering rules choose among a connection's paths per flow. Paths
 // are derived: an initiator's candidates come from its usable interfaces
 // and the peer's address, and every IKE SA puts its own path in place.
+//
+// Work per event is kept to what the event touched: each path lists its
+// IKE SAs (linkPath), paths are indexed by connection, and what may have
+// changed a path's state marks it dirty (markPath); settlePaths derives
+// again only the dirty paths and steers again only their connections.
 
 // PathState is the lifecycle of a path.
 type PathState uint8
@@ -71,6 +76,9 @@ type path struct {
 	retryAt    time.Time // multipath: next attempt to set up its IKE SA
 	noClone    bool      // multipath: cloning failed here, the next attempt is a full IKE SA
 	downReason string
+	// sas are the IKE SAs on the path (linkPath): one, or two while one
+	// replaces another.
+	sas []*ikeSA
 }
 
 func (p *path) name() string  { return p.conn + "/paths/" + p.id }
@@ -98,11 +106,22 @@ type multi struct {
 	rules   map[string]*steeringRule
 	paths   map[pathKey]*path
 	byTag   map[uint32]*path
+	byConn  map[string]map[*path]struct{}
 	nextTag uint32
-	// Outbound policies of the SA machines merged by selectors.
+	// dirty: paths whose state may have changed since settlePaths last
+	// derived it; probed: the paths armProbes and probeTick look at
+	// (steered, up or silent).
+	dirty  map[*path]struct{}
+	probed map[*path]struct{}
+	// mpConns: the multipath initiator connections, sorted.
+	mpConns []string
+	// Outbound policies of the SA machines merged by selectors, also by
+	// connection.
 	merged   map[string]*mergedPolicy
 	members  map[uint64]*mergedPolicy
+	connPols map[string]map[*mergedPolicy]struct{}
 	steer    *steerer
+	cells    map[string]*connSteer // per connection, its compiled rules
 	probe    *time.Timer
 	probeAt  time.Time
 	announce map[*ikeSA][]netip.Addr // last address list sent per IKE SA
@@ -144,7 +163,9 @@ func (st *state) runDeferred() {
 
 func newMulti() *multi {
 	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
+		byConn: map[string]map[*path]struct{}{}, dirty: map[*path]struct{}{}, probed: map[*path]struct{}{},
 		merged: map[string]*mergedPolicy{}, members: map[uint64]*mergedPolicy{}, steer: &steerer{},
+		connPols: map[string]map[*mergedPolicy]struct{}{}, cells: map[string]*connSteer{},
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
 		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},
 		cloneQ: map[*ikeSA][]*path{}, clones: map[*ikeSA]*cloneSetup{}, peerClones: map[*ikeSA]bool{},
@@ -182,8 +203,9 @@ func (st *state) ifaceOf(a netip.Addr) string {
 func (st *state) pathFor(conn string, local, remote netip.Addr) *path {
 	k := pathKey{conn: conn, iface: st.ifaceOf(local), remote: remote.Unmap()}
 	if p := st.mp.paths[k]; p != nil {
-		if local.IsValid() {
+		if local.IsValid() && p.local != local.Unmap() {
 			p.local = local.Unmap()
+			st.markPath(p)
 		}
 		return p
 	}
@@ -192,7 +214,64 @@ func (st *state) pathFor(conn string, local, remote netip.Addr) *path {
 	p.id = pathID(k.iface, k.remote, p.tag)
 	st.mp.paths[k] = p
 	st.mp.byTag[p.tag] = p
+	ps := st.mp.byConn[conn]
+	if ps == nil {
+		ps = map[*path]struct{}{}
+		st.mp.byConn[conn] = ps
+	}
+	ps[p] = struct{}{}
+	// Dirty: one that nothing claims goes at the next settlePaths.
+	st.markPath(p)
 	return p
+}
+
+// dropPath removes p from the registry.
+func (st *state) dropPath(p *path) {
+	delete(st.mp.paths, p.pathKey)
+	delete(st.mp.byTag, p.tag)
+	if ps := st.mp.byConn[p.conn]; ps != nil {
+		delete(ps, p)
+		if len(ps) == 0 {
+			delete(st.mp.byConn, p.conn)
+		}
+	}
+	delete(st.mp.probed, p)
+	delete(st.mp.dirty, p)
+}
+
+// markPath notes that p's state may have changed (nil: nothing).
+func (st *state) markPath(p *path) {
+	if p != nil {
+		st.mp.dirty[p] = struct{}{}
+	}
+}
+
+// linkPath puts s on p (nil: on none), in the lists of both paths, and
+// moves what the steering table holds of s along.
+func (st *state) linkPath(s *ikeSA, p *path) {
+	old := s.path
+	if old != nil {
+		old.sas = slices.DeleteFunc(old.sas, func(x *ikeSA) bool { return x == s })
+		st.markPath(old)
+	}
+	s.path = p
+	if p != nil && !slices.Contains(p.sas, s) {
+		p.sas = append(p.sas, s)
+		st.markPath(p)
+	}
+	if old != p {
+		st.steerSA(s)
+	}
+}
+
+// unlinkPath takes s, which is gone, off its path (s.path stays, for
+// what still looks at it).
+func (st *state) unlinkPath(s *ikeSA) {
+	if p := s.path; p != nil {
+		p.sas = slices.DeleteFunc(p.sas, func(x *ikeSA) bool { return x == s })
+		st.markPath(p)
+	}
+	st.unsteerSA(s)
 }
 
 // candidates lists (interface, local address) pairs an initiator
@@ -242,37 +321,51 @@ func usableAddr(ifc *Interface, remote netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// syncPaths brings the registry in line: initiators' candidate paths
-// exist; paths with neither an IKE SA nor a candidacy go away.
+// syncPaths brings the whole registry in line (syncConn for every
+// connection, and the paths of connections that are gone lose their
+// candidacy); every path is dirty afterwards.
 func (st *state) syncPaths() {
 	for _, p := range st.mp.paths {
 		p.cand = false
+		st.markPath(p)
 	}
-	for _, c := range st.connections {
-		if c.Role != RoleInitiator || len(c.addrs) == 0 {
-			continue
-		}
-		for _, cand := range st.candidates(c, c.addrs[0]) {
-			local := netip.MustParseAddr(cand[1])
-			p := st.pathFor(c.ID, local, st.remoteFor(st.interfaces[cand[0]], local, c.addrs))
-			p.cand = true
-		}
+	st.mp.mpConns = st.mp.mpConns[:0]
+	for _, id := range sortedKeys(st.connections) {
+		st.syncConn(id)
 	}
-	for k, p := range st.mp.paths {
-		if !p.cand && st.saOf(p) == nil && len(p.verifyW) == 0 {
-			delete(st.mp.paths, k)
-			delete(st.mp.byTag, p.tag)
-		}
+}
+
+// syncConn brings conn's paths in line: an initiator's candidate paths
+// exist (pathFor), the others lose their candidacy and go at the next
+// settlePaths unless an IKE SA or a verify waiter holds them.
+func (st *state) syncConn(conn string) {
+	for p := range st.mp.byConn[conn] {
+		p.cand = false
+		st.markPath(p)
+	}
+	st.mp.mpConns = slices.DeleteFunc(st.mp.mpConns, func(x string) bool { return x == conn })
+	c := st.connections[conn]
+	if c == nil || c.Role != RoleInitiator {
+		return
+	}
+	if c.Multipath {
+		i, _ := slices.BinarySearch(st.mp.mpConns, conn)
+		st.mp.mpConns = slices.Insert(st.mp.mpConns, i, conn)
+	}
+	if len(c.addrs) == 0 {
+		return
+	}
+	for _, cand := range st.candidates(c, c.addrs[0]) {
+		local := netip.MustParseAddr(cand[1])
+		p := st.pathFor(c.ID, local, st.remoteFor(st.interfaces[cand[0]], local, c.addrs))
+		p.cand = true
 	}
 }
 
 // saOf is the IKE SA on p: an established one if any, else one being set up.
 func (st *state) saOf(p *path) *ikeSA {
 	var best *ikeSA
-	for s := range st.rt.all {
-		if s.path != p {
-			continue
-		}
+	for _, s := range p.sas {
 		if best == nil || s.up && !best.up || s.up == best.up && s.name > best.name {
 			best = s
 		}
@@ -282,11 +375,9 @@ func (st *state) saOf(p *path) *ikeSA {
 
 // connPaths lists conn's paths in id order.
 func (st *state) connPaths(conn string) []*path {
-	var out []*path
-	for _, p := range st.mp.paths {
-		if p.conn == conn {
-			out = append(out, p)
-		}
+	out := make([]*path, 0, len(st.mp.byConn[conn]))
+	for p := range st.mp.byConn[conn] {
+		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b *path) int { return strings.Compare(a.id, b.id) })
 	return out
@@ -321,14 +412,63 @@ func (st *state) pathState(p *path) (PathState, string) {
 }
 
 // pathsChanged re-derives every path's state, reports transitions and
-// recompiles the steering table; why is the cause for the events.
+// recompiles the whole steering table; why is the cause for the events.
+// It is for what concerns every path: interfaces, the start.
 func (st *state) pathsChanged(why string) {
 	st.syncPaths()
-	keys := slices.SortedFunc(maps.Keys(st.mp.paths), func(a, b pathKey) int {
-		return strings.Compare(st.mp.paths[a].name(), st.mp.paths[b].name())
-	})
-	for _, k := range keys {
-		p := st.mp.paths[k]
+	st.settlePaths(why, true)
+}
+
+// connPathsChanged follows a change of conn's configuration (added,
+// updated, removed): its candidate paths, their states, its rules' choices
+// and its policies' entries.
+func (st *state) connPathsChanged(conn, why string) {
+	st.syncConn(conn)
+	st.settlePaths(why, false)
+	for mp := range st.mp.connPols[conn] {
+		st.steerPolicy(mp)
+	}
+	if _, ok := st.connections[conn]; !ok {
+		delete(st.mp.cells, conn)
+	}
+}
+
+// pathsTouched re-derives the state of the given paths (and of any other
+// dirty one), reports transitions and steers their connections again.
+func (st *state) pathsTouched(why string, ps ...*path) {
+	for _, p := range ps {
+		st.markPath(p)
+	}
+	st.settlePaths(why, false)
+}
+
+// settlePaths derives the dirty paths' states in name order, drops those
+// nothing holds (neither candidacy, IKE SA nor verify waiter), reports
+// transitions, then recompiles (full) or steers again the dirty paths'
+// connections.
+func (st *state) settlePaths(why string, full bool) {
+	type named struct {
+		name string
+		p    *path
+	}
+	dirty := make([]named, 0, len(st.mp.dirty))
+	for p := range st.mp.dirty {
+		if st.mp.paths[p.pathKey] == p {
+			dirty = append(dirty, named{p.name(), p})
+		}
+	}
+	clear(st.mp.dirty)
+	slices.SortFunc(dirty, func(a, b named) int { return strings.Compare(a.name, b.name) })
+	var conns []string
+	for _, d := range dirty {
+		p := d.p
+		if !slices.Contains(conns, p.conn) {
+			conns = append(conns, p.conn)
+		}
+		if !p.cand && len(p.sas) == 0 && len(p.verifyW) == 0 {
+			st.dropPath(p)
+			continue
+		}
 		next, reason := st.pathState(p)
 		p.downReason = ""
 		if next != PathUp {
@@ -353,7 +493,15 @@ func (st *state) pathsChanged(why string) {
 			st.publish(Event{Type: EventPathDown, Reason: reason, Path: &v})
 		}
 	}
-	st.recompile(why)
+	for _, d := range dirty {
+		st.refreshProbe(d.p)
+	}
+	if full {
+		st.recompile(why)
+	} else {
+		slices.Sort(conns)
+		st.steerConns(conns, why)
+	}
 	st.armProbes()
 }
 
@@ -388,10 +536,7 @@ func (st *state) pathView(p *path, counters bool) PathView {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	for s := range st.rt.all {
-		if s.path != p {
-			continue
-		}
+	for _, s := range p.sas {
 		for _, c := range s.m.Info().Children {
 			if in, err := st.rt.dp.Counters(ctx, c.InSPI, dataplane.In); err == nil {
 				v.In.Bytes += in.Bytes
@@ -444,6 +589,16 @@ func (st *state) steered(p *path) (time.Duration, bool) {
 	return iv, ok || len(p.verifyW) > 0
 }
 
+// refreshProbe files p among the probed paths when it is steered and up
+// or silent (and still registered), else takes it out.
+func (st *state) refreshProbe(p *path) {
+	if _, ok := st.steered(p); ok && (p.state == PathUp || p.state == PathSilent) && st.mp.paths[p.pathKey] == p {
+		st.mp.probed[p] = struct{}{}
+		return
+	}
+	delete(st.mp.probed, p)
+}
+
 // probeTimeout is how long a probe may go unanswered before it counts as
 // lost: three intervals, at least a second.
 func probeTimeout(iv time.Duration) time.Duration { return max(3*iv, time.Second) }
@@ -455,7 +610,7 @@ func (st *state) armProbes() {
 	if len(st.mp.deferred) > 0 {
 		next = st.e.cfg.Now()
 	}
-	for _, p := range st.mp.paths {
+	for p := range st.mp.probed {
 		iv, ok := st.steered(p)
 		if !ok || p.state != PathUp && p.state != PathSilent {
 			continue
@@ -480,8 +635,8 @@ func (st *state) armProbes() {
 func (st *state) probeTick() {
 	st.runDeferred()
 	now := st.e.cfg.Now()
-	changed := false
-	for _, p := range st.mp.paths {
+	var silent []*path
+	for _, p := range slices.Collect(maps.Keys(st.mp.probed)) {
 		iv, ok := st.steered(p)
 		if !ok || p.state != PathUp && p.state != PathSilent {
 			continue
@@ -491,15 +646,15 @@ func (st *state) probeTick() {
 			p.lost++
 			p.misses++
 			if p.misses == silentAfter {
-				changed = true
+				silent = append(silent, p)
 			}
 		}
 		if p.probing == nil && !now.Before(p.nextProbe) {
 			st.sendProbe(p, now, iv)
 		}
 	}
-	if changed {
-		st.pathsChanged("silent")
+	if len(silent) > 0 {
+		st.pathsTouched("silent", silent...)
 		return
 	}
 	st.armProbes()
@@ -550,7 +705,7 @@ func (st *state) probeResult(s *ikeSA, ev sa.Event) {
 	p.probing = nil
 	p.lost++
 	if p.misses++; p.misses == silentAfter {
-		st.pathsChanged("silent")
+		st.pathsTouched("silent", p)
 	}
 }
 
@@ -568,6 +723,9 @@ func (st *state) probeAnswered(p *path) {
 	wasSilent := p.misses >= silentAfter
 	p.misses = 0
 	var again bool
+	if len(p.verifyW) > 0 {
+		st.markPath(p) // without waiters it may be held no longer
+	}
 	p.verifyW = slices.DeleteFunc(p.verifyW, func(w *verifyWait) bool {
 		if p.okSent.Before(w.since) {
 			again = true
@@ -583,16 +741,18 @@ func (st *state) probeAnswered(p *path) {
 		st.sendProbe(p, now, iv)
 	}
 	if wasSilent {
-		st.pathsChanged("probe_answered")
+		st.pathsTouched("probe_answered", p)
 		return
 	}
-	// SMALLEST_DELAY follows the RTT: recompile when a rule depends on it.
+	// SMALLEST_DELAY follows the RTT: steer p's connection again when such
+	// a rule can apply to it.
 	for _, r := range st.mp.rules {
-		if r.Mode == SteerSmallestDelay {
-			st.recompile("rtt_changed")
+		if r.Mode == SteerSmallestDelay && (r.Match.Connection == "" || r.Match.Connection == p.conn) {
+			st.steerConns([]string{p.conn}, "rtt_changed")
 			break
 		}
 	}
+	st.refreshProbe(p)
 	st.armProbes()
 }
 
@@ -603,6 +763,7 @@ func (st *state) verify(paths []*path) <-chan struct{} {
 	w := &verifyWait{n: len(paths), since: now, c: make(chan struct{})}
 	for _, p := range paths {
 		p.verifyW = append(p.verifyW, w)
+		st.refreshProbe(p)
 		iv, _ := st.steered(p)
 		if p.probing == nil {
 			st.sendProbe(p, now, iv)

@@ -57,8 +57,10 @@ type ikeSA struct {
 	routes      []netip.Prefix
 	// half is set while a responder is half-open (counted by the cookies).
 	half *halfOpenKey
-	// path is the path the IKE SA lives on (paths.go).
-	path *path
+	// path is the path the IKE SA lives on (paths.go, linkPath); steer is
+	// what the steering table holds of it (steertable.go).
+	path  *path
+	steer saSteer
 	// indexed: in runtime.byConn; peerKey: its key in runtime.byPeer.
 	indexed bool
 	peerKey string
@@ -426,6 +428,7 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 		// Every new machine's first output comes through here.
 		s.indexed = true
 		addIndex(rt.byConn, s.conn, s)
+		st.linkPath(s, s.path)
 	}
 	if spii, _ := s.m.SPIs(); spii != 0 {
 		s.name = spiName(spii)
@@ -705,12 +708,14 @@ func (st *state) autoStart(c *connection) {
 
 func (st *state) connectionAdded(c *connection) {
 	st.autoStart(c)
-	st.pathsChanged("connection_added")
+	st.connPathsChanged(c.ID, "connection_added")
 }
 
 // connectionUpdated leaves running SAs alone: they pick the new settings up
 // when they are re-established.
-func (st *state) connectionUpdated(old, c *connection) { st.pathsChanged("connection_updated") }
+func (st *state) connectionUpdated(old, c *connection) {
+	st.connPathsChanged(c.ID, "connection_updated")
+}
 
 // connectionRemoved deletes the connection's SAs.
 func (st *state) connectionRemoved(c *connection) {
@@ -718,6 +723,7 @@ func (st *state) connectionRemoved(c *connection) {
 	for s := range st.rt.byConn[c.ID] {
 		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 	}
+	st.connPathsChanged(c.ID, "connection_removed")
 }
 
 // shutdownSAs sends DELETE for every IKE SA (best effort, no wait) and
