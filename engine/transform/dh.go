@@ -49,9 +49,14 @@ type DHKey struct {
 
 // dhPrivate holds only pointers and Secrets, so fmt never shows its bytes.
 type dhPrivate struct {
-	scalar Secret           // X25519 scalar, ECP scalar or MODP exponent, big-endian for ECP/MODP
-	ec     *ecdh.PrivateKey // crypto/ecdh keeps its own copy, which cannot be cleared
-	exp    *big.Int
+	scalar Secret // X25519 scalar, ECP scalar or MODP exponent, big-endian for ECP/MODP
+	// ec (X25519 and ECP) is made once: crypto/ecdh derives the public
+	// value in NewPrivateKey, so SharedSecret calls ECDH on it (one scalar
+	// multiplication) rather than building a key again (two; so does
+	// x/crypto's curve25519.X25519, a wrapper of crypto/ecdh). crypto/ecdh
+	// keeps its own copy of the scalar, which cannot be cleared.
+	ec  *ecdh.PrivateKey
+	exp *big.Int
 }
 
 // GenerateDH makes a fresh key pair in group g, reading randomness from rng
@@ -100,11 +105,12 @@ func newDHKey(g ike.GroupID, spec groupSpec, scalar []byte) (*DHKey, error) {
 	k := &DHKey{group: g, spec: spec, priv: &dhPrivate{scalar: adoptSecret(scalar)}}
 	switch {
 	case spec.x25519:
-		pub, err := curve25519.X25519(scalar, curve25519.Basepoint)
+		ec, err := ecdh.X25519().NewPrivateKey(scalar)
 		if err != nil {
 			return nil, errorf(ReasonBadKey, "X25519: %v", err)
 		}
-		k.pub = pub
+		k.priv.ec = ec
+		k.pub = ec.PublicKey().Bytes() // RFC 7748 §6.1: X25519(scalar, 9)
 	case spec.curve != nil:
 		ec, err := spec.curve.NewPrivateKey(scalar)
 		if err != nil {
@@ -144,8 +150,13 @@ func (k *DHKey) SharedSecret(peer []byte) (Secret, error) {
 	}
 	switch {
 	case k.spec.x25519:
-		out, err := curve25519.X25519(k.priv.scalar.Bytes(), peer)
-		// RFC 8031 §2: the recipient MUST reject an all-zero shared secret.
+		pub, err := ecdh.X25519().NewPublicKey(peer)
+		if err != nil {
+			return Secret{}, badPublic(k.group, err.Error())
+		}
+		// One scalar multiplication; crypto/ecdh fails on an all-zero
+		// result, and RFC 8031 §2 says the recipient MUST reject it.
+		out, err := k.priv.ec.ECDH(pub)
 		if err != nil || subtle.ConstantTimeCompare(out, make([]byte, len(out))) == 1 {
 			return Secret{}, badPublic(k.group, "all-zero X25519 shared secret (RFC 8031 §2)")
 		}
