@@ -81,8 +81,8 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 			mp.order = append(mp.order, id)
 		}
 		mp.members[id] = &policyMember{sa: s, spis: slices.Clone(op.Policy.SPIs)}
-		if !slices.Contains(s.steer.pols, mp) {
-			s.steer.pols = append(s.steer.pols, mp)
+		if !slices.Contains(s.multi.pols, mp) {
+			s.multi.pols = append(s.multi.pols, mp)
 		}
 		st.pushMerged(mp)
 		return true
@@ -95,7 +95,7 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 		delete(mp.members, op.PolicyID)
 		mp.order = slices.DeleteFunc(mp.order, func(x uint64) bool { return x == op.PolicyID })
 		if !slices.ContainsFunc(mp.order, func(id uint64) bool { return mp.members[id].sa == s }) {
-			s.steer.pols = slices.DeleteFunc(s.steer.pols, func(x *mergedPolicy) bool { return x == mp })
+			s.multi.pols = slices.DeleteFunc(s.multi.pols, func(x *mergedPolicy) bool { return x == mp })
 		}
 		if len(mp.members) > 0 {
 			st.pushMerged(mp)
@@ -328,6 +328,7 @@ func (st *state) clonePlaced(s *ikeSA) {
 	}
 	delete(st.mp.clones, s)
 	s.up = true
+	st.upChanged(s)
 	st.saUp(s)
 }
 

@@ -77,8 +77,41 @@ type path struct {
 	noClone    bool      // multipath: cloning failed here, the next attempt is a full IKE SA
 	downReason string
 	// sas are the IKE SAs on the path (linkPath): one, or two while one
-	// replaces another.
-	sas []*ikeSA
+	// replaces another; many on a gateway whose peers share an address.
+	// best is the one saOf picks, unless bestStale.
+	sas       []*ikeSA
+	best      *ikeSA
+	bestStale bool
+}
+
+// better reports whether a is preferred to b as a path's IKE SA:
+// established first, then the greater name.
+func better(a, b *ikeSA) bool { return a.up && !b.up || a.up == b.up && a.name > b.name }
+
+// add lists s on p (in constant time).
+func (p *path) add(s *ikeSA) {
+	p.sas = append(p.sas, s)
+	s.multi.pidx = len(p.sas)
+	if !p.bestStale && (p.best == nil || better(s, p.best)) {
+		p.best = s
+	}
+}
+
+// remove takes s off p's list (in constant time).
+func (p *path) remove(s *ikeSA) {
+	i := s.multi.pidx - 1
+	if i < 0 || i >= len(p.sas) || p.sas[i] != s {
+		return
+	}
+	last := len(p.sas) - 1
+	p.sas[i] = p.sas[last]
+	p.sas[i].multi.pidx = i + 1
+	p.sas[last] = nil
+	p.sas = p.sas[:last]
+	s.multi.pidx = 0
+	if p.best == s {
+		p.best, p.bestStale = nil, len(p.sas) > 0
+	}
 }
 
 func (p *path) name() string  { return p.conn + "/paths/" + p.id }
@@ -113,6 +146,9 @@ type multi struct {
 	// (steered, up or silent).
 	dirty  map[*path]struct{}
 	probed map[*path]struct{}
+	// derived counts the paths settlePaths derived (tests keep it per
+	// event independent of the number of paths).
+	derived uint64
 	// mpConns: the multipath initiator connections, sorted.
 	mpConns []string
 	// Outbound policies of the SA machines merged by selectors, also by
@@ -250,14 +286,17 @@ func (st *state) markPath(p *path) {
 // moves what the steering table holds of s along.
 func (st *state) linkPath(s *ikeSA, p *path) {
 	old := s.path
-	if old != nil {
-		old.sas = slices.DeleteFunc(old.sas, func(x *ikeSA) bool { return x == s })
-		st.markPath(old)
+	st.markPath(old)
+	st.markPath(p)
+	if old == p && s.multi.pidx > 0 {
+		return
+	}
+	if old != nil && s.multi.pidx > 0 {
+		old.remove(s)
 	}
 	s.path = p
-	if p != nil && !slices.Contains(p.sas, s) {
-		p.sas = append(p.sas, s)
-		st.markPath(p)
+	if p != nil {
+		p.add(s)
 	}
 	if old != p {
 		st.steerSA(s)
@@ -267,11 +306,27 @@ func (st *state) linkPath(s *ikeSA, p *path) {
 // unlinkPath takes s, which is gone, off its path (s.path stays, for
 // what still looks at it).
 func (st *state) unlinkPath(s *ikeSA) {
-	if p := s.path; p != nil {
-		p.sas = slices.DeleteFunc(p.sas, func(x *ikeSA) bool { return x == s })
+	if p := s.path; p != nil && s.multi.pidx > 0 {
+		p.remove(s)
 		st.markPath(p)
 	}
 	st.unsteerSA(s)
+}
+
+// upChanged follows s.up: its path's state may change, and so may the
+// IKE SA saOf picks there.
+func (st *state) upChanged(s *ikeSA) {
+	p := s.path
+	if p == nil || s.multi.pidx == 0 {
+		return
+	}
+	st.markPath(p)
+	switch {
+	case !s.up && s == p.best:
+		p.bestStale = true
+	case s.up && !p.bestStale && (p.best == nil || better(s, p.best)):
+		p.best = s
+	}
 }
 
 // candidates lists (interface, local address) pairs an initiator
@@ -362,15 +417,18 @@ func (st *state) syncConn(conn string) {
 	}
 }
 
-// saOf is the IKE SA on p: an established one if any, else one being set up.
+// saOf is the IKE SA on p: an established one if any, else one being
+// set up (the greatest name first).
 func (st *state) saOf(p *path) *ikeSA {
-	var best *ikeSA
-	for _, s := range p.sas {
-		if best == nil || s.up && !best.up || s.up == best.up && s.name > best.name {
-			best = s
+	if p.bestStale {
+		p.best, p.bestStale = nil, false
+		for _, s := range p.sas {
+			if p.best == nil || better(s, p.best) {
+				p.best = s
+			}
 		}
 	}
-	return best
+	return p.best
 }
 
 // connPaths lists conn's paths in id order.
@@ -458,6 +516,7 @@ func (st *state) settlePaths(why string, full bool) {
 		}
 	}
 	clear(st.mp.dirty)
+	st.mp.derived += uint64(len(dirty))
 	slices.SortFunc(dirty, func(a, b named) int { return strings.Compare(a.name, b.name) })
 	var conns []string
 	for _, d := range dirty {

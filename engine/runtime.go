@@ -57,10 +57,10 @@ type ikeSA struct {
 	routes      []netip.Prefix
 	// half is set while a responder is half-open (counted by the cookies).
 	half *halfOpenKey
-	// path is the path the IKE SA lives on (paths.go, linkPath); steer is
-	// what the steering table holds of it (steertable.go).
+	// path is the path the IKE SA lives on (paths.go, linkPath); multi is
+	// its place there and in the steering table (steertable.go).
 	path  *path
-	steer saSteer
+	multi saMulti
 	// indexed: in runtime.byConn; peerKey: its key in runtime.byPeer.
 	indexed bool
 	peerKey string
@@ -424,14 +424,14 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	// output is newer than ours, so ours must not overwrite its deadline.
 	s.applies++
 	gen := s.applies
+	if spii, _ := s.m.SPIs(); spii != 0 {
+		s.name = spiName(spii)
+	}
 	if !s.indexed {
 		// Every new machine's first output comes through here.
 		s.indexed = true
 		addIndex(rt.byConn, s.conn, s)
-		st.linkPath(s, s.path)
-	}
-	if spii, _ := s.m.SPIs(); spii != 0 {
-		s.name = spiName(spii)
+		st.linkPath(s, s.path) // named: its path orders its IKE SAs by name
 	}
 	for _, spi := range out.Unbind {
 		if rt.bySPI[spi] == s {

@@ -375,6 +375,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 			}
 		}
 		s.up = true
+		st.upChanged(s) // paths.go
 		s.vips = ev.VirtualIPs
 		s.peerID = ev.PeerID.String()
 		st.setPeerKey(s, s.conn+"\x00"+s.peerID)
@@ -399,7 +400,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 			st.rt.stats.HandshakesFailed++
 		}
 		s.up = false
-		st.markPath(s.path) // connecting, or gone, at the next settlePaths
+		st.upChanged(s) // paths.go
 		s.downWhy, s.downText = ev.Reason, ev.Detail
 		view.DownReason, view.DownDetail = ev.Reason, ev.Detail
 		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", view.Name, "reason", ev.Reason, "detail", ev.Detail)

@@ -20,7 +20,7 @@ func BenchmarkEstablishAt(b *testing.B) {
 		b.Run(fmt.Sprintf("sas=%d", n), func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			ue := scalePair(b, n+b.N)
+			ue, _ := scalePair(b, n+b.N)
 			for i := range n {
 				if _, err := ue.InitiateConnection(ctx, fmt.Sprintf("c%d", i), ""); err != nil {
 					b.Fatal(err)
@@ -38,7 +38,7 @@ func BenchmarkEstablishAt(b *testing.B) {
 
 // scalePair is a gateway leasing addresses to any identity and an end
 // user with conns connections c0.. (identities ue<i>), joined by a wire.
-func scalePair(tb testing.TB, conns int) *Engine {
+func scalePair(tb testing.TB, conns int) (ue, gw *Engine) {
 	tb.Helper()
 	w := &wire{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -59,8 +59,8 @@ func scalePair(tb testing.TB, conns int) *Engine {
 		}
 		return e
 	}
-	gw := mk("192.0.2.1", w.end("192.0.2.1"))
-	ue := mk("192.0.2.2", w.end("192.0.2.2"))
+	gw = mk("192.0.2.1", w.end("192.0.2.1"))
+	ue = mk("192.0.2.2", w.end("192.0.2.2"))
 	if _, err := gw.CreatePool(ctx, "ue", PoolSpec{Ranges: []string{"10.44.0.0/16"}}); err != nil {
 		tb.Fatal(err)
 	}
@@ -78,5 +78,5 @@ func scalePair(tb testing.TB, conns int) *Engine {
 			tb.Fatal(err)
 		}
 	}
-	return ue
+	return ue, gw
 }

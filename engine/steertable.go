@@ -443,23 +443,26 @@ func (st *state) steerPolicy(mp *mergedPolicy) {
 	st.mp.steer.pols.del(mp.pol.ID)
 }
 
-// saSteer is what the steering table holds of one IKE SA: its inbound
-// SPIs (inPath) and the merged policies it is a member of.
-type saSteer struct {
+// saMulti is what the multi-interface code keeps in an IKE SA: its
+// place in its path's list (paths.go) and what the steering table holds
+// of it, its inbound SPIs (inPath) and the merged policies it is a
+// member of.
+type saMulti struct {
+	pidx int // 1 + its index in path.sas; 0: not listed
 	in   []uint32
 	pols []*mergedPolicy
 }
 
 // steerSA rewrites what the table holds of s after s changed paths.
 func (st *state) steerSA(s *ikeSA) {
-	for _, spi := range s.steer.in {
+	for _, spi := range s.multi.in {
 		if s.path != nil {
 			st.mp.steer.inPath.set(spi, s.path.tag)
 		} else {
 			st.mp.steer.inPath.del(spi)
 		}
 	}
-	for _, mp := range s.steer.pols {
+	for _, mp := range s.multi.pols {
 		if st.mp.merged[mp.key] == mp {
 			st.steerPolicy(mp)
 		}
@@ -470,13 +473,13 @@ func (st *state) steerSA(s *ikeSA) {
 func (st *state) steerSAOp(s *ikeSA, op *sa.DataplaneOp) {
 	switch {
 	case op.Kind == sa.OpAddSA && op.SA.Direction == dataplane.In:
-		s.steer.in = append(s.steer.in, op.SA.SPI)
+		s.multi.in = append(s.multi.in, op.SA.SPI)
 		if s.path != nil {
 			st.mp.steer.inPath.set(op.SA.SPI, s.path.tag)
 		}
 	case op.Kind == sa.OpDeleteSA && op.Dir == dataplane.In:
-		if i := slices.Index(s.steer.in, op.SPI); i >= 0 {
-			s.steer.in = slices.Delete(s.steer.in, i, i+1)
+		if i := slices.Index(s.multi.in, op.SPI); i >= 0 {
+			s.multi.in = slices.Delete(s.multi.in, i, i+1)
 			st.mp.steer.inPath.del(op.SPI)
 		}
 	}
@@ -484,10 +487,10 @@ func (st *state) steerSAOp(s *ikeSA, op *sa.DataplaneOp) {
 
 // unsteerSA forgets s (it is gone).
 func (st *state) unsteerSA(s *ikeSA) {
-	for _, spi := range s.steer.in {
+	for _, spi := range s.multi.in {
 		st.mp.steer.inPath.del(spi)
 	}
-	s.steer = saSteer{}
+	s.multi.in, s.multi.pols = nil, nil
 }
 
 // flowsMoved publishes what a rule's choice change did to its flows.

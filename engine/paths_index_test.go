@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// checkIndex verifies the indexes the per-event work relies on: each IKE
+// SA listed on its path exactly once, paths by tag and by connection,
+// inbound SPIs and policy entries of the steering table.
+func checkIndex(t *testing.T, e *Engine, who string) {
+	t.Helper()
+	errs, err := do(tctx(t), e, func(st *state) ([]string, error) {
+		var errs []string
+		bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+		for s := range st.rt.all {
+			if s.path == nil {
+				continue
+			}
+			if n := len(slices.DeleteFunc(slices.Clone(s.path.sas), func(x *ikeSA) bool { return x != s })); n != 1 {
+				bad("IKE SA %s/%s listed %d times on %s", s.conn, s.name, n, s.path.name())
+			}
+			if st.mp.paths[s.path.pathKey] != s.path {
+				bad("IKE SA %s/%s on unregistered path %s", s.conn, s.name, s.path.name())
+			}
+			for _, spi := range s.spis {
+				if tag, _ := st.mp.steer.inPath.get(spi); tag != s.path.tag {
+					bad("inbound SPI %08x on tag %d, want %d", spi, tag, s.path.tag)
+				}
+			}
+		}
+		n := 0
+		for _, ps := range st.mp.byConn {
+			n += len(ps)
+		}
+		if n != len(st.mp.paths) {
+			bad("%d paths by connection, %d registered", n, len(st.mp.paths))
+		}
+		for k, p := range st.mp.paths {
+			if st.mp.byTag[p.tag] != p || p.pathKey != k {
+				bad("path %s: tag or key index wrong", p.name())
+			}
+			if _, ok := st.mp.byConn[p.conn][p]; !ok {
+				bad("path %s missing from its connection's index", p.name())
+			}
+			var best *ikeSA
+			for i, s := range p.sas {
+				if _, ok := st.rt.all[s]; !ok || s.path != p || s.multi.pidx != i+1 {
+					bad("path %s lists IKE SA %s that is gone, elsewhere or misplaced", p.name(), s.name)
+				}
+				if best == nil || better(s, best) {
+					best = s
+				}
+			}
+			if got := st.saOf(p); got != best {
+				bad("path %s: saOf picks %v, want %v", p.name(), got, best)
+			}
+		}
+		for p := range st.mp.probed {
+			if st.mp.paths[p.pathKey] != p {
+				bad("unregistered path %s probed", p.name())
+			}
+		}
+		for _, mp := range st.mp.merged {
+			c := st.connections[mp.conn]
+			want := c != nil && (c.Role == RoleResponder || st.ruled(mp.conn))
+			ps, ok := st.mp.steer.pols.get(mp.pol.ID)
+			if ok != want {
+				bad("policy %d of %s: entry %v, want %v", mp.pol.ID, mp.conn, ok, want)
+				continue
+			}
+			if !ok {
+				continue
+			}
+			var spis []spiTag
+			for _, id := range mp.order {
+				for _, spi := range mp.members[id].spis {
+					spis = append(spis, spiTag{spi, mp.members[id].sa.path.tag})
+				}
+			}
+			if !slices.Equal(ps.spis, spis) || ps.conn != st.mp.cells[mp.conn] || ps.symmetric != (c.Role == RoleResponder) {
+				bad("policy %d of %s: entry %+v, want SPIs %v", mp.pol.ID, mp.conn, ps, spis)
+			}
+		}
+		return errs, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("%s: %s", who, e)
+	}
+}
+
+// derived reads how many path derivations the engine did so far.
+func derived(t *testing.T, e *Engine) uint64 {
+	n, err := do(tctx(t), e, func(st *state) (uint64, error) { return st.mp.derived, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPathWorkPerEvent: with many IKE SAs up, one more establishment
+// derives a handful of paths on each end, not every path (the per-event
+// work grew with the number of IKE SAs), and the indexes stay exact as
+// IKE SAs come and go and steering rules are added and removed.
+func TestPathWorkPerEvent(t *testing.T) {
+	const conns = 40
+	ue, gw := scalePair(t, conns+1)
+	for i := range conns {
+		if _, err := ue.InitiateConnection(tctx(t), fmt.Sprintf("c%d", i), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkIndex(t, ue, "ue")
+	checkIndex(t, gw, "gw")
+	u0, g0 := derived(t, ue), derived(t, gw)
+	if _, err := ue.InitiateConnection(tctx(t), fmt.Sprintf("c%d", conns), ""); err != nil {
+		t.Fatal(err)
+	}
+	if du, dg := derived(t, ue)-u0, derived(t, gw)-g0; du > 4 || dg > 4 {
+		t.Errorf("one establishment with %d IKE SAs up derived %d paths on the end user, %d on the gateway", conns, du, dg)
+	}
+	// The peers share one address: one path on the gateway, all of its
+	// IKE SAs on it; one per connection on the end user.
+	if n := len(pathsOf(t, gw, "ues")); n != 1 {
+		t.Errorf("gateway has %d paths, want 1", n)
+	}
+
+	for i := range 10 {
+		if err := ue.TerminateConnection(tctx(t), fmt.Sprintf("c%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "ten IKE SAs gone on the gateway", func() bool {
+		l, _, err := gw.ListIKESAs(tctx(t), "-", "", 1000)
+		return err == nil && len(l) == conns+1-10
+	})
+	if l, _, err := ue.ListPaths(tctx(t), "-", "", 1000); err != nil || len(l) != conns+1 {
+		t.Errorf("end user has %d paths, want one per connection (%v)", len(l), err)
+	}
+	checkIndex(t, ue, "ue")
+	checkIndex(t, gw, "gw")
+
+	// A rule for every connection gives the end user's policies entries
+	// (and takes them away again); one for one connection, only its own.
+	for _, tc := range []struct {
+		name string
+		spec SteeringSpec
+	}{
+		{"all", SteeringSpec{Mode: SteerPriority, Targets: []SteeringTarget{{Interface: "wan"}}}},
+		{"one", SteeringSpec{Mode: SteerPriority, Match: FlowMatch{Connection: "c20"}, Targets: []SteeringTarget{{Interface: "wan"}}}},
+	} {
+		if _, err := ue.CreateSteeringRule(tctx(t), tc.name, tc.spec); err != nil {
+			t.Fatal(err)
+		}
+		checkIndex(t, ue, "ue with rule "+tc.name)
+		entries, err := do(tctx(t), ue, func(st *state) (int, error) {
+			n := 0
+			for _, mp := range st.mp.merged {
+				if _, ok := st.mp.steer.pols.get(mp.pol.ID); ok {
+					n++
+				}
+			}
+			return n, nil
+		})
+		if want := map[string]int{"all": conns + 1 - 10, "one": 1}[tc.name]; err != nil || entries != want {
+			t.Errorf("rule %s: %d policy entries, want %d (%v)", tc.name, entries, want, err)
+		}
+		if err := ue.DeleteSteeringRule(tctx(t), tc.name); err != nil {
+			t.Fatal(err)
+		}
+		checkIndex(t, ue, "ue without rule "+tc.name)
+	}
+}
+
+// TestDeletedConnectionLeavesNoPath: an initiator's candidate paths go
+// with its connection.
+func TestDeletedConnectionLeavesNoPath(t *testing.T) {
+	ue, _ := scalePair(t, 2)
+	list := func() []PathView {
+		l, _, err := ue.ListPaths(tctx(t), "-", "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if l := list(); len(l) != 2 {
+		t.Fatalf("candidate paths %+v, want one per connection", l)
+	}
+	if err := ue.DeleteConnection(tctx(t), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if l := list(); len(l) != 1 || l[0].Conn != "c0" {
+		t.Fatalf("paths after deleting c1: %+v", l)
+	}
+	checkIndex(t, ue, "ue")
+}
+
+func TestCowMap(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys int // key space: small for collisions within shards
+		ops  int
+	}{
+		{"few", 8, 200},
+		{"many", 5000, 20000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m cowMap[uint32, uint32]
+			ref := map[uint32]uint32{}
+			rng := rand.New(rand.NewPCG(1, uint64(tc.keys)))
+			for i := range tc.ops {
+				k := uint32(rng.IntN(tc.keys))
+				switch op := rng.IntN(10); {
+				case op < 5:
+					m.set(k, uint32(i))
+					ref[k] = uint32(i)
+				case op < 9:
+					m.del(k)
+					delete(ref, k)
+				case op == 9 && i%50 == 0:
+					next := maps.Clone(ref)
+					next[k] = 7
+					m.replace(next)
+					ref = next
+				}
+			}
+			n := 0
+			for i := range m.shards {
+				if sh := m.shards[i].Load(); sh != nil {
+					if len(*sh) == 0 {
+						t.Errorf("shard %d kept empty", i)
+					}
+					n += len(*sh)
+				}
+			}
+			if n != len(ref) {
+				t.Errorf("%d entries, want %d", n, len(ref))
+			}
+			for k := range uint32(tc.keys) {
+				v, ok := m.get(k)
+				if rv, rok := ref[k]; ok != rok || v != rv {
+					t.Fatalf("key %d: %d %v, want %d %v", k, v, ok, rv, rok)
+				}
+			}
+		})
+	}
+}
