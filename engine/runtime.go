@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/sa"
 	"github.com/mifsec/mifsec/engine/transform"
@@ -132,6 +133,16 @@ type runtime struct {
 	// loggers holds each connection's IKE logger: one per connection, not
 	// one (with its own copy of the fields) per IKE SA.
 	loggers map[string]hclog.Logger
+	// routes changes kernel routes and addresses (iface; tests record).
+	routes routeOps
+}
+
+// routeOps are the kernel changes that bring inner traffic to the TUN.
+type routeOps struct {
+	addRoute func(link string, dst netip.Prefix, src netip.Addr) error
+	delRoute func(link string, dst netip.Prefix) error
+	addAddr  func(link string, p netip.Prefix) error
+	pinHost  func(peer netip.Addr) (netip.Prefix, error)
 }
 
 type halfOpenKey struct {
@@ -235,7 +246,8 @@ func newRuntime(cfg Config) *runtime {
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
 		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string][]*ikeSA{},
 		loggers:  map[string]hclog.Logger{},
-		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}}
+		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{},
+		routes: routeOps{addRoute: iface.AddRoute, delRoute: iface.DelRoute, addAddr: iface.AddAddr, pinHost: iface.PinHostRoute}}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
 		rt.dh = newDHPool(dhPoolSize)
@@ -446,6 +458,7 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	for i := range out.DataplaneOps {
 		st.dataplaneOp(s, &out.DataplaneOps[i])
 	}
+	st.routesFirst(s, out.Events)
 	for _, d := range out.Datagrams {
 		if rt.tr == nil {
 			break
@@ -475,6 +488,25 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 		return
 	}
 	st.schedule(s, out.Deadline)
+}
+
+// routesFirst puts the routes of the output's new Child SAs in with its
+// data-plane operations, before its datagrams: a responder's IKE_AUTH or
+// CREATE_CHILD_SA answer lets the peer send at once, and the replies to
+// that traffic need the route into the TUN (a gateway answered IKE_AUTH,
+// the end user pinged, the server's echo reply found no route to the
+// virtual IP: IpExtInNoRoutes). An initiator's virtual IP is known only
+// once its EventIKEUp is handled, so its first routes wait for the event
+// as before (the peer sends nothing that needs them first).
+func (st *state) routesFirst(s *ikeSA, evs []sa.Event) {
+	for _, ev := range evs {
+		if ev.Kind != sa.EventChildUp {
+			continue
+		}
+		if in := s.m.Info(); s.up || in.Role == sa.Responder || ev.Child.Mode == dataplane.Transport {
+			st.installRoutes(s, ev.Child) // idempotent: saEvent finds them in
+		}
+	}
 }
 
 func (st *state) schedule(s *ikeSA, at time.Time) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
-	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/sa"
 )
@@ -480,7 +479,7 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 		}
 		// Several IKE SAs (one per path) share a route: count its users.
 		if st.rt.routeUsers[p] == 0 {
-			if err := iface.AddRoute(link, p, src); err != nil {
+			if err := st.rt.routes.addRoute(link, p, src); err != nil {
 				st.e.log.Warn("route failed", "prefix", p, "error", err)
 				return
 			}
@@ -495,7 +494,7 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 	if in.Role == sa.Initiator || len(s.vips) > 0 && in.Role != sa.Responder {
 		var src netip.Addr
 		for _, v := range s.vips {
-			if err := iface.AddAddr(link, netip.PrefixFrom(v, v.BitLen())); err != nil {
+			if err := st.rt.routes.addAddr(link, netip.PrefixFrom(v, v.BitLen())); err != nil {
 				st.e.log.Warn("virtual IP failed", "address", v, "error", err)
 			}
 			src = v
@@ -503,7 +502,7 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 		for _, t := range c.RemoteTS {
 			for _, p := range tsPrefixes(t) {
 				if p.Contains(in.Remote.Addr()) {
-					if _, err := iface.PinHostRoute(in.Remote.Addr()); err != nil {
+					if _, err := st.rt.routes.pinHost(in.Remote.Addr()); err != nil {
 						st.e.log.Warn("could not pin the route to the peer", "error", err)
 					}
 				}
@@ -564,7 +563,7 @@ func (st *state) removeRoutes(s *ikeSA) {
 			continue
 		}
 		delete(st.rt.routeUsers, p)
-		iface.DelRoute(tun.TUNName(), p)
+		st.rt.routes.delRoute(tun.TUNName(), p)
 	}
 	s.routes = nil
 }
