@@ -17,6 +17,12 @@
 //     to this machine, and Done when the machine may be dropped.
 //   - A machine is not safe for concurrent use: the glue calls it from its
 //     one state goroutine.
+//   - Rekeys are make-before-break in the data plane: a rekey responder
+//     keeps sending on the old SA until the initiator deletes it, and a
+//     replaced SA's inbound half stays Config.RekeyedDelete after the
+//     DELETE exchange, for packets sealed before the peer switched (RFC
+//     7296 §2.8). Such a half is no longer a Child SA: Info does not list
+//     it and its OpDeleteSA comes later without an event.
 //   - MOBIKE (RFC 4555), when Config.MOBIKE is set and the peer announced
 //     it: Config.AdditionalAddrs are announced in IKE_AUTH and CmdAnnounce
 //     replaces them (both roles); with a Local/Remote pair it goes out on
