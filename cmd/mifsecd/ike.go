@@ -14,6 +14,7 @@ import (
 	"github.com/mifsec/mifsec/engine/dataplane/probe"
 	"github.com/mifsec/mifsec/engine/dataplane/userspace"
 	"github.com/mifsec/mifsec/engine/dataplane/xfrm"
+	"github.com/mifsec/mifsec/engine/sa"
 	"github.com/mifsec/mifsec/engine/transport"
 )
 
@@ -24,6 +25,11 @@ type ikeOptions struct {
 	tunMTU    int
 	ikePort   uint
 	natPort   uint
+	// IKE retransmission schedule (RFC 7296 §2.1); zero values keep the
+	// defaults (strongSwan's: 4 s, 1.8, 5 tries, about 165 s in all).
+	rtTimeout time.Duration
+	rtBase    float64
+	rtTries   int
 }
 
 func (o *ikeOptions) register(fs *flag.FlagSet) {
@@ -32,6 +38,17 @@ func (o *ikeOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.tunMTU, "tun-mtu", userspace.DefaultMTU, "MTU of the TUN link")
 	fs.UintVar(&o.ikePort, "ike-port", 500, "UDP port of IKE (RFC 7296 §2.11)")
 	fs.UintVar(&o.natPort, "nat-port", 4500, "UDP port of NAT traversal and ESP-in-UDP (RFC 3948)")
+	fs.DurationVar(&o.rtTimeout, "ike-retransmit-timeout", 0, "first IKE retransmission timeout (0: 4s)")
+	fs.Float64Var(&o.rtBase, "ike-retransmit-base", 0, "factor between IKE retransmission timeouts (0: 1.8)")
+	fs.IntVar(&o.rtTries, "ike-retransmit-tries", 0, "IKE retransmissions before an exchange fails (0: 5)")
+}
+
+// retransmit is the schedule for engine.Config; errors for impossible values.
+func (o *ikeOptions) retransmit() (sa.Retransmit, error) {
+	if o.rtTimeout < 0 || o.rtTries < 0 || (o.rtBase != 0 && o.rtBase < 1) {
+		return sa.Retransmit{}, fmt.Errorf("--ike-retransmit-timeout and --ike-retransmit-tries must not be negative, --ike-retransmit-base at least 1")
+	}
+	return sa.Retransmit{Timeout: o.rtTimeout, Factor: o.rtBase, Tries: o.rtTries}, nil
 }
 
 // ikeStack is the data plane and the IKE transport, closed in that order

@@ -155,6 +155,10 @@ func run(o options, log hclog.Logger) error {
 		roles = m
 	}
 
+	retransmit, err := o.ike.retransmit()
+	if err != nil {
+		return err
+	}
 	stack, err := startIKE(o.ike, log)
 	if err != nil {
 		return err
@@ -166,7 +170,7 @@ func run(o options, log hclog.Logger) error {
 		return err
 	}
 	eng, err := engine.New(engine.Config{StateDir: o.stateDir, Links: links, Log: log, WatchBuffer: o.watchBuffer,
-		Transport: stack.transport(), Dataplane: stack.dp})
+		Transport: stack.transport(), Dataplane: stack.dp, Retransmit: retransmit})
 	if err != nil {
 		links.Close()
 		return err

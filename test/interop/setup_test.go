@@ -66,8 +66,8 @@ func mifsecUE(t testing.TB, tp *topo.Topology, mod func(*mifsecv1.Connection)) *
 
 // mifsecUEKey is mifsecUE that also stores keyPEM (when not nil) as the
 // private key secret "secrets/key".
-func mifsecUEKey(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
-	d := mifsecNode(t, tp.UE, keyPEM)
+func mifsecUEKey(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection), args ...string) *daemon.Daemon {
+	d := mifsecNode(t, tp.UE, keyPEM, args...)
 	conn := &mifsecv1.Connection{
 		Role: mifsecv1.Role_ROLE_INITIATOR, LocalId: ueID, RemoteId: "@" + gwID,
 		LocalAuth:    &mifsecv1.Authentication{Method: &mifsecv1.Authentication_PskSecret{PskSecret: "secrets/psk"}},
@@ -90,8 +90,8 @@ func mifsecUEKey(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifse
 // mifsecNode starts mifsecd (userspace data plane) in ns with its RAN and
 // WLAN links registered (the same link names on both ends), the PSK as
 // "secrets/psk" and, when keyPEM is not nil, a private key as "secrets/key".
-func mifsecNode(t testing.TB, ns *topo.Netns, keyPEM []byte) *daemon.Daemon {
-	d := daemon.Start(t, ns, "--dataplane", "userspace")
+func mifsecNode(t testing.TB, ns *topo.Netns, keyPEM []byte, args ...string) *daemon.Daemon {
+	d := daemon.Start(t, ns, append([]string{"--dataplane", "userspace"}, args...)...)
 	ctx := ctxT(t)
 	c := d.Client
 	for _, i := range []struct {
@@ -119,8 +119,8 @@ func mifsecNode(t testing.TB, ns *topo.Netns, keyPEM []byte) *daemon.Daemon {
 
 // mifsecGW starts mifsecd as the gateway: the pool "ue" over topo.VIPPool
 // and a responder connection "ues" leasing from it, with the LAN behind.
-func mifsecGW(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection)) *daemon.Daemon {
-	d := mifsecNode(t, tp.GW, keyPEM)
+func mifsecGW(t testing.TB, tp *topo.Topology, keyPEM []byte, mod func(*mifsecv1.Connection), args ...string) *daemon.Daemon {
+	d := mifsecNode(t, tp.GW, keyPEM, args...)
 	ctx := ctxT(t)
 	if _, err := d.Client.Pools.CreatePool(ctx, &mifsecv1.CreatePoolRequest{PoolId: "ue",
 		Pool: &mifsecv1.Pool{Ranges: []string{topo.VIPPool.String()}}}); err != nil {

@@ -38,6 +38,8 @@ type options struct {
 	certs        bool
 	ueIKE, gwIKE []string // IKE proposals; defaults when nil
 	ueDPD, gwDPD *mifsecv1.Dpd
+	// daemonArgs are extra mifsecd flags for both mifsec ends.
+	daemonArgs []string
 }
 
 // tunnel is one end user and one gateway in their own topology. Exactly
@@ -113,7 +115,7 @@ func newTunnel(t *testing.T, p pairing, o options) *tunnel {
 			if o.certs {
 				c.LocalAuth, c.RemoteAuth = certAuth(gwCert)
 			}
-		})
+		}, o.daemonArgs...)
 	}
 	switch p {
 	case swToMifsec:
@@ -136,7 +138,7 @@ func newTunnel(t *testing.T, p pairing, o options) *tunnel {
 			if o.certs {
 				c.LocalAuth, c.RemoteAuth = certAuth(ueCert)
 			}
-		})
+		}, o.daemonArgs...)
 	}
 	return tn
 }
@@ -484,7 +486,10 @@ func TestLoss30(t *testing.T) {
 	for _, pr := range pairings {
 		t.Run(pr.name, func(t *testing.T) {
 			t.Parallel()
-			tn := newTunnel(t, pr.p, options{})
+			// A quicker retransmission schedule than the 4 s default: under
+			// 30% loss an IKE_AUTH can need several tries, and they must fit in
+			// the responder's 30 s half-open timeout (RFC 7296 §2.1, §2.6).
+			tn := newTunnel(t, pr.p, options{daemonArgs: []string{"--ike-retransmit-timeout", "1s", "--ike-retransmit-base", "1.4", "--ike-retransmit-tries", "8"}})
 			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 			defer cancel()
 			rule, err := tn.tp.UE.Loss(ctx, "", 30)
