@@ -559,7 +559,7 @@ func (st *state) settlePaths(why string, full bool) {
 		st.recompile(why)
 	} else {
 		slices.Sort(conns)
-		st.steerConns(conns, why)
+		st.flowsMoved(st.steerConns(conns), why)
 	}
 	st.armProbes()
 }
@@ -807,7 +807,7 @@ func (st *state) probeAnswered(p *path) {
 	// a rule can apply to it.
 	for _, r := range st.mp.rules {
 		if r.Mode == SteerSmallestDelay && (r.Match.Connection == "" || r.Match.Connection == p.conn) {
-			st.steerConns([]string{p.conn}, "rtt_changed")
+			st.flowsMoved(st.steerConns([]string{p.conn}), "rtt_changed")
 			break
 		}
 	}

@@ -323,11 +323,11 @@ func mix(x uint64) uint64 {
 }
 
 // recompile rebuilds every connection's rule choices and every policy
-// entry, reporting the flows each rule moved (why: the cause). It is for
-// what concerns all connections: rules, interfaces, the start.
+// entry, then reports the flows each rule moved (why: the cause). It is
+// for what concerns all connections: rules, interfaces, the start.
 func (st *state) recompile(why string) {
 	conns := sortedKeys(st.connections)
-	st.steerConns(conns, why)
+	moves := st.steerConns(conns)
 	for _, r := range st.mp.rules {
 		r.fresh = false
 	}
@@ -346,6 +346,7 @@ func (st *state) recompile(why string) {
 	for _, p := range st.mp.paths {
 		st.refreshProbe(p)
 	}
+	st.flowsMoved(moves, why)
 }
 
 // ruled reports whether a rule can apply to conn.
@@ -358,18 +359,27 @@ func (st *state) ruled(conn string) bool {
 	return false
 }
 
+// flowMove is a rule's choice change for one connection (flowsMoved).
+type flowMove struct {
+	r             *steeringRule
+	conn          string
+	before, after []uint32
+}
+
 // steerConns chooses again the paths of conns (sorted) under every rule
-// that can apply to them, reports the flows moved, and swaps in their
-// compiled rules.
-func (st *state) steerConns(conns []string, why string) {
+// that can apply to them and swaps in their compiled rules. It returns
+// the choices that changed, for flowsMoved once the table is in place
+// (an event must not announce a move the data plane cannot see yet).
+func (st *state) steerConns(conns []string) []flowMove {
 	if len(st.mp.rules) == 0 {
 		for _, conn := range conns {
 			if cs := st.mp.cells[conn]; cs != nil {
 				cs.rules.Store(nil)
 			}
 		}
-		return
+		return nil
 	}
+	var moves []flowMove
 	lists := make(map[string][]tableRule, len(conns))
 	for _, r := range st.sortedRules() {
 		base := tableRule{src: r.src, dst: r.dst, proto: uint8(r.Match.Protocol), dscp: r.dscp, lb: r.Mode == SteerLoadBalance}
@@ -391,7 +401,9 @@ func (st *state) steerConns(conns []string, why string) {
 				tr.choice = tableChoice{tags: active, weights: st.weights(r, active)}
 			}
 			lists[conn] = append(lists[conn], tr)
-			st.flowsMoved(r, conn, before, active, why)
+			if len(before) > 0 && !slices.Equal(before, active) {
+				moves = append(moves, flowMove{r: r, conn: conn, before: before, after: active})
+			}
 		}
 	}
 	for _, conn := range conns {
@@ -408,6 +420,7 @@ func (st *state) steerConns(conns []string, why string) {
 			cs.rules.Store(nil)
 		}
 	}
+	return moves
 }
 
 // polEntry builds mp's entry, or nil when it needs none.
@@ -493,8 +506,14 @@ func (st *state) unsteerSA(s *ikeSA) {
 	s.multi.in, s.multi.pols = nil, nil
 }
 
-// flowsMoved publishes what a rule's choice change did to its flows.
-func (st *state) flowsMoved(r *steeringRule, conn string, before, after []uint32, why string) {
+// flowsMoved publishes what each rule's choice change did to its flows.
+func (st *state) flowsMoved(moves []flowMove, why string) {
+	for _, m := range moves {
+		st.flowMoved(m.r, m.conn, m.before, m.after, why)
+	}
+}
+
+func (st *state) flowMoved(r *steeringRule, conn string, before, after []uint32, why string) {
 	if len(before) == 0 || slices.Equal(before, after) {
 		return
 	}
