@@ -75,6 +75,67 @@ func applyMask(dst, src proto.Message, paths, allowed []string) error {
 	return nil
 }
 
+// get, list, update and remove are the store operations every fake
+// service shares; callers hold nothing, these take f.mu.
+
+func get[T any](f *fakeDaemon, m map[string]T, kind, name string) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := m[name]
+	if !ok {
+		var zero T
+		return zero, notFound(kind, "name", name)
+	}
+	return v, nil
+}
+
+// list pages through m's values in name order, keeping those keep accepts
+// (nil keeps all).
+func list[T any](f *fakeDaemon, m map[string]T, size int32, token string, keep func(T) bool) ([]T, string, error) {
+	f.mu.Lock()
+	var all []T
+	for _, v := range sortedValues(m) {
+		if keep == nil || keep(v) {
+			all = append(all, v)
+		}
+	}
+	f.mu.Unlock()
+	start, end, next, err := f.page(len(all), size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	return all[start:end], next, nil
+}
+
+// update applies the masked fields of src to the stored object named
+// name; field is where the request carries the name.
+func update[T proto.Message](f *fakeDaemon, m map[string]T, kind, field, name string, src T, paths, allowed []string) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, ok := m[name]
+	if !ok {
+		var zero T
+		return zero, notFound(kind, field, name)
+	}
+	next := proto.Clone(cur).(T)
+	if err := applyMask(next, src, paths, allowed); err != nil {
+		var zero T
+		return zero, err
+	}
+	m[name] = next
+	return next, nil
+}
+
+func remove[T any](f *fakeDaemon, m map[string]T, kind, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := m[name]; !ok {
+		return notFound(kind, "name", name)
+	}
+	delete(m, name)
+	return nil
+}
+
 func notFound(kind, field, name string) error {
 	return apiError(codes.NotFound, strings.ToUpper(strings.ReplaceAll(kind, " ", "_"))+"_NOT_FOUND", field, "%s %q not found", kind, name)
 }
@@ -107,25 +168,20 @@ func (f *fakeDaemon) CreateSecret(_ context.Context, req *mifsecv1.CreateSecretR
 
 func (f *fakeDaemon) GetSecret(_ context.Context, req *mifsecv1.GetSecretRequest) (*mifsecv1.GetSecretResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.secrets[req.GetName()]
-	if !ok {
-		return nil, notFound("secret", "name", req.GetName())
+	v, err := get(f, f.secrets, "secret", req.GetName())
+	if err != nil {
+		return nil, err
 	}
-	return &mifsecv1.GetSecretResponse{Secret: s}, nil
+	return &mifsecv1.GetSecretResponse{Secret: v}, nil
 }
 
 func (f *fakeDaemon) ListSecrets(_ context.Context, req *mifsecv1.ListSecretsRequest) (*mifsecv1.ListSecretsResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	all := sortedValues(f.secrets)
-	f.mu.Unlock()
-	start, end, next, err := f.page(len(all), req.GetPageSize(), req.GetPageToken())
+	page, next, err := list(f, f.secrets, req.GetPageSize(), req.GetPageToken(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return &mifsecv1.ListSecretsResponse{Secrets: all[start:end], NextPageToken: next}, nil
+	return &mifsecv1.ListSecretsResponse{Secrets: page, NextPageToken: next}, nil
 }
 
 func (f *fakeDaemon) DeleteSecret(_ context.Context, req *mifsecv1.DeleteSecretRequest) (*mifsecv1.DeleteSecretResponse, error) {
@@ -169,52 +225,36 @@ func (f *fakeDaemon) CreatePool(_ context.Context, req *mifsecv1.CreatePoolReque
 
 func (f *fakeDaemon) GetPool(_ context.Context, req *mifsecv1.GetPoolRequest) (*mifsecv1.GetPoolResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p, ok := f.pools[req.GetName()]
-	if !ok {
-		return nil, notFound("pool", "name", req.GetName())
+	v, err := get(f, f.pools, "pool", req.GetName())
+	if err != nil {
+		return nil, err
 	}
-	return &mifsecv1.GetPoolResponse{Pool: p}, nil
+	return &mifsecv1.GetPoolResponse{Pool: v}, nil
 }
 
 func (f *fakeDaemon) ListPools(_ context.Context, req *mifsecv1.ListPoolsRequest) (*mifsecv1.ListPoolsResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	all := sortedValues(f.pools)
-	f.mu.Unlock()
-	start, end, next, err := f.page(len(all), req.GetPageSize(), req.GetPageToken())
+	page, next, err := list(f, f.pools, req.GetPageSize(), req.GetPageToken(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return &mifsecv1.ListPoolsResponse{Pools: all[start:end], NextPageToken: next}, nil
+	return &mifsecv1.ListPoolsResponse{Pools: page, NextPageToken: next}, nil
 }
 
 func (f *fakeDaemon) UpdatePool(_ context.Context, req *mifsecv1.UpdatePoolRequest) (*mifsecv1.UpdatePoolResponse, error) {
 	f.record(req)
-	name := req.GetPool().GetName()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cur, ok := f.pools[name]
-	if !ok {
-		return nil, notFound("pool", "pool.name", name)
-	}
-	next := proto.Clone(cur).(*mifsecv1.Pool)
-	if err := applyMask(next, req.GetPool(), req.GetUpdateMask().GetPaths(), poolUpdatable); err != nil {
+	next, err := update(f, f.pools, "pool", "pool.name", req.GetPool().GetName(), req.GetPool(), req.GetUpdateMask().GetPaths(), poolUpdatable)
+	if err != nil {
 		return nil, err
 	}
-	f.pools[name] = next
 	return &mifsecv1.UpdatePoolResponse{Pool: next}, nil
 }
 
 func (f *fakeDaemon) DeletePool(_ context.Context, req *mifsecv1.DeletePoolRequest) (*mifsecv1.DeletePoolResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.pools[req.GetName()]; !ok {
-		return nil, notFound("pool", "name", req.GetName())
+	if err := remove(f, f.pools, "pool", req.GetName()); err != nil {
+		return nil, err
 	}
-	delete(f.pools, req.GetName())
 	return &mifsecv1.DeletePoolResponse{}, nil
 }
 
@@ -252,52 +292,36 @@ func (f *fakeDaemon) CreateConnection(_ context.Context, req *mifsecv1.CreateCon
 
 func (f *fakeDaemon) GetConnection(_ context.Context, req *mifsecv1.GetConnectionRequest) (*mifsecv1.GetConnectionResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.conns[req.GetName()]
-	if !ok {
-		return nil, notFound("connection", "name", req.GetName())
+	v, err := get(f, f.conns, "connection", req.GetName())
+	if err != nil {
+		return nil, err
 	}
-	return &mifsecv1.GetConnectionResponse{Connection: c}, nil
+	return &mifsecv1.GetConnectionResponse{Connection: v}, nil
 }
 
 func (f *fakeDaemon) ListConnections(_ context.Context, req *mifsecv1.ListConnectionsRequest) (*mifsecv1.ListConnectionsResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	all := sortedValues(f.conns)
-	f.mu.Unlock()
-	start, end, next, err := f.page(len(all), req.GetPageSize(), req.GetPageToken())
+	page, next, err := list(f, f.conns, req.GetPageSize(), req.GetPageToken(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return &mifsecv1.ListConnectionsResponse{Connections: all[start:end], NextPageToken: next}, nil
+	return &mifsecv1.ListConnectionsResponse{Connections: page, NextPageToken: next}, nil
 }
 
 func (f *fakeDaemon) UpdateConnection(_ context.Context, req *mifsecv1.UpdateConnectionRequest) (*mifsecv1.UpdateConnectionResponse, error) {
 	f.record(req)
-	name := req.GetConnection().GetName()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cur, ok := f.conns[name]
-	if !ok {
-		return nil, notFound("connection", "connection.name", name)
-	}
-	next := proto.Clone(cur).(*mifsecv1.Connection)
-	if err := applyMask(next, req.GetConnection(), req.GetUpdateMask().GetPaths(), connectionUpdatable); err != nil {
+	next, err := update(f, f.conns, "connection", "connection.name", req.GetConnection().GetName(), req.GetConnection(), req.GetUpdateMask().GetPaths(), connectionUpdatable)
+	if err != nil {
 		return nil, err
 	}
-	f.conns[name] = next
 	return &mifsecv1.UpdateConnectionResponse{Connection: next}, nil
 }
 
 func (f *fakeDaemon) DeleteConnection(_ context.Context, req *mifsecv1.DeleteConnectionRequest) (*mifsecv1.DeleteConnectionResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.conns[req.GetName()]; !ok {
-		return nil, notFound("connection", "name", req.GetName())
+	if err := remove(f, f.conns, "connection", req.GetName()); err != nil {
+		return nil, err
 	}
-	delete(f.conns, req.GetName())
 	return &mifsecv1.DeleteConnectionResponse{}, nil
 }
 
@@ -370,30 +394,21 @@ func (f *fakeDaemon) ListIkeSas(_ context.Context, req *mifsecv1.ListIkeSasReque
 	if p := strings.Split(req.GetParent(), "/"); len(p) != 2 || p[0] != "connections" {
 		return nil, apiError(codes.InvalidArgument, "INVALID_NAME", "parent", "must be connections/{c} or connections/-")
 	}
-	f.mu.Lock()
-	var all []*mifsecv1.IkeSa
-	for _, s := range sortedValues(f.ikeSAs) {
-		if matchParent(req.GetParent(), s.GetName()) {
-			all = append(all, s)
-		}
-	}
-	f.mu.Unlock()
-	start, end, next, err := f.page(len(all), req.GetPageSize(), req.GetPageToken())
+	page, next, err := list(f, f.ikeSAs, req.GetPageSize(), req.GetPageToken(),
+		func(s *mifsecv1.IkeSa) bool { return matchParent(req.GetParent(), s.GetName()) })
 	if err != nil {
 		return nil, err
 	}
-	return &mifsecv1.ListIkeSasResponse{IkeSas: all[start:end], NextPageToken: next}, nil
+	return &mifsecv1.ListIkeSasResponse{IkeSas: page, NextPageToken: next}, nil
 }
 
 func (f *fakeDaemon) GetIkeSa(_ context.Context, req *mifsecv1.GetIkeSaRequest) (*mifsecv1.GetIkeSaResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.ikeSAs[req.GetName()]
-	if !ok {
-		return nil, notFound("IKE SA", "name", req.GetName())
+	v, err := get(f, f.ikeSAs, "IKE SA", req.GetName())
+	if err != nil {
+		return nil, err
 	}
-	return &mifsecv1.GetIkeSaResponse{IkeSa: s}, nil
+	return &mifsecv1.GetIkeSaResponse{IkeSa: v}, nil
 }
 
 // RekeyIkeSa replaces the IKE SA by one whose SPI is the old one reversed.
@@ -431,30 +446,21 @@ func (f *fakeDaemon) ListChildSas(_ context.Context, req *mifsecv1.ListChildSasR
 	if p := strings.Split(req.GetParent(), "/"); len(p) != 4 || p[0] != "connections" || p[2] != "ikeSas" {
 		return nil, apiError(codes.InvalidArgument, "INVALID_NAME", "parent", "must be connections/{c}/ikeSas/{spi}")
 	}
-	f.mu.Lock()
-	var all []*mifsecv1.ChildSa
-	for _, s := range sortedValues(f.childSAs) {
-		if matchParent(req.GetParent(), s.GetName()) {
-			all = append(all, s)
-		}
-	}
-	f.mu.Unlock()
-	start, end, next, err := f.page(len(all), req.GetPageSize(), req.GetPageToken())
+	page, next, err := list(f, f.childSAs, req.GetPageSize(), req.GetPageToken(),
+		func(s *mifsecv1.ChildSa) bool { return matchParent(req.GetParent(), s.GetName()) })
 	if err != nil {
 		return nil, err
 	}
-	return &mifsecv1.ListChildSasResponse{ChildSas: all[start:end], NextPageToken: next}, nil
+	return &mifsecv1.ListChildSasResponse{ChildSas: page, NextPageToken: next}, nil
 }
 
 func (f *fakeDaemon) GetChildSa(_ context.Context, req *mifsecv1.GetChildSaRequest) (*mifsecv1.GetChildSaResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.childSAs[req.GetName()]
-	if !ok {
-		return nil, notFound("Child SA", "name", req.GetName())
+	v, err := get(f, f.childSAs, "Child SA", req.GetName())
+	if err != nil {
+		return nil, err
 	}
-	return &mifsecv1.GetChildSaResponse{ChildSa: s}, nil
+	return &mifsecv1.GetChildSaResponse{ChildSa: v}, nil
 }
 
 // RekeyChildSa replaces the Child SA by one with the next inbound SPI.

@@ -37,52 +37,36 @@ func (f *fakeDaemon) CreateSteeringRule(_ context.Context, req *mifsecv1.CreateS
 
 func (f *fakeDaemon) GetSteeringRule(_ context.Context, req *mifsecv1.GetSteeringRuleRequest) (*mifsecv1.GetSteeringRuleResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.rules[req.GetName()]
-	if !ok {
-		return nil, notFound("steering rule", "name", req.GetName())
+	v, err := get(f, f.rules, "steering rule", req.GetName())
+	if err != nil {
+		return nil, err
 	}
-	return &mifsecv1.GetSteeringRuleResponse{SteeringRule: r}, nil
+	return &mifsecv1.GetSteeringRuleResponse{SteeringRule: v}, nil
 }
 
 func (f *fakeDaemon) ListSteeringRules(_ context.Context, req *mifsecv1.ListSteeringRulesRequest) (*mifsecv1.ListSteeringRulesResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	all := sortedValues(f.rules)
-	f.mu.Unlock()
-	start, end, next, err := f.page(len(all), req.GetPageSize(), req.GetPageToken())
+	page, next, err := list(f, f.rules, req.GetPageSize(), req.GetPageToken(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return &mifsecv1.ListSteeringRulesResponse{SteeringRules: all[start:end], NextPageToken: next}, nil
+	return &mifsecv1.ListSteeringRulesResponse{SteeringRules: page, NextPageToken: next}, nil
 }
 
 func (f *fakeDaemon) UpdateSteeringRule(_ context.Context, req *mifsecv1.UpdateSteeringRuleRequest) (*mifsecv1.UpdateSteeringRuleResponse, error) {
 	f.record(req)
-	name := req.GetSteeringRule().GetName()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cur, ok := f.rules[name]
-	if !ok {
-		return nil, notFound("steering rule", "steering_rule.name", name)
-	}
-	next := proto.Clone(cur).(*mifsecv1.SteeringRule)
-	if err := applyMask(next, req.GetSteeringRule(), req.GetUpdateMask().GetPaths(), steeringUpdatable); err != nil {
+	next, err := update(f, f.rules, "steering rule", "steering_rule.name", req.GetSteeringRule().GetName(), req.GetSteeringRule(), req.GetUpdateMask().GetPaths(), steeringUpdatable)
+	if err != nil {
 		return nil, err
 	}
-	f.rules[name] = next
 	return &mifsecv1.UpdateSteeringRuleResponse{SteeringRule: next}, nil
 }
 
 func (f *fakeDaemon) DeleteSteeringRule(_ context.Context, req *mifsecv1.DeleteSteeringRuleRequest) (*mifsecv1.DeleteSteeringRuleResponse, error) {
 	f.record(req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.rules[req.GetName()]; !ok {
-		return nil, notFound("steering rule", "name", req.GetName())
+	if err := remove(f, f.rules, "steering rule", req.GetName()); err != nil {
+		return nil, err
 	}
-	delete(f.rules, req.GetName())
 	return &mifsecv1.DeleteSteeringRuleResponse{}, nil
 }
 
