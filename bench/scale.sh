@@ -24,13 +24,14 @@
 #   bench/scale.sh                       # NS="1000 3000 10000", both
 #   NS="1000" IMPLS=mifsec bench/scale.sh
 #   ESP_SAMPLES=0 bench/scale.sh         # skip the first-ESP latency
+#   NS="" bench/scale.sh                 # only the first-ESP latency
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scale.sh: needs root (network namespaces)" >&2; exit 1; }
 . bench/lib.sh
 . bench/ike-lib.sh
 
-NS=${NS:-"1000 3000 10000"}
+NS=${NS-"1000 3000 10000"}  # NS="" runs only the first-ESP part
 IMPLS=${IMPLS:-"strongswan mifsec"}
 W=${W:-100}
 PER=${PER:-500}
