@@ -367,6 +367,11 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		s.lastSeen = now
 		s.peerMoved(ss, d)
 		s.answered(now, ss, req, d)
+		if s.mob.sent == req {
+			// Its RTT is taken: an idle SA keeps no answered request
+			// (payloads, packets, callbacks) alive.
+			s.mob.sent = nil
+		}
 		in := &inbound{hdr: h, payloads: r.payloads, dg: d}
 		if r.decode != nil {
 			// §2.21: a response we cannot parse fails the request.

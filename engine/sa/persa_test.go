@@ -1,0 +1,108 @@
+package sa
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"github.com/mifsec/mifsec/engine/ike"
+)
+
+// seqSPIs hands out SPIs in sequence and keeps nothing per SPI, so that
+// the memory measured below is the machines' alone.
+type seqSPIs struct{ next uint32 }
+
+func (a *seqSPIs) AllocSPI() (uint32, error) { a.next++; return a.next, nil }
+func (a *seqSPIs) ReleaseSPI(uint32)         {}
+
+// seqPool leases 10.x.y.z in sequence and keeps nothing per lease.
+type seqPool struct{ next uint32 }
+
+func (p *seqPool) Lease(string, bool) (netip.Addr, error) {
+	p.next++
+	v := 10<<24 | p.next
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), nil
+}
+func (p *seqPool) Release(string, netip.Addr) {}
+
+// perSAHook, when set, runs while every machine is alive (profiles).
+var perSAHook func()
+
+// perSA is the live heap per established IKE SA with one Child SA.
+type perSA struct{ initiator, responder float64 }
+
+// heapNow is the live heap after a full collection.
+func heapNow() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// measurePerSA establishes n IKE SA pairs (PSK, x25519, a virtual IP,
+// one Child SA) in memory and returns the live heap each side keeps per
+// SA. With info, Info is read on every machine afterwards, as the glue
+// does on its events. Both sides share one Config each, so what is
+// measured is what each machine adds.
+func measurePerSA(t testing.TB, n int, info bool) perSA {
+	ini, resp := pskPair(t)
+	ini.IKEProposals = mustProps(t, "aes256gcm16-prfsha256-x25519", ike.ProtoIKE)
+	resp.IKEProposals = ini.IKEProposals
+	ini.SPIs, resp.SPIs = &seqSPIs{}, &seqSPIs{next: 1 << 31}
+	resp.Pool = &seqPool{}
+	is := make([]*IKE, n)
+	rs := make([]*IKE, n)
+	rng := detRand(9)
+	base := heapNow()
+	for k := range n {
+		now := epoch
+		i, out := NewInitiator(ini, now, rng)
+		d := out.Datagrams[0]
+		r, rout := NewResponder(resp, now, rng, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}, nil)
+		d = rout.Datagrams[0]
+		out = i.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+		d = out.Datagrams[0]
+		rout = r.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+		d = rout.Datagrams[0]
+		i.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+		if i.State() != StateEstablished || r.State() != StateEstablished {
+			t.Fatalf("pair %d not established: %v %v", k, i.State(), r.State())
+		}
+		if info {
+			_, _ = i.Info(), r.Info()
+		}
+		is[k], rs[k] = i, r
+	}
+	both := heapNow()
+	if perSAHook != nil {
+		perSAHook()
+	}
+	clear(is)
+	onlyR := heapNow()
+	runtime.KeepAlive(rs)
+	clear(rs)
+	runtime.KeepAlive(is)
+	return perSA{
+		initiator: float64(int64(both)-int64(onlyR)) / float64(n),
+		responder: float64(int64(onlyR)-int64(base)) / float64(n),
+	}
+}
+
+// BenchmarkPerSAMemory reports the live heap per established IKE SA (one
+// Child SA) of each side, without and with a cached Info snapshot.
+func BenchmarkPerSAMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		info bool
+	}{{"idle", false}, {"info", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var m perSA
+			for b.Loop() {
+				m = measurePerSA(b, 2000, tc.info)
+			}
+			b.ReportMetric(m.initiator, "initiator-B/SA")
+			b.ReportMetric(m.responder, "responder-B/SA")
+		})
+	}
+}
