@@ -9,6 +9,6 @@
 // the caller or from crypto/rand.
 //
 // Every type holding key material prints "[redacted]" with any fmt verb and
-// has a Zero or Destroy method that overwrites it; forgotten secrets are
-// also cleared when the garbage collector drops them.
+// has a Zero or Destroy method that overwrites it. Nothing clears what its
+// holder forgets: every holder zeroes its keys when it drops them.
 package transform

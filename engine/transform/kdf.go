@@ -7,14 +7,23 @@ import (
 // SKEYSEED = prf(Ni | Nr, g^ir) (RFC 7296 §2.14). The nonces are the PRF
 // key; HMAC accepts any key length, so no fixed-key split applies.
 func SKEYSEED(p PRF, ni, nr []byte, gir Secret) Secret {
-	key := append(append(make([]byte, 0, len(ni)+len(nr)), ni...), nr...)
-	return adoptSecret(p.Sum(key, gir.Bytes()))
+	var sc [stackScratch]byte
+	buf := scratch(sc[:], len(ni)+len(nr)+p.macScratch(gir.Len()))
+	key := append(append(buf, ni...), nr...)
+	s, out := newSecret(p.size)
+	p.hmac(out[:0], key[len(key):], key, gir.Bytes())
+	clear(key)
+	return s
 }
 
 // RekeySKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), for a new IKE SA
 // made by rekeying (RFC 7296 §2.18). p is the PRF of the old IKE SA.
 func RekeySKEYSEED(p PRF, oldSKd, gir Secret, ni, nr []byte) Secret {
-	return adoptSecret(p.Sum(oldSKd.Bytes(), gir.Bytes(), ni, nr))
+	var sc [stackScratch]byte
+	w := scratch(sc[:], p.macScratch(gir.Len()+len(ni)+len(nr)))
+	s, out := newSecret(p.size)
+	p.hmac(out[:0], w, oldSKd.Bytes(), gir.Bytes(), ni, nr)
+	return s
 }
 
 // Keys is the key material of one IKE SA (RFC 7296 §2.14). It prints
@@ -45,17 +54,22 @@ func DeriveIKEKeys(s Suite, skeyseed Secret, ni, nr, spii, spir []byte) (*Keys, 
 	if err != nil {
 		return nil, err
 	}
-	seed := make([]byte, 0, len(ni)+len(nr)+16)
+	var sc [stackScratch]byte
+	seed := scratch(sc[:], len(ni)+len(nr)+16)
 	seed = append(append(append(append(seed, ni...), nr...), spii...), spir...)
 	dl, al, el := p.KeyLen(), s.IntegKeyLen(), s.EncrKeyLen()
-	km, err := p.Plus(skeyseed.Bytes(), seed, dl+2*al+2*el+2*dl)
+	km, err := p.plus(skeyseed.Bytes(), seed, dl+2*al+2*el+2*dl)
 	if err != nil {
 		return nil, err
 	}
-	defer km.Zero()
-	parts := km.split(dl, al, al, el, el, dl, dl)
-	return &Keys{Suite: s, PRF: p, D: parts[0], AI: parts[1], AR: parts[2],
-		EI: parts[3], ER: parts[4], PI: parts[5], PR: parts[6]}, nil
+	// The keys share km, and their cells the allocation of Keys.
+	box := &struct {
+		Keys
+		cells [7]secretCell
+	}{Keys: Keys{Suite: s, PRF: p}}
+	k := &box.Keys
+	splitInto(km, box.cells[:], []*Secret{&k.D, &k.AI, &k.AR, &k.EI, &k.ER, &k.PI, &k.PR}, []int{dl, al, al, el, el, dl, dl})
+	return k, nil
 }
 
 // Ciphers builds the Cipher for each direction: out protects what we send,
@@ -108,17 +122,22 @@ func DeriveChildKeys(k *Keys, child Suite, gir Secret, ni, nr []byte) (*ChildKey
 	if err := child.validate(); err != nil {
 		return nil, err
 	}
-	seed := make([]byte, 0, gir.Len()+len(ni)+len(nr))
+	var sc [stackScratch]byte
+	seed := scratch(sc[:], gir.Len()+len(ni)+len(nr))
 	seed = append(append(append(seed, gir.Bytes()...), ni...), nr...)
 	defer clear(seed)
 	el, al := child.EncrKeyLen(), child.IntegKeyLen()
-	km, err := k.PRF.Plus(k.D.Bytes(), seed, 2*(el+al))
+	km, err := k.PRF.plus(k.D.Bytes(), seed, 2*(el+al))
 	if err != nil {
 		return nil, err
 	}
-	defer km.Zero()
-	parts := km.split(el, al, el, al)
-	return &ChildKeys{Suite: child, EncrI: parts[0], IntegI: parts[1], EncrR: parts[2], IntegR: parts[3]}, nil
+	box := &struct {
+		ChildKeys
+		cells [4]secretCell
+	}{ChildKeys: ChildKeys{Suite: child}}
+	c := &box.ChildKeys
+	splitInto(km, box.cells[:], []*Secret{&c.EncrI, &c.IntegI, &c.EncrR, &c.IntegR}, []int{el, al, el, al})
+	return c, nil
 }
 
 // Zero clears every key.

@@ -3,8 +3,11 @@ package transform
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
+	"hash"
 	"testing"
 
 	"github.com/mifsec/mifsec/engine/ike"
@@ -203,5 +206,90 @@ func TestSecretZero(t *testing.T) {
 	empty.Zero()
 	if empty.Bytes() != nil {
 		t.Fatal("zero Secret not empty")
+	}
+}
+
+// TestPRFAgainstHMAC checks the one-shot HMAC of every PRF against
+// crypto/hmac for keys shorter than, equal to and longer than the block
+// (RFC 2104 §2 hashes the last), and data that fits the stack scratch or
+// not; prf+, SKEYSEED and the rekey SKEYSEED against the literal
+// definitions built on crypto/hmac.
+func TestPRFAgainstHMAC(t *testing.T) {
+	hashes := map[ike.PRFID]func() hash.Hash{
+		ike.PRFHMACSHA1: sha1.New, ike.PRFHMACSHA256: sha256.New,
+		ike.PRFHMACSHA384: sha512.New384, ike.PRFHMACSHA512: sha512.New,
+	}
+	for id, h := range hashes {
+		p := mustPRF(t, id)
+		ref := func(key []byte, data ...[]byte) []byte {
+			m := hmac.New(h, key)
+			for _, d := range data {
+				m.Write(d)
+			}
+			return m.Sum(nil)
+		}
+		for _, kl := range []int{0, 1, 20, p.block - 1, p.block, p.block + 1, 512} {
+			for _, dl := range []int{0, 1, 64, stackScratch - p.block, stackScratch, 5000} {
+				key, data := testKey(kl, 1), testKey(dl, 2)
+				if got, want := p.Sum(key, data[:dl/2], data[dl/2:]), ref(key, data); !bytes.Equal(got, want) {
+					t.Fatalf("%v key %d data %d: prf %x, want %x", id, kl, dl, got, want)
+				}
+				lit := func(n int) []byte {
+					var out, t []byte
+					for i := byte(1); len(out) < n; i++ {
+						t = ref(key, t, data, []byte{i})
+						out = append(out, t...)
+					}
+					return out[:n]
+				}
+				for _, n := range []int{0, 1, p.size, 3*p.size - 1, 200} {
+					got, err := p.Plus(key, data, n)
+					if err != nil || !bytes.Equal(got.Bytes(), lit(n)) {
+						t.Fatalf("%v key %d seed %d: prf+ of %d differs (%v)", id, kl, dl, n, err)
+					}
+				}
+				ni, nr := key[:kl/2], key[kl/2:]
+				if got := SKEYSEED(p, ni, nr, NewSecret(data)); !bytes.Equal(got.Bytes(), ref(key, data)) {
+					t.Fatalf("%v nonces %d gir %d: SKEYSEED differs", id, kl, dl)
+				}
+				if got := RekeySKEYSEED(p, NewSecret(key), NewSecret(data), ni, nr); !bytes.Equal(got.Bytes(), ref(key, data, ni, nr)) {
+					t.Fatalf("%v SK_d %d gir %d: rekey SKEYSEED differs", id, kl, dl)
+				}
+			}
+		}
+	}
+}
+
+// TestKeyDerivationAllocs bounds the allocations of key derivation: prf+
+// output and one block for the Keys and their cells; a SKEYSEED is one.
+func TestKeyDerivationAllocs(t *testing.T) {
+	s := Suite{Protocol: ike.ProtoIKE, Encr: ike.EncrAESGCM16, KeyBits: 128, PRF: ike.PRFHMACSHA256, Group: ike.GroupCurve25519}
+	child := Suite{Protocol: ike.ProtoESP, Encr: ike.EncrAESGCM16, KeyBits: 128}
+	p := mustPRF(t, ike.PRFHMACSHA256)
+	ni, nr, gir := testKey(32, 1), testKey(32, 2), NewSecret(testKey(32, 3))
+	spi := make([]byte, 8)
+	cases := []struct {
+		name string
+		max  float64
+		f    func()
+	}{
+		{"SKEYSEED", 1, func() { SKEYSEED(p, ni, nr, gir).Zero() }},
+		{"RekeySKEYSEED", 1, func() { RekeySKEYSEED(p, gir, gir, ni, nr).Zero() }},
+		{"DeriveIKEKeys", 2, func() {
+			k, _ := DeriveIKEKeys(s, gir, ni, nr, spi, spi)
+			k.Zero()
+		}},
+		{"DeriveChildKeys", 4, func() {
+			k, _ := DeriveIKEKeys(s, gir, ni, nr, spi, spi)
+			c, _ := DeriveChildKeys(k, child, Secret{}, ni, nr)
+			c.Zero()
+			k.Zero()
+		}},
+		{"NewSecret", 1, func() { NewSecret(ni).Zero() }},
+	}
+	for _, c := range cases {
+		if got := testing.AllocsPerRun(20, c.f); got > c.max {
+			t.Errorf("%s: %v allocations, want at most %v", c.name, got, c.max)
+		}
 	}
 }
