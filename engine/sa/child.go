@@ -146,7 +146,7 @@ func (s *IKE) newOffer(cfg *ChildConfig, old *childSA, ikeAuth bool) (*childOffe
 	if err != nil {
 		return nil, err
 	}
-	o := &childOffer{cfg: cfg, old: old, inSPI: spi, mode: cfg.Mode}
+	o := &childOffer{cfg: cfg, old: old, inSPI: spi, mode: cfg.mode()}
 	for _, p := range cfg.Proposals {
 		p.SPI = spiBytes(spi)
 		if ikeAuth {
@@ -288,7 +288,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	}
 	lsel, rsel := selectors(p.localTS), selectors(p.remoteTS)
 	base := dataplane.SA{Mode: p.mode, Suite: ds, ESN: p.suite.ESN, Local: s.local, Remote: s.remote,
-		Encap: c.encap, LocalTS: lsel, RemoteTS: rsel, Limits: p.cfg.Limits, Path: s.cfg.Path}
+		Encap: c.encap, LocalTS: lsel, RemoteTS: rsel, Limits: p.cfg.Limits, Path: s.path}
 	in := base
 	in.SPI, in.Direction = p.inSPI, dataplane.In
 	in.Keys = dataplane.Keys{Enc: bytes.Clone(inEnc.Bytes()), Integ: bytes.Clone(inInt.Bytes())}
@@ -425,7 +425,7 @@ func (s *IKE) drain(now time.Time, c *childSA) {
 	c.peerNew, c.waitFor = nil, nil
 	c.state = childDraining
 	c.rekeyAt, c.expireAt = time.Time{}, time.Time{}
-	c.deleteAt = now.Add(s.cfg.RekeyedDelete)
+	c.deleteAt = now.Add(s.cfg.rekeyedDelete())
 	s.removeOut(c)
 	if c.inGone {
 		s.removeChild(now, c, ReasonRekeyed, false)
@@ -588,7 +588,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 	}
 	peerSPI := binary.BigEndian.Uint32(chosen.SPI)
 	mode := dataplane.Tunnel
-	if m.notify(ike.UseTransportMode) != nil && cfg.Mode == dataplane.Transport {
+	if m.notify(ike.UseTransportMode) != nil && cfg.mode() == dataplane.Transport {
 		mode = dataplane.Transport
 	}
 	ni, nr := s.init.niNr(ikeAuth)

@@ -164,9 +164,8 @@ func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike
 // spawnClone makes the machine of a clone (session ns) and hands it to
 // the glue in Output.Spawn.
 func (s *IKE) spawnClone(now time.Time, ns *session) {
-	cfg := *s.cfg
-	cfg.Pool = nil // the original IKE SA keeps and returns the leases
-	n := newIKE(&cfg, now, s.rng, s.origRole)
+	n := newIKE(s.cfg, now, s.rng, s.origRole)
+	n.path = s.path
 	n.log = s.log.With("clone_of", s.cur.localSPI())
 	n.state = StateEstablished
 	n.cur = ns
@@ -176,6 +175,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
 	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
 	n.vips, n.leased = slices.Clone(s.vips), slices.Clone(s.leased)
+	n.keepLeases = true // the original IKE SA returns them
 	n.dns, n.pcscf = slices.Clone(s.dns), slices.Clone(s.pcscf)
 	n.mob.peerAddrs, n.mob.addrs, n.mob.announced = slices.Clone(s.mob.peerAddrs), slices.Clone(s.mob.addrs), s.mob.announced
 	n.established = now

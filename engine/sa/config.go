@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/transform"
@@ -151,7 +150,9 @@ type Lifetimes struct {
 	Reauth time.Duration
 }
 
-// Config is one connection as this package needs it.
+// Config is one connection as this package needs it. Machines keep a
+// pointer to it and only read it: one Config can serve every IKE SA of a
+// connection, and must not change while they use it.
 type Config struct {
 	Name string
 	// Local and Remote are the addresses an initiator starts from.
@@ -235,44 +236,50 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return "sa: config " + e.Field + ": " + e.Reason }
 
-// withDefaults checks c and returns a copy with defaults filled in.
-func (c *Config) withDefaults(initiator bool) (*Config, error) {
+// check validates c. A machine keeps c itself, not a copy (one Config
+// may serve every IKE SA of a connection): c must not change while
+// machines use it. Defaults apply where fields are read.
+func (c *Config) check(initiator bool) error {
 	if c == nil {
-		return nil, &ConfigError{Field: "config", Reason: "nil"}
+		return &ConfigError{Field: "config", Reason: "nil"}
 	}
-	n := *c
-	if len(n.IKEProposals) == 0 {
-		return nil, &ConfigError{Field: "ike_proposals", Reason: "empty"}
+	if len(c.IKEProposals) == 0 {
+		return &ConfigError{Field: "ike_proposals", Reason: "empty"}
 	}
-	for _, p := range n.IKEProposals {
+	for _, p := range c.IKEProposals {
 		if p.Protocol != ike.ProtoIKE {
-			return nil, &ConfigError{Field: "ike_proposals", Reason: "proposal for " + p.Protocol.String()}
+			return &ConfigError{Field: "ike_proposals", Reason: "proposal for " + p.Protocol.String()}
 		}
 	}
-	if n.Auth.PSK.Len() == 0 && (len(n.Auth.Certs) == 0 || n.Auth.Key == nil) && (initiator || n.Policy == nil) {
-		return nil, &ConfigError{Field: "auth", Reason: "neither a PSK nor a certificate with its key"}
+	if c.Auth.PSK.Len() == 0 && (len(c.Auth.Certs) == 0 || c.Auth.Key == nil) && (initiator || c.Policy == nil) {
+		return &ConfigError{Field: "auth", Reason: "neither a PSK nor a certificate with its key"}
 	}
-	if n.SPIs == nil {
-		return nil, &ConfigError{Field: "spis", Reason: "no SPI allocator"}
+	if c.SPIs == nil {
+		return &ConfigError{Field: "spis", Reason: "no SPI allocator"}
 	}
-	for i := range n.Children {
-		ch := &n.Children[i]
+	for i := range c.Children {
+		ch := &c.Children[i]
 		if len(ch.Proposals) == 0 {
-			return nil, &ConfigError{Field: "children[" + ch.Name + "].proposals", Reason: "empty"}
+			return &ConfigError{Field: "children[" + ch.Name + "].proposals", Reason: "empty"}
 		}
 		for _, p := range ch.Proposals {
 			if p.Protocol != ike.ProtoESP {
-				return nil, &ConfigError{Field: "children[" + ch.Name + "].proposals", Reason: "proposal for " + p.Protocol.String()}
+				return &ConfigError{Field: "children[" + ch.Name + "].proposals", Reason: "proposal for " + p.Protocol.String()}
 			}
 		}
-		if ch.Mode == 0 {
-			ch.Mode = dataplane.Tunnel
-		}
 	}
-	if initiator && !n.Remote.IsValid() {
-		return nil, &ConfigError{Field: "remote", Reason: "an initiator needs the peer's address"}
+	if initiator && !c.Remote.IsValid() {
+		return &ConfigError{Field: "remote", Reason: "an initiator needs the peer's address"}
 	}
-	r := &n.Retransmit
+	if c.DPDTimeout < 0 {
+		return &ConfigError{Field: "dpd_timeout", Reason: "negative"}
+	}
+	return nil
+}
+
+// retransmit is the schedule with defaults (strongSwan's: 4 s, 1.8, 5).
+func (c *Config) retransmit() Retransmit {
+	r := c.Retransmit
 	if r.Timeout <= 0 {
 		r.Timeout = 4 * time.Second
 	}
@@ -282,20 +289,35 @@ func (c *Config) withDefaults(initiator bool) (*Config, error) {
 	if r.Tries <= 0 {
 		r.Tries = 5
 	}
-	if n.DPDTimeout < 0 {
-		return nil, &ConfigError{Field: "dpd_timeout", Reason: "negative"}
+	return r
+}
+
+// fragmentMTU is FragmentMTU, 1280 by default (RFC 7383 §2.5.1).
+func (c *Config) fragmentMTU() int {
+	if c.FragmentMTU <= 0 {
+		return 1280
 	}
-	if n.FragmentMTU <= 0 {
-		n.FragmentMTU = 1280
+	return c.FragmentMTU
+}
+
+func (c *Config) halfOpenTimeout() time.Duration {
+	if c.HalfOpenTimeout <= 0 {
+		return 30 * time.Second
 	}
-	if n.HalfOpenTimeout <= 0 {
-		n.HalfOpenTimeout = 30 * time.Second
+	return c.HalfOpenTimeout
+}
+
+func (c *Config) rekeyedDelete() time.Duration {
+	if c.RekeyedDelete <= 0 {
+		return 5 * time.Second
 	}
-	if n.RekeyedDelete <= 0 {
-		n.RekeyedDelete = 5 * time.Second
+	return c.RekeyedDelete
+}
+
+// mode is Mode, tunnel by default.
+func (c *ChildConfig) mode() dataplane.Mode {
+	if c.Mode == 0 {
+		return dataplane.Tunnel
 	}
-	if n.Logger == nil {
-		n.Logger = hclog.NewNullLogger()
-	}
-	return &n, nil
+	return c.Mode
 }

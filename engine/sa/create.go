@@ -47,7 +47,7 @@ const (
 // giveUp is how long a request is retransmitted before it fails.
 func (s *IKE) giveUp() time.Duration {
 	var d time.Duration
-	for k := 0; k <= s.cfg.Retransmit.Tries; k++ {
+	for k := 0; k <= s.cfg.retransmit().Tries; k++ {
 		d += s.timeout(k)
 	}
 	return d
@@ -82,7 +82,7 @@ func (s *IKE) sendOffer(now time.Time, o *childOffer) {
 
 // retryLater schedules fn after a TEMPORARY_FAILURE (§2.25: "retry later").
 func (s *IKE) retryLater(now time.Time, fn func(now time.Time)) {
-	d := s.cfg.Retransmit.Timeout
+	d := s.cfg.retransmit().Timeout
 	if b, err := s.randomBytes(1); err == nil {
 		d += time.Duration(b[0]) * d / 256
 	}
@@ -181,7 +181,7 @@ func (s *IKE) resolveAfterOurRekeyFailed(now time.Time, old *childSA) {
 	if peer := old.peerNew; peer != nil {
 		old.peerNew = nil
 		old.state = childRekeyed
-		old.deleteAt = now.Add(s.giveUp() + s.cfg.RekeyedDelete)
+		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
 		s.syncPolicy(old.group)
 		s.emit(Event{Kind: EventChildRekeyed, Child: peer.info(), OldChild: old.info()})
 	}
@@ -193,7 +193,7 @@ func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 	if redundant(ours.ni, ours.nr, peer.ni, peer.nr) {
 		s.log.Debug("Child SA rekey collision lost", "child", old.cfg.Name)
 		old.state = childRekeyed
-		old.deleteAt = now.Add(s.giveUp() + s.cfg.RekeyedDelete)
+		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
 		s.emit(Event{Kind: EventChildRekeyed, Child: peer.info(), OldChild: old.info()})
 		s.deleteChild(now, ours, ReasonRedundant)
 		return
@@ -201,7 +201,7 @@ func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 	s.log.Debug("Child SA rekey collision won", "child", old.cfg.Name)
 	old.state = childRekeyed
 	peer.state = childRekeyed // redundant: the peer deletes it
-	peer.deleteAt = now.Add(s.giveUp() + s.cfg.RekeyedDelete)
+	peer.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
 	s.syncPolicy(old.group)
 	s.emit(Event{Kind: EventChildRekeyed, Child: ours.info(), OldChild: old.info()})
 	s.deleteRekeyed(now, old)
@@ -211,7 +211,7 @@ func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 // the answer on (drain), or goes after RekeyedDelete without one.
 func (s *IKE) deleteRekeyed(now time.Time, old *childSA) {
 	old.state = childDeleting
-	old.deleteAt = now.Add(s.cfg.RekeyedDelete)
+	old.deleteAt = now.Add(s.cfg.rekeyedDelete())
 	s.removeOut(old)
 	s.sendDelete(now, old, func(now time.Time) { s.drain(now, old) })
 }
@@ -332,7 +332,7 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		// The peer deletes old (§1.3.3); delete it ourselves if it does not.
 		// Until then old carries our outbound traffic (see waitFor).
 		old.state = childRekeyed
-		old.deleteAt = now.Add(s.giveUp() + s.cfg.RekeyedDelete)
+		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
 		s.syncPolicy(old.group)
 		s.emit(Event{Kind: EventChildRekeyed, Child: c.info(), OldChild: old.info()})
 	}

@@ -49,7 +49,8 @@ type IKE struct {
 	cfg      *Config
 	rng      io.Reader
 	log      hclog.Logger
-	origRole Role // role when created; RFC 4555 §1.3 "initiator" keeps it
+	origRole Role   // role when created; RFC 4555 §1.3 "initiator" keeps it
+	path     uint32 // data-plane path tag of new Child SAs (Config.Path, CmdSetPath)
 	state    State
 	why      Reason
 	whyText  string
@@ -61,6 +62,7 @@ type IKE struct {
 	local, remote       netip.AddrPort
 	natLocal, natRemote bool // we are / the peer is behind a NAT (§2.23)
 	natdSeen            bool
+	keepLeases          bool // a clone: the original IKE SA returns the leases (RFC 7791)
 	caps                Capabilities
 
 	localID, peerID Identity
@@ -89,10 +91,11 @@ type IKE struct {
 
 	stats Stats
 	o     Output
-	// snap is the last Info snapshot, valid until the next input: the glue
-	// reads Info of every IKE SA on many events (paths, steering), so it is
-	// built once per input, not once per call.
-	snap *Info
+	// kids is Info's Child SA list, valid while kidsOK: built once per
+	// input, not once per call (the glue reads Info of every IKE SA on
+	// many events: paths, steering).
+	kids   []ChildInfo
+	kidsOK bool
 
 	// hookChild and hookSession let tests see every Child SA and rekeyed
 	// IKE SA made (with their nonces); nil otherwise.
@@ -125,6 +128,9 @@ func newIKE(cfg *Config, now time.Time, rng io.Reader, role Role) *IKE {
 		rng = rand.Reader
 	}
 	s := &IKE{cfg: cfg, rng: rng, origRole: role, state: StateConnecting, created: now, lastSeen: now}
+	if cfg != nil {
+		s.path = cfg.Path
+	}
 	if cfg != nil && cfg.Logger != nil {
 		s.log = cfg.Logger
 	} else {
@@ -149,7 +155,7 @@ func failed(s *IKE, r Reason, detail string) (*IKE, Output) {
 // Handle processes one input and returns what to do.
 func (s *IKE) Handle(now time.Time, in Input) Output {
 	s.o = Output{}
-	s.snap = nil // every input may change what Info shows
+	s.kids, s.kidsOK = nil, false // every input may change what Info shows
 	if s.state == StateClosed {
 		if _, ok := in.(Datagram); ok {
 			s.stats.Drops[DropClosed]++
@@ -193,7 +199,7 @@ func (s *IKE) finish(now time.Time) Output {
 }
 
 func (s *IKE) emit(e Event) {
-	s.snap = nil
+	s.kidsOK = false
 	if e.SPIi == 0 && e.SPIr == 0 && s.cur != nil {
 		e.SPIi, e.SPIr = s.cur.spii, s.cur.spir
 	}
@@ -201,12 +207,12 @@ func (s *IKE) emit(e Event) {
 }
 
 func (s *IKE) op(o DataplaneOp) {
-	s.snap = nil
+	s.kidsOK = false
 	s.o.DataplaneOps = append(s.o.DataplaneOps, o)
 }
 
 func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
-	s.snap = nil
+	s.kidsOK = false
 	for _, p := range pk {
 		s.o.Datagrams = append(s.o.Datagrams, Datagram{Local: local, Remote: remote, Data: p})
 	}
@@ -536,7 +542,7 @@ func (s *IKE) retryAt(now time.Time, r *request) time.Time {
 
 // timeout is the k-th retransmission timeout (RFC 7296 §2.1).
 func (s *IKE) timeout(k int) time.Duration {
-	r := s.cfg.Retransmit
+	r := s.cfg.retransmit()
 	return time.Duration(float64(r.Timeout) * math.Pow(r.Factor, float64(k)))
 }
 
@@ -560,7 +566,7 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	for _, c := range append([]*childSA(nil), s.children...) {
 		s.removeChild(now, c, r, true)
 	}
-	if s.cfg.Pool != nil && len(s.leased) > 0 {
+	if s.cfg.Pool != nil && len(s.leased) > 0 && !s.keepLeases {
 		for _, a := range s.leased {
 			s.cfg.Pool.Release(s.peerID.String(), a)
 		}

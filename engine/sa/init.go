@@ -40,11 +40,10 @@ func natHash(spii, spir uint64, ap netip.AddrPort) []byte {
 // is returned closed, with an EventIKEDown saying why, and Done set.
 func NewInitiator(cfg *Config, now time.Time, rng io.Reader) (*IKE, Output) {
 	s := newIKE(cfg, now, rng, Initiator)
-	c, err := cfg.withDefaults(true)
-	if err != nil {
+	if err := cfg.check(true); err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	s.cfg, s.log = c, c.Logger
+	c := cfg
 	s.local, s.remote = c.Local, c.Remote
 	if !s.local.IsValid() {
 		unspec := netip.IPv4Unspecified()
@@ -319,11 +318,11 @@ func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
 // machine is returned closed with Done.
 func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *ike.Message) (*IKE, Output) {
 	s := newIKE(cfg, now, rng, Responder)
-	c, err := cfg.withDefaults(false)
+	c := cfg
+	err := cfg.check(false)
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	s.cfg, s.log = c, c.Logger
 	if msg == nil {
 		if msg, err = ike.Decode(req.Data); err != nil {
 			s.stats.Drops[DropMalformed]++
@@ -418,7 +417,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	ss.expect = 1
 	s.stats.Requests++
 	s.sendPackets(req.Local, req.Remote, [][]byte{raw})
-	s.halfOpenAt = now.Add(c.HalfOpenTimeout)
+	s.halfOpenAt = now.Add(c.halfOpenTimeout())
 	s.o.Bind = []uint64{spir}
 	return s, s.finish(now)
 }

@@ -284,7 +284,7 @@ func TestDPDTimeoutBoundsTheSchedule(t *testing.T) {
 	ini, _ := pskPair(t)
 	ini.DPDTimeout = -time.Second
 	var ce *ConfigError
-	if _, err := ini.withDefaults(true); !errors.As(err, &ce) || ce.Field != "dpd_timeout" {
+	if err := ini.check(true); err == nil || !errors.As(err, &ce) || ce.Field != "dpd_timeout" {
 		t.Errorf("negative DPDTimeout: %v", err)
 	}
 }

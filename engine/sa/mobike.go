@@ -109,7 +109,7 @@ func (s *IKE) mobikeCommand(now time.Time, c Command) bool {
 	case CmdClone:
 		s.clone(now)
 	case CmdSetPath:
-		s.cfg.Path = c.Path // s.cfg is this machine's own copy
+		s.path = c.Path
 	default:
 		return false
 	}

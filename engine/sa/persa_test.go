@@ -106,3 +106,39 @@ func BenchmarkPerSAMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestPerSAMemoryBound guards the live heap per established IKE SA (one
+// Child SA, Info read) of each side: about twice the measured figures.
+func TestPerSAMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("establishes 300 IKE SA pairs")
+	}
+	const limit = 6000
+	m := measurePerSA(t, 300, true)
+	t.Logf("initiator %.0f B/SA, responder %.0f B/SA", m.initiator, m.responder)
+	if m.initiator > limit || m.responder > limit {
+		t.Errorf("per-SA heap initiator %.0f B, responder %.0f B; want <= %d", m.initiator, m.responder, limit)
+	}
+}
+
+// One Config serves many machines: they read it and never fill it in.
+func TestConfigShared(t *testing.T) {
+	ini, resp := pskPair(t)
+	ini.IKEProposals = mustProps(t, "aes256gcm16-prfsha256-x25519", ike.ProtoIKE)
+	resp.IKEProposals = ini.IKEProposals
+	for k := range 3 {
+		p := newPump(t, ini, resp, uint64(k+1))
+		p.run(func() bool { return up(p.i)() && up(p.r)() })
+		if p.i.ike.State() != StateEstablished || p.r.ike.State() != StateEstablished {
+			t.Fatalf("round %d: %v %v", k, p.i.ike.State(), p.r.ike.State())
+		}
+		if p.i.ike.cfg != ini || p.r.ike.cfg != resp {
+			t.Fatalf("round %d: the machines copied their Config", k)
+		}
+	}
+	for _, c := range []*Config{ini, resp} {
+		if c.Logger != nil || c.FragmentMTU != 0 || c.HalfOpenTimeout != 0 || c.RekeyedDelete != 0 || c.Children[0].Mode != 0 {
+			t.Fatalf("%s: Config filled in: %+v", c.Name, c)
+		}
+	}
+}

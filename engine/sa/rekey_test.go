@@ -60,7 +60,7 @@ func TestChildRekey(t *testing.T) {
 			}
 			// The old inbound SA drains (TestRekeyKeepsOldInbound), then
 			// each policy names the new SA alone.
-			p.advance(p.i.ike.cfg.RekeyedDelete + time.Second)
+			p.advance(p.i.ike.cfg.rekeyedDelete() + time.Second)
 			for _, n := range []*node{a, b} {
 				pols := activePolicies(t, n)
 				if len(pols) != 2 {

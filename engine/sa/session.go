@@ -17,6 +17,7 @@ type session struct {
 	spii, spir uint64
 	initiator  bool // original initiator of this IKE SA: sets the I flag (§2.2)
 	suite      transform.Suite
+	algs       string // the suite's name for Info, made on first use
 	keys       *transform.Keys
 	out, in    transform.Cipher
 	ni, nr     []byte // nonces of the exchange that made it (§2.8.2)
@@ -228,9 +229,9 @@ func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, rem
 		overhead += 4
 	}
 	whole := overhead + ike.HeaderLen + ike.PayloadHeaderLen + ss.out.SealedLen(len(inner))
-	if s.fragOK() && whole > s.cfg.FragmentMTU {
+	if s.fragOK() && whole > s.cfg.fragmentMTU() {
 		frags, err := ike.SplitFragments(first, inner, ike.FragmentLayout{
-			MaxDatagram: s.cfg.FragmentMTU, Overhead: overhead,
+			MaxDatagram: s.cfg.fragmentMTU(), Overhead: overhead,
 			IVLen: ss.out.IVLen(), ICVLen: ss.out.ICVLen(), BlockSize: blockSize(ss.suite),
 		})
 		if err == nil {

@@ -2,7 +2,6 @@ package sa
 
 import (
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -83,10 +82,13 @@ func suiteProposal(s transform.Suite) ike.Proposal {
 	return p
 }
 
+// ro returns v capped at its length: a holder of a snapshot that appends
+// to it gets a copy instead of writing into the machine's spare capacity.
+func ro[T any](v []T) []T { return v[:len(v):len(v)] }
+
 func (c *childSA) info() ChildInfo {
 	ci := ChildInfo{Name: c.cfg.Name, InSPI: c.inSPI, OutSPI: c.outSPI, State: childStateNames[c.state], Mode: c.mode,
-		Algorithms: transform.FormatProposal(suiteProposal(c.suite)),
-		LocalTS:    slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS), Encap: c.encap,
+		Algorithms: transform.FormatProposal(suiteProposal(c.suite)), LocalTS: ro(c.localTS), RemoteTS: ro(c.remoteTS), Encap: c.encap,
 		Created: c.created, RekeyAt: c.rekeyAt, ExpireAt: c.expireAt}
 	if c.group != nil {
 		ci.PolicyIn, ci.PolicyOut = c.group.idIn, c.group.idOut
@@ -94,26 +96,20 @@ func (c *childSA) info() ChildInfo {
 	return ci
 }
 
-// Info returns a snapshot; it shares nothing with the machine's state.
-// It is built once per input: calls between two inputs return the same
-// snapshot, whose slices they therefore share and must not modify.
+// Info returns a snapshot. Its slices are read-only: they are shared with
+// the machine, which replaces them and never writes into them, and with
+// other snapshots. Only the Child SA list is allocated, once per input
+// (the glue reads Info of every IKE SA on many events); calls between two
+// inputs share it.
 func (s *IKE) Info() Info {
-	if s.snap == nil {
-		in := s.info()
-		s.snap = &in
-	}
-	return *s.snap
-}
-
-func (s *IKE) info() Info {
 	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
 		LocalID: s.localID, RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
-		VirtualIPs: slices.Clone(s.vips), DNS: slices.Clone(s.dns), PCSCF: slices.Clone(s.pcscf),
+		VirtualIPs: ro(s.vips), DNS: ro(s.dns), PCSCF: ro(s.pcscf),
 		Created: s.created, Established: s.established, Rekeyed: s.rekeyed,
 		RekeyAt: s.ikeRekeyAt, ExpireAt: s.ikeLifeAt, ReauthAt: s.reauthAt,
 		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats,
-		RTT: s.mob.rtt, PeerAddrs: slices.Clone(s.mob.peerAddrs), LocalAddrs: s.ourAddrs(), MOBIKEInitiator: s.origRole == Initiator}
-	i.Capabilities.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
+		RTT: s.mob.rtt, PeerAddrs: ro(s.mob.peerAddrs), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
+	i.Capabilities.SignatureHashes = ro(s.caps.SignatureHashes)
 	if s.cfg != nil {
 		i.Name = s.cfg.Name
 	}
@@ -125,13 +121,32 @@ func (s *IKE) info() Info {
 		}
 		i.NextRequestID, i.ExpectedID = ss.nextReq, ss.expect
 		if ss.keys != nil {
-			i.Algorithms = transform.FormatProposal(suiteProposal(ss.suite))
+			if ss.algs == "" {
+				ss.algs = transform.FormatProposal(suiteProposal(ss.suite))
+			}
+			i.Algorithms = ss.algs
 		}
 	}
-	for _, c := range s.children {
-		if c.live() {
-			i.Children = append(i.Children, c.info())
+	if !s.kidsOK {
+		s.kids, s.kidsOK = nil, true
+		for _, c := range s.children {
+			if c.live() {
+				s.kids = append(s.kids, c.info())
+			}
 		}
 	}
+	i.Children = ro(s.kids)
 	return i
+}
+
+// localAddrs is ourAddrs without the copy: both sources are replaced,
+// never written into.
+func (s *IKE) localAddrs() []netip.Addr {
+	if s.mob.announced {
+		return s.mob.addrs
+	}
+	if s.cfg == nil {
+		return nil
+	}
+	return s.cfg.AdditionalAddrs
 }

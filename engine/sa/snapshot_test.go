@@ -52,3 +52,34 @@ func TestInfoSnapshotPerInput(t *testing.T) {
 	}
 	r.Handle(now, Command{Kind: CmdTerminate})
 }
+
+// Info's slices are the machine's, read-only and capped: a holder that
+// appends gets its own copy and changes neither the machine nor later
+// snapshots.
+func TestInfoSlicesCapped(t *testing.T) {
+	ini, resp := pskPair(t)
+	ini.IKEProposals = mustProps(t, "aes256gcm16-prfsha256-x25519", 1)
+	resp.IKEProposals = ini.IKEProposals
+	p := newPump(t, ini, resp, 3)
+	p.run(func() bool { return up(p.i)() && up(p.r)() })
+	for _, n := range []*node{p.i, p.r} {
+		in := n.ike.Info()
+		if len(in.VirtualIPs) != 1 || len(in.Children) != 1 || len(in.Children[0].LocalTS) == 0 {
+			t.Fatalf("%s: %d virtual IPs, %d children", n.name, len(in.VirtualIPs), len(in.Children))
+		}
+		vip, spi, ts := in.VirtualIPs[0], in.Children[0].InSPI, in.Children[0].LocalTS[0]
+		_ = append(in.VirtualIPs, natIP)
+		_ = append(in.Children, ChildInfo{InSPI: 1})
+		_ = append(in.Children[0].LocalTS, testTS)
+		_ = append(in.Capabilities.SignatureHashes, 0)
+		n.ike.Handle(p.now, Tick{}) // a new input: a new Child SA list
+		again := n.ike.Info()
+		if len(again.VirtualIPs) != 1 || again.VirtualIPs[0] != vip || len(again.Children) != 1 ||
+			again.Children[0].InSPI != spi || len(again.Children[0].LocalTS) != 1 || again.Children[0].LocalTS[0] != ts {
+			t.Fatalf("%s: the machine changed through a snapshot: %+v", n.name, again)
+		}
+		if cap(in.VirtualIPs) != len(in.VirtualIPs) || cap(in.Children) != len(in.Children) {
+			t.Fatalf("%s: snapshot slices not capped", n.name)
+		}
+	}
+}

@@ -69,7 +69,7 @@ func (s *IKE) handleTick(now time.Time) {
 			continue
 		}
 		// A bounded request (limit) fails at giveUpAt, not after Tries.
-		if (r.limit == 0 && r.tries >= s.cfg.Retransmit.Tries) || due(r.giveUpAt, now) {
+		if (r.limit == 0 && r.tries >= s.cfg.retransmit().Tries) || due(r.giveUpAt, now) {
 			ss.req = nil
 			if r.onFail != nil {
 				r.onFail(now)
