@@ -79,7 +79,7 @@ func growBody(dst []byte, n int) (out, body []byte) {
 // aeadCipher implements Cipher for AES-GCM-16 and ChaCha20-Poly1305.
 type aeadCipher struct {
 	spec encrSpec
-	name string
+	id   ike.EncrID
 
 	mu    sync.Mutex
 	aead  cipher.AEAD
@@ -103,16 +103,22 @@ func newAEADCipher(id ike.EncrID, e encrSpec, keySalt []byte, rng io.Reader) (*a
 	if err != nil {
 		return nil, errorf(ReasonBadKey, "%v: %v", id, err)
 	}
-	c := &aeadCipher{spec: e, name: fmt.Sprintf("%v", id), aead: a, nonce: new([12]byte), left: ^uint64(0)}
+	// One allocation for the Cipher and its nonce; only the nonce pointer
+	// leads from the Cipher to the salt.
+	box := &struct {
+		c     aeadCipher
+		nonce [12]byte
+	}{c: aeadCipher{spec: e, id: id, aead: a, left: ^uint64(0)}}
+	c := &box.c
+	c.nonce = &box.nonce
 	copy(c.nonce[:4], salt)
 	// RFC 5282 §3.1: the IV must never repeat under one key. A counter does
 	// that; starting it at a random point keeps two Ciphers wrongly built
 	// from one key from colliding in practice.
-	var start [8]byte
-	if _, err := io.ReadFull(rng, start[:]); err != nil {
+	if _, err := io.ReadFull(rng, c.nonce[4:]); err != nil {
 		return nil, errorf(ReasonBadKey, "IV counter seed: %v", err)
 	}
-	c.next = binary.BigEndian.Uint64(start[:])
+	c.next = binary.BigEndian.Uint64(c.nonce[4:])
 	return c, nil
 }
 
@@ -180,7 +186,7 @@ func (c *aeadCipher) Destroy() {
 	c.mu.Unlock()
 }
 
-func (c *aeadCipher) String() string             { return c.name + " " + redacted }
+func (c *aeadCipher) String() string             { return c.id.String() + " " + redacted }
 func (c *aeadCipher) GoString() string           { return c.String() }
 func (c *aeadCipher) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
 
