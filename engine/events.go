@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/mifsec/mifsec/engine/sa"
 )
 
 // EventType says what an Event reports.
@@ -92,6 +94,10 @@ func (ev Event) category() Category {
 	switch ev.Type {
 	case EventIKESAMigrated, EventAddressesAnnounced, EventPeerAddresses:
 		return CategoryMobility
+	case EventFlowsMoved:
+		if ev.SteeringRule == nil {
+			return CategoryMobility // a MOBIKE move's held Child SAs (mobility.go)
+		}
 	}
 	switch {
 	case ev.Path != nil:
@@ -210,10 +216,41 @@ func (e *Engine) Watch(ctx context.Context, filter WatchFilter) (*Subscription, 
 	})
 }
 
+// publishIKE publishes an IKE SA event, building the view only when
+// someone watches: views (identities, selectors and names as strings) were
+// most of the engine's allocations per handshake. down, when set, is the
+// reason the view gives.
+func (st *state) publishIKE(s *ikeSA, t EventType, reason string, down sa.Reason, detail string) {
+	if len(st.watchers) == 0 {
+		st.seq++
+		return
+	}
+	v := st.ikeView(s)
+	if down != sa.ReasonNone {
+		v.DownReason, v.DownDetail = down, detail
+	}
+	st.publish(Event{Type: t, Reason: reason, IKESA: &v})
+}
+
+// publishChild publishes a Child SA event, its view built only when
+// someone watches.
+func (st *state) publishChild(s *ikeSA, c sa.ChildInfo, t EventType, reason string) {
+	if len(st.watchers) == 0 {
+		st.seq++
+		return
+	}
+	v := st.childView(s, c)
+	st.publish(Event{Type: t, Reason: reason, ChildSA: &v})
+}
+
 // publish stamps ev and delivers it to every matching watcher without
-// blocking; a watcher whose buffer is full is ended.
+// blocking; a watcher whose buffer is full is ended. Sequence numbers
+// count every event, watched or not.
 func (st *state) publish(ev Event) {
 	st.seq++
+	if len(st.watchers) == 0 {
+		return
+	}
 	ev.Seq = st.seq
 	ev.Time = st.e.cfg.Now()
 	for w := range st.watchers {

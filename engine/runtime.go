@@ -42,6 +42,7 @@ type ikeSA struct {
 	applies     uint64
 	conn        string
 	name        string // initiator SPI of the current IKE SA, 16 hex digits
+	spii        uint64 // the SPI name was made from
 	m           *sa.IKE
 	deadline    time.Time
 	hidx        int // index in the timer heap, -1 when not in it
@@ -257,6 +258,23 @@ func newRuntime(cfg Config) *runtime {
 	return rt
 }
 
+// spiName names an IKE SA: its initiator SPI in 16 hex digits.
+func spiName(spi uint64) string { return hexName(spi, 16) }
+
+// childName names a Child SA: its inbound SPI in 8 hex digits.
+func childName(spi uint32) string { return hexName(uint64(spi), 8) }
+
+// hexName writes the low n (at most 16) hex digits of v, zero-padded.
+func hexName(v uint64, n int) string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	for i := n - 1; i >= 0; i-- {
+		b[i] = digits[v&15]
+		v >>= 4
+	}
+	return string(b[:n])
+}
+
 func (rt *runtime) packets() <-chan transport.Packet {
 	if rt.tr == nil {
 		return nil
@@ -436,8 +454,8 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	// output is newer than ours, so ours must not overwrite its deadline.
 	s.applies++
 	gen := s.applies
-	if spii, _ := s.m.SPIs(); spii != 0 {
-		s.name = spiName(spii)
+	if spii, _ := s.m.SPIs(); spii != 0 && spii != s.spii {
+		s.spii, s.name = spii, spiName(spii)
 	}
 	if !s.indexed {
 		// Every new machine's first output comes through here.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -58,8 +57,6 @@ type ChildSAView struct {
 	Local     netip.AddrPort
 	Remote    netip.AddrPort
 }
-
-func spiName(spi uint64) string { return fmt.Sprintf("%016x", spi) }
 
 func (st *state) ikeView(s *ikeSA) IKESAView {
 	in := s.m.Info()
@@ -360,7 +357,6 @@ func (e *Engine) TerminateChildSA(ctx context.Context, conn, ikeName, name strin
 
 // saEvent turns a machine's event into engine events, routes and waiter replies.
 func (st *state) saEvent(s *ikeSA, ev sa.Event) {
-	view := st.ikeView(s)
 	switch ev.Kind {
 	case sa.EventIKEUp:
 		if ev.ClonedFrom != 0 && st.cloneUp(s, ev) { // RFC 7791, multipath.go
@@ -390,7 +386,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		if ev.InitialContact {
 			st.initialContact(s)
 		}
-		st.publish(Event{Type: EventIKESAUp, Reason: why, IKESA: &view})
+		st.publishIKE(s, EventIKESAUp, why, sa.ReasonNone, "")
 		st.saUp(s)
 		// InitiateConnection returns once the whole output is applied
 		// (answerWaiters): with the Child SA's routes, not before them.
@@ -401,30 +397,27 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = false
 		st.upChanged(s) // paths.go
 		s.downWhy, s.downText = ev.Reason, ev.Detail
-		view.DownReason, view.DownDetail = ev.Reason, ev.Detail
-		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", view.Name, "reason", ev.Reason, "detail", ev.Detail)
-		st.publish(Event{Type: EventIKESADown, Reason: ev.Reason.String(), IKESA: &view})
+		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
+		st.publishIKE(s, EventIKESADown, ev.Reason.String(), ev.Reason, ev.Detail)
 	case sa.EventIKERekeyed:
-		st.publish(Event{Type: EventIKESARekeyed, Reason: "rekeyed", IKESA: &view})
+		st.publishIKE(s, EventIKESARekeyed, "rekeyed", sa.ReasonNone, "")
 		for _, w := range s.rekeyW {
-			w <- rekeyResult{name: view.Name}
+			w <- rekeyResult{name: s.name}
 		}
 		s.rekeyW = nil
 	case sa.EventChildUp, sa.EventChildRekeyed:
-		cv := st.childView(s, ev.Child)
 		t := EventChildSAUp
 		if ev.Kind == sa.EventChildRekeyed {
 			t = EventChildSARekeyed
-			s.resolveChildRekey(ev.OldChild.InSPI, cv.Name)
+			s.resolveChildRekey(ev.OldChild.InSPI, childName(ev.Child.InSPI))
 		}
 		if ev.Kind == sa.EventChildUp {
 			st.installRoutes(s, ev.Child)
 		}
-		st.publish(Event{Type: t, Reason: ev.Kind.String(), ChildSA: &cv})
+		st.publishChild(s, ev.Child, t, ev.Kind.String())
 		st.clonePlaced(s) // a clone's path is up with its first Child SA
 	case sa.EventChildDown, sa.EventChildFailed:
-		cv := st.childView(s, ev.Child)
-		st.publish(Event{Type: EventChildSADown, Reason: ev.Reason.String(), ChildSA: &cv})
+		st.publishChild(s, ev.Child, EventChildSADown, ev.Reason.String())
 		s.resolveChildRekeyErr(ev.Child.InSPI, ev.Reason)
 		st.clonePlaced(s)
 	case sa.EventCloneFailed:
@@ -438,7 +431,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 
 func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 	in := s.m.Info()
-	v := ChildSAView{Conn: s.conn, IKE: s.name, Name: fmt.Sprintf("%08x", c.InSPI), Child: c.Name, State: c.State,
+	v := ChildSAView{Conn: s.conn, IKE: s.name, Name: childName(c.InSPI), Child: c.Name, State: c.State,
 		Mode: c.Mode, SPIIn: c.InSPI, SPIOut: c.OutSPI, Installed: c.Created, RekeyAt: c.RekeyAt,
 		Local: in.Local, Remote: in.Remote, Proposal: c.Algorithms}
 	for _, t := range c.LocalTS {
