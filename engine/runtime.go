@@ -248,7 +248,7 @@ func newRuntime(cfg Config) *runtime {
 		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string][]*ikeSA{},
 		loggers:  map[string]hclog.Logger{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{},
-		routes: routeOps{addRoute: iface.AddRoute, delRoute: iface.DelRoute, addAddr: iface.AddAddr, pinHost: iface.PinHostRoute}}
+		routes: kernelRouteOps(iface.NewRoutes())}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
 		rt.dh = newDHPool(dhPoolSize)

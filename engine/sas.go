@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/sa"
 )
@@ -452,6 +453,14 @@ func (st *state) initialContact(s *ikeSA) {
 			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
 		}
 	}
+}
+
+// kernelRouteOps changes the kernel's routes and addresses through one
+// iface.Routes: one rtnetlink socket kept open and link indexes cached,
+// instead of a socket and a link lookup per change (issue 7: on both ends
+// the routes of a Child SA are in the way of its first packet).
+func kernelRouteOps(r *iface.Routes) routeOps {
+	return routeOps{addRoute: r.AddRoute, delRoute: r.DelRoute, addAddr: r.AddAddr, pinHost: r.PinHostRoute}
 }
 
 // installRoutes makes inner traffic reach the data plane's TUN: an
