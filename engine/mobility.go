@@ -3,13 +3,16 @@ package engine
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/sa"
 )
@@ -54,6 +57,7 @@ func (st *state) saGone(s *ikeSA) {
 	delete(st.mp.clones, s)
 	delete(st.mp.peerClones, s)
 	delete(st.mp.lostLocal, s)
+	st.dropHolds(s)
 	for _, w := range st.mp.migrateW[s] {
 		w <- migrateResult{err: st.downError(s)}
 	}
@@ -88,6 +92,7 @@ func (st *state) interfaceChanged(before, after *Interface) {
 		}
 	}
 	st.pathsChanged(why)
+	st.checkHolds(st.e.cfg.Now(), why)
 	st.moveLostSAs(why)
 	st.reconcileMultipath()
 	st.announceAll(why)
@@ -115,6 +120,7 @@ func (st *state) drainInterface(ifc *Interface) {
 	// without the interface's addresses; the IKE window of one keeps the
 	// UPDATE_SA_ADDRESSES exchange ahead of the announcement.
 	ifc.State, ifc.Addrs = iface.Absent, nil
+	st.checkHolds(st.e.cfg.Now(), "interface_deleted")
 	st.moveLostSAs("interface_deleted")
 	st.announceAll("interface_deleted")
 	*ifc = saved
@@ -439,6 +445,12 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 			from = cs.from // the clone's original's path
 		}
 		st.attachPath(s, ev.Local.Addr(), ev.Remote.Addr())
+		st.holdsMoved(s)
+		if s.path != nil && s.path != was {
+			// The Child SAs created from now on (rekeys) carry the new
+			// path's tag; CmdSetPath sends nothing.
+			st.drive(s, sa.Command{Kind: sa.CmdSetPath, Path: s.path.tag})
+		}
 		delete(st.mp.lostLocal, s)
 		why := st.mp.migrating[s]
 		if why == "" {
@@ -554,5 +566,151 @@ func (e *Engine) MigrateIKESA(ctx context.Context, conn, name, toInterface, toPa
 		return r.view, r.err
 	case <-ctx.Done():
 		return IKESAView{}, ctxError(ctx)
+	}
+}
+
+// holdFor bounds how long a Child SA's outbound half stays on the old
+// address pair after a make-before-break move (holdOut).
+const holdFor = 2 * time.Second
+
+// outHold is a Child SA whose outbound half still sends on the old address
+// pair after an API move of its IKE SA, both pairs working. RFC 4555 §3.5
+// moves the Child SAs with the IKE SA, but a peer may keep its own inbound
+// half on the old addresses (strongSwan with kernel-libipsec cannot update
+// an SA's addresses and rekeys the CHILD_SA instead, dropping ESP for its
+// new address under the old SPI until then). The old pair keeps carrying
+// the Child SA until the peer shows it moved it: its replacement after a
+// rekey (the old SA is deleted; the new one is on the IKE SA's addresses),
+// or holdFor; at once when the old path's link fails. Inbound ESP is
+// accepted on both pairs throughout (the inbound half moves at once).
+type outHold struct {
+	s        *ikeSA
+	spi      uint32
+	upd      dataplane.AddrUpdate // the new pair, applied at release
+	from, to *path                // to: known once EventMigrated is handled
+	until    time.Time
+}
+
+// holdOut decides on the outbound OpUpdateSA of a MOBIKE move of s; it
+// reports whether the update is held (not applied now). Only API moves
+// hold, and only while the old path's link works: a move after a failure
+// switches at once.
+func (st *state) holdOut(s *ikeSA, op *sa.DataplaneOp) bool {
+	now := st.e.cfg.Now()
+	h := st.mp.holds[op.SPI]
+	mbb := st.mp.migrating[s] == "api"
+	if h != nil {
+		// Moved again while held: back onto the held pair (applied, it
+		// refreshes ports and encapsulation), or onward.
+		back := op.Update.Local.Addr().Unmap() == h.from.local && op.Update.Remote.Addr().Unmap() == h.from.remote
+		if back || !mbb || !st.linkOK(h.from) {
+			delete(st.mp.holds, op.SPI)
+			return false
+		}
+		h.upd, h.to, h.until = op.Update, nil, now.Add(holdFor)
+		return true
+	}
+	from := s.path
+	if !mbb || from == nil || !st.linkOK(from) ||
+		op.Update.Local.Addr().Unmap() == from.local && op.Update.Remote.Addr().Unmap() == from.remote {
+		return false
+	}
+	st.mp.holds[op.SPI] = &outHold{s: s, spi: op.SPI, upd: op.Update, from: from, until: now.Add(holdFor)}
+	st.e.log.Debug("outbound SA held on the old pair", "connection", s.conn, "ike_sa", s.name,
+		"spi", spiHex(op.SPI), "path", from.name())
+	st.armProbes()
+	return true
+}
+
+func spiHex(spi uint32) string { return fmt.Sprintf("0x%08x", spi) }
+
+// holdsMoved notes where s's held Child SAs are going (EventMigrated).
+func (st *state) holdsMoved(s *ikeSA) {
+	for _, h := range st.mp.holds {
+		if h.s == s && h.to == nil {
+			h.to = s.path
+		}
+	}
+}
+
+// holdGone ends the hold of an outbound SA that is deleted: a rekey
+// replaced it (the new SA is on the IKE SA's addresses), or its IKE SA
+// went.
+func (st *state) holdGone(s *ikeSA, spi uint32) {
+	h := st.mp.holds[spi]
+	if h == nil {
+		return
+	}
+	delete(st.mp.holds, spi)
+	if _, ok := st.rt.all[s]; ok && s.up {
+		st.holdEnded(h, "child_sa_rekeyed")
+	}
+}
+
+// checkHolds releases the holds that timed out, and those whose old path
+// lost its link (why names that change; "" from the timer).
+func (st *state) checkHolds(now time.Time, why string) {
+	if len(st.mp.holds) == 0 {
+		return
+	}
+	var due []*outHold
+	for _, h := range st.mp.holds {
+		if !st.linkOK(h.from) || !now.Before(h.until) {
+			due = append(due, h)
+		}
+	}
+	slices.SortFunc(due, func(a, b *outHold) int { return cmp.Compare(a.spi, b.spi) })
+	for _, h := range due {
+		cause := "hold_timeout"
+		if !st.linkOK(h.from) {
+			cause = "old_path_lost"
+			if why != "" {
+				cause = why
+			}
+		}
+		st.releaseHold(h, cause)
+	}
+	st.armProbes()
+}
+
+// releaseHold moves a held outbound SA onto its new pair now.
+func (st *state) releaseHold(h *outHold, why string) {
+	delete(st.mp.holds, h.spi)
+	if st.rt.dp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := st.rt.dp.UpdateSA(ctx, h.spi, dataplane.Out, h.upd)
+		cancel()
+		if err != nil {
+			st.rt.stats.DataplaneErrors++
+			st.e.log.Warn("data plane operation failed", "connection", h.s.conn, "op", "update_sa", "spi", spiHex(h.spi), "error", err)
+		}
+	}
+	st.holdEnded(h, why)
+}
+
+// holdEnded tells that a held Child SA's outbound traffic now leaves on
+// its IKE SA's path: EventFlowsMoved from the old path to the new one.
+func (st *state) holdEnded(h *outHold, why string) {
+	s := h.s
+	to := h.to
+	if to == nil {
+		to = s.path
+	}
+	view := st.ikeView(s)
+	ev := Event{Type: EventFlowsMoved, Reason: why, IKESA: &view, Conn: s.conn, From: PathRef{Conn: s.conn, ID: h.from.id}}
+	if to != nil {
+		ev.To = PathRef{Conn: s.conn, ID: to.id}
+	}
+	st.e.log.Info("Child SA outbound moved", "connection", s.conn, "ike_sa", s.name, "spi", spiHex(h.spi),
+		"from", ev.From.ID, "to", ev.To.ID, "cause", why)
+	st.publish(ev)
+}
+
+// dropHolds forgets the holds of s, which is gone.
+func (st *state) dropHolds(s *ikeSA) {
+	for spi, h := range st.mp.holds {
+		if h.s == s {
+			delete(st.mp.holds, spi)
+		}
 	}
 }

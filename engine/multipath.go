@@ -51,13 +51,20 @@ func selectorsKey(sels []dataplane.Selector) string {
 	return strings.Join(parts, ",")
 }
 
-// mergeOp intercepts an SA machine's outbound policy operation; it
-// reports whether it handled it. It also follows the inbound SAs for the
-// steering table (steerSAOp).
+// mergeOp intercepts an SA machine's outbound policy operation and the
+// outbound address updates of a MOBIKE move; it reports whether it handled
+// it. It also follows the inbound SAs for the steering table (steerSAOp).
 func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 	switch op.Kind {
 	case sa.OpAddSA, sa.OpDeleteSA:
 		st.steerSAOp(s, op)
+		if op.Kind == sa.OpDeleteSA && op.Dir == dataplane.Out {
+			st.holdGone(s, op.SPI)
+		}
+	case sa.OpUpdateSA:
+		// A MOBIKE move: the outbound half may stay on the old pair for
+		// now (make-before-break, mobility.go holdOut).
+		return op.Dir == dataplane.Out && st.holdOut(s, op)
 	case sa.OpAddPolicy, sa.OpUpdatePolicy:
 		if op.Policy.Direction != dataplane.Out {
 			return false

@@ -174,6 +174,9 @@ type multi struct {
 	// lostLocal: the address in use an IKE SA lost and that the peer was
 	// told about (mobility.go, RFC 4555 §3.6).
 	lostLocal map[*ikeSA]netip.Addr
+	// holds: Child SAs' outbound halves kept on the old address pair
+	// after a make-before-break MOBIKE move, by outbound SPI (mobility.go).
+	holds map[uint32]*outHold
 	// deferred runs on the next turn of the state loop (the probe timer).
 	deferred []func()
 }
@@ -205,7 +208,7 @@ func newMulti() *multi {
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
 		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},
 		cloneQ: map[*ikeSA][]*path{}, clones: map[*ikeSA]*cloneSetup{}, peerClones: map[*ikeSA]bool{},
-		lostLocal: map[*ikeSA]netip.Addr{}}
+		lostLocal: map[*ikeSA]netip.Addr{}, holds: map[uint32]*outHold{}}
 	m.probe.Stop()
 	return m
 }
@@ -669,6 +672,11 @@ func (st *state) armProbes() {
 	if len(st.mp.deferred) > 0 {
 		next = st.e.cfg.Now()
 	}
+	for _, h := range st.mp.holds {
+		if next.IsZero() || h.until.Before(next) {
+			next = h.until
+		}
+	}
 	for p := range st.mp.probed {
 		iv, ok := st.steered(p)
 		if !ok || p.state != PathUp && p.state != PathSilent {
@@ -694,6 +702,7 @@ func (st *state) armProbes() {
 func (st *state) probeTick() {
 	st.runDeferred()
 	now := st.e.cfg.Now()
+	st.checkHolds(now, "")
 	var silent []*path
 	for _, p := range slices.Collect(maps.Keys(st.mp.probed)) {
 		iv, ok := st.steered(p)
