@@ -434,13 +434,12 @@ func (s *IKE) handleCP(ps []ike.Payload) (*ike.Config, *ike.Notify) {
 		a, err := s.cfg.Pool.Lease(s.peerID.String(), fam.v6)
 		if err != nil || !a.IsValid() || a.Is6() != fam.v6 {
 			s.log.Warn("no virtual IP for peer", "peer", s.peerID.String(), "ipv6", fam.v6, "error", err)
-			for _, l := range s.leased {
+			for _, l := range s.vips {
 				s.cfg.Pool.Release(s.peerID.String(), l)
 			}
-			s.leased, s.vips = nil, nil
+			s.vips = nil
 			return nil, &ike.Notify{NotifyType: ike.InternalAddressFailure}
 		}
-		s.leased = append(s.leased, a)
 		s.vips = append(s.vips, a)
 		if fam.v6 {
 			attrs = append(attrs, ike.CPPrefix(fam.addr, netip.PrefixFrom(a, 128)))

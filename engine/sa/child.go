@@ -44,7 +44,7 @@ type childSA struct {
 	created           time.Time
 	rekeyAt, expireAt time.Time
 	deleteAt          time.Time
-	ni, nr            []byte // nonces of the exchange that created it (§2.8.1)
+	ni, nr            []byte // nonces of the rekey that created it (§2.8.1), else nil
 	weInitiated       bool
 	rekey             *childOffer // our rekey of this SA in flight
 	peerNew           *childSA    // the SA the peer made by rekeying this one meanwhile
@@ -115,9 +115,9 @@ func (s *IKE) remoteTSConf(cfg *ChildConfig) []ike.TrafficSelector {
 	if len(cfg.RemoteTS) > 0 {
 		return slices.Clone(cfg.RemoteTS)
 	}
-	if len(s.leased) > 0 {
+	if l := s.leased(); len(l) > 0 {
 		var ts []ike.TrafficSelector
-		for _, v := range s.leased {
+		for _, v := range l {
 			ts = append(ts, HostTS(v))
 		}
 		return ts
@@ -279,7 +279,12 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	}
 	c := &childSA{cfg: p.cfg, inSPI: p.inSPI, outSPI: p.outSPI, suite: p.suite, mode: p.mode,
 		localTS: p.localTS, remoteTS: p.remoteTS, state: childActive, encap: s.natLocal || s.natRemote,
-		created: now, ni: bytes.Clone(p.ni), nr: bytes.Clone(p.nr), weInitiated: p.weInitiated}
+		created: now, weInitiated: p.weInitiated}
+	if p.old != nil {
+		// Only a rekey can collide with the peer's rekey of the same SA,
+		// settled by the nonces (§2.8.1).
+		c.ni, c.nr = bytes.Clone(p.ni), bytes.Clone(p.nr)
+	}
 	if !p.weInitiated && p.old != nil {
 		// We answer the peer's rekey: the peer installs this SA only when
 		// our answer arrives, so outbound stays on old until then, from
@@ -312,8 +317,8 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		s.groups = append(s.groups, c.group)
 	}
 	s.children = append(s.children, c)
-	if s.hookChild != nil {
-		s.hookChild(c)
+	if s.hooks != nil && s.hooks.child != nil {
+		s.hooks.child(c)
 	}
 	s.syncPolicy(c.group)
 	rekey, life := s.childLifetimes(p.cfg)

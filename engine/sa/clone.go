@@ -174,7 +174,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.caps = s.caps
 	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
 	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
-	n.vips, n.leased = slices.Clone(s.vips), slices.Clone(s.leased)
+	n.vips = slices.Clone(s.vips)
 	n.keepLeases = true // the original IKE SA returns them
 	n.dns, n.pcscf = slices.Clone(s.dns), slices.Clone(s.pcscf)
 	n.mob.peerAddrs, n.mob.addrs, n.mob.announced = slices.Clone(s.mob.peerAddrs), slices.Clone(s.mob.addrs), s.mob.announced

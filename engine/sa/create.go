@@ -438,14 +438,14 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 	skeyseed := transform.RekeySKEYSEED(old.keys.PRF, old.keys.D, gir, r.ni, nonce.Data)
 	gir.Zero()
 	ns := &session{spii: r.spi, spir: peerSPI, initiator: true}
-	if err := deriveIKE(ns, suite, skeyseed, r.ni, nonce.Data); err != nil {
+	if err := deriveRekeyed(ns, suite, skeyseed, r.ni, nonce.Data); err != nil {
 		s.ikeRekeyFailed(now, r, err.Error())
 		return
 	}
 	r.pending = false
 	r.ours = ns
-	if s.hookSession != nil {
-		s.hookSession(ns)
+	if s.hooks != nil && s.hooks.session != nil {
+		s.hooks.session(ns)
 	}
 	s.o.Bind = append(s.o.Bind, ns.localSPI())
 	if peer := r.peer; peer != nil {
@@ -545,8 +545,8 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 		return
 	}
 	s.o.Bind = append(s.o.Bind, ns.localSPI())
-	if s.hookSession != nil {
-		s.hookSession(ns)
+	if s.hooks != nil && s.hooks.session != nil {
+		s.hooks.session(ns)
 	}
 	if r := s.ikeRekey; r != nil {
 		r.peer = ns // decided when our own exchange ends
@@ -602,7 +602,7 @@ func (s *IKE) answerNewIKESA(now time.Time, ss *session, m *inbound, sa *ike.SA)
 	skeyseed := transform.RekeySKEYSEED(ss.keys.PRF, ss.keys.D, gir, nonce.Data, nr)
 	gir.Zero()
 	ns := &session{spii: binary.BigEndian.Uint64(chosen.SPI), spir: spi}
-	if err := deriveIKE(ns, suite, skeyseed, nonce.Data, nr); err != nil {
+	if err := deriveRekeyed(ns, suite, skeyseed, nonce.Data, nr); err != nil {
 		reply(&ike.Notify{NotifyType: ike.NoProposalChosen})
 		return nil
 	}

@@ -49,21 +49,23 @@ type IKE struct {
 	cfg      *Config
 	rng      io.Reader
 	log      hclog.Logger
-	origRole Role   // role when created; RFC 4555 §1.3 "initiator" keeps it
+	whyText  string
 	path     uint32 // data-plane path tag of new Child SAs (Config.Path, CmdSetPath)
+	origRole Role   // role when created; RFC 4555 §1.3 "initiator" keeps it
 	state    State
 	why      Reason
-	whyText  string
+	// natLocal, natRemote: we are / the peer is behind a NAT (§2.23).
+	natLocal, natRemote bool
+	natdSeen            bool
+	keepLeases          bool // a clone: the original IKE SA returns the leases (RFC 7791)
+	kidsOK              bool // kids is valid
 
 	cur      *session
 	retiring []*session
 	ikeRekey *ikeRekey
 
-	local, remote       netip.AddrPort
-	natLocal, natRemote bool // we are / the peer is behind a NAT (§2.23)
-	natdSeen            bool
-	keepLeases          bool // a clone: the original IKE SA returns the leases (RFC 7791)
-	caps                Capabilities
+	local, remote netip.AddrPort
+	caps          Capabilities
 
 	localID, peerID Identity
 	psk             transform.Secret
@@ -71,10 +73,9 @@ type IKE struct {
 
 	init *initState
 
-	vips   []netip.Addr // ours (initiator) or leased to the peer (responder)
-	leased []netip.Addr
-	dns    []netip.Addr
-	pcscf  []netip.Addr
+	vips  []netip.Addr // ours (initiator) or leased to the peer (responder)
+	dns   []netip.Addr
+	pcscf []netip.Addr
 
 	children []*childSA
 	groups   []*policyGroup
@@ -94,13 +95,25 @@ type IKE struct {
 	// kids is Info's Child SA list, valid while kidsOK: built once per
 	// input, not once per call (the glue reads Info of every IKE SA on
 	// many events: paths, steering).
-	kids   []ChildInfo
-	kidsOK bool
+	kids []ChildInfo
 
-	// hookChild and hookSession let tests see every Child SA and rekeyed
-	// IKE SA made (with their nonces); nil otherwise.
-	hookChild   func(c *childSA)
-	hookSession func(ss *session)
+	hooks *testHooks // nil outside tests
+}
+
+// testHooks let tests see every Child SA and rekeyed IKE SA made (with
+// their nonces).
+type testHooks struct {
+	child   func(c *childSA)
+	session func(ss *session)
+}
+
+// leased are the addresses the peer leased from Config.Pool (RFC 7296
+// §2.19): a responder's virtual IPs.
+func (s *IKE) leased() []netip.Addr {
+	if s.origRole != Responder {
+		return nil
+	}
+	return s.vips
 }
 
 // delayed is an action at a time (retries after TEMPORARY_FAILURE).
@@ -566,11 +579,11 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	for _, c := range append([]*childSA(nil), s.children...) {
 		s.removeChild(now, c, r, true)
 	}
-	if s.cfg.Pool != nil && len(s.leased) > 0 && !s.keepLeases {
-		for _, a := range s.leased {
+	if s.cfg.Pool != nil && !s.keepLeases {
+		for _, a := range s.leased() {
 			s.cfg.Pool.Release(s.peerID.String(), a)
 		}
-		s.leased = nil
+		s.keepLeases = true // returned
 	}
 	e := Event{Kind: EventIKEDown, Reason: r, Notify: n, Detail: detail, PeerID: s.peerID}
 	s.emit(e)

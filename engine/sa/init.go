@@ -182,6 +182,16 @@ func deriveIKE(ss *session, suite transform.Suite, skeyseed transform.Secret, ni
 		return err
 	}
 	ss.suite, ss.keys, ss.out, ss.in = suite, keys, out, in
+	return nil
+}
+
+// deriveRekeyed is deriveIKE for an IKE SA made by a rekey: it keeps the
+// nonces, which settle a collision with the peer's rekey (§2.8.2). Other
+// IKE SAs cannot collide and keep none.
+func deriveRekeyed(ss *session, suite transform.Suite, skeyseed transform.Secret, ni, nr []byte) error {
+	if err := deriveIKE(ss, suite, skeyseed, ni, nr); err != nil {
+		return err
+	}
 	ss.ni, ss.nr = bytes.Clone(ni), bytes.Clone(nr)
 	return nil
 }

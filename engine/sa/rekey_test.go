@@ -132,7 +132,7 @@ func TestChildRekeyCollision(t *testing.T) {
 	for seed := uint64(50); seed < 62; seed++ {
 		p := establish(t, seed, nil)
 		made := map[uint32]*childSA{} // by the initiator's inbound SPI
-		p.i.ike.hookChild = func(c *childSA) { made[c.inSPI] = c }
+		p.i.ike.hooks = &testHooks{child: func(c *childSA) { made[c.inSPI] = c }}
 		ci := p.i.ike.Info().Children[0]
 		cr := p.r.ike.Info().Children[0]
 		p.command(p.i, Command{Kind: CmdRekeyChild, SPI: ci.InSPI})
@@ -189,7 +189,7 @@ func TestIKERekeyCollision(t *testing.T) {
 	for seed := uint64(70); seed < 82; seed++ {
 		p := establish(t, seed, nil)
 		var made []*session
-		p.i.ike.hookSession = func(ss *session) { made = append(made, ss) }
+		p.i.ike.hooks = &testHooks{session: func(ss *session) { made = append(made, ss) }}
 		p.command(p.i, Command{Kind: CmdRekeyIKE})
 		p.command(p.r, Command{Kind: CmdRekeyIKE})
 		p.settle()

@@ -20,7 +20,7 @@ type session struct {
 	algs       string // the suite's name for Info, made on first use
 	keys       *transform.Keys
 	out, in    transform.Cipher
-	ni, nr     []byte // nonces of the exchange that made it (§2.8.2)
+	ni, nr     []byte // nonces of the rekey that made it (§2.8.2), else nil
 
 	nextReq uint32     // Message ID of our next request (§2.2)
 	expect  uint32     // Message ID of the peer's next request
