@@ -202,7 +202,7 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 	s.peerID = pid
 	s.learnAuthCaps(m.payloads, m.dg)
 	s.readCPReply(m.payloads)
-	s.established = now
+	s.established = s.stamp(now)
 	s.state = StateEstablished
 	s.scheduleIKE(now)
 	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips, PeerID: s.peerID, Replaces: s.replaces})
@@ -316,9 +316,9 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	}
 	ps = append(ps, s.authNotifies()...)
 	s.respond(now, ss, m, ps)
-	s.established = now
+	s.established = s.stamp(now)
 	s.state = StateEstablished
-	s.halfOpenAt = time.Time{}
+	s.halfOpenAt = 0
 	s.scheduleIKE(now)
 	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips, PeerID: s.peerID, InitialContact: initialContact})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})

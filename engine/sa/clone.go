@@ -178,7 +178,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.keepLeases = true // the original IKE SA returns them
 	n.dns, n.pcscf = slices.Clone(s.dns), slices.Clone(s.pcscf)
 	n.mob.peerAddrs, n.mob.addrs, n.mob.announced = slices.Clone(s.mob.peerAddrs), slices.Clone(s.mob.addrs), s.mob.announced
-	n.established = now
+	n.established = n.stamp(now)
 	n.scheduleIKE(now)
 	n.o.Bind = []uint64{ns.localSPI()}
 	n.emit(Event{Kind: EventIKEUp, Caps: n.caps, PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips), ClonedFrom: s.cur.localSPI()})

@@ -473,7 +473,7 @@ func (s *IKE) switchTo(now time.Time, ns *session, deleteOld bool) {
 	old.queue = nil
 	s.cur = ns
 	s.ikeRekey = nil
-	s.rekeyed = now
+	s.rekeyed = s.stamp(now)
 	s.scheduleIKE(now)
 	s.emit(Event{Kind: EventIKERekeyed, SPIi: ns.spii, SPIr: ns.spir, OldSPIi: old.spii, OldSPIr: old.spir})
 	if !slices.Contains(s.retiring, old) {

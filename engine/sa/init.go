@@ -427,7 +427,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	ss.expect = 1
 	s.stats.Requests++
 	s.sendPackets(req.Local, req.Remote, [][]byte{raw})
-	s.halfOpenAt = now.Add(c.halfOpenTimeout())
+	s.halfOpenAt = s.stamp(now.Add(c.halfOpenTimeout()))
 	s.o.Bind = []uint64{spir}
 	return s, s.finish(now)
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/mifsec/mifsec/engine/ike"
 )
@@ -139,6 +140,27 @@ func TestConfigShared(t *testing.T) {
 	for _, c := range []*Config{ini, resp} {
 		if c.Logger != nil || c.FragmentMTU != 0 || c.HalfOpenTimeout != 0 || c.RekeyedDelete != 0 || c.Children[0].Mode != 0 {
 			t.Fatalf("%s: Config filled in: %+v", c.Name, c)
+		}
+	}
+}
+
+// A stamp gives back the instant it was made from, around the creation.
+func TestStampRoundTrip(t *testing.T) {
+	s := &IKE{created: epoch}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+	}{
+		{"none", time.Time{}},
+		{"creation", epoch},
+		{"1ns after", epoch.Add(1)},
+		{"1ns before", epoch.Add(-1)},
+		{"a day after", epoch.Add(24 * time.Hour)},
+		{"an hour before", epoch.Add(-time.Hour)},
+	} {
+		v := s.stamp(tc.at)
+		if got := s.at(v); !got.Equal(tc.at) || (v == 0) != tc.at.IsZero() {
+			t.Errorf("%s: stamp %d gives %v, want %v", tc.name, v, got, tc.at)
 		}
 	}
 }

@@ -105,8 +105,8 @@ func (s *IKE) Info() Info {
 	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
 		LocalID: s.localID, RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
 		VirtualIPs: ro(s.vips), DNS: ro(s.dns), PCSCF: ro(s.pcscf),
-		Created: s.created, Established: s.established, Rekeyed: s.rekeyed,
-		RekeyAt: s.ikeRekeyAt, ExpireAt: s.ikeLifeAt, ReauthAt: s.reauthAt,
+		Created: s.created, Established: s.at(s.established), Rekeyed: s.at(s.rekeyed),
+		RekeyAt: s.at(s.ikeRekeyAt), ExpireAt: s.at(s.ikeLifeAt), ReauthAt: s.at(s.reauthAt),
 		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats,
 		RTT: s.mob.rtt, PeerAddrs: ro(s.mob.peerAddrs), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
 	i.Capabilities.SignatureHashes = ro(s.caps.SignatureHashes)

@@ -12,15 +12,15 @@ func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 // scheduleIKE sets the IKE SA lifetimes from now (establishment or rekey).
 func (s *IKE) scheduleIKE(now time.Time) {
 	l := s.cfg.Lifetimes
-	s.ikeRekeyAt, s.ikeLifeAt = time.Time{}, time.Time{}
+	s.ikeRekeyAt, s.ikeLifeAt = 0, 0
 	if l.IKERekey > 0 {
-		s.ikeRekeyAt = now.Add(s.jitter(l.IKERekey))
+		s.ikeRekeyAt = s.stamp(now.Add(s.jitter(l.IKERekey)))
 	}
 	if l.IKELife > 0 {
-		s.ikeLifeAt = now.Add(l.IKELife)
+		s.ikeLifeAt = s.stamp(now.Add(l.IKELife))
 	}
-	if l.Reauth > 0 && s.reauthAt.IsZero() && s.origRole == Initiator {
-		s.reauthAt = now.Add(s.jitter(l.Reauth))
+	if l.Reauth > 0 && s.reauthAt == 0 && s.origRole == Initiator {
+		s.reauthAt = s.stamp(now.Add(s.jitter(l.Reauth)))
 	}
 }
 
@@ -38,16 +38,16 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		}
 		min(ss.retireAt)
 	}
-	min(s.halfOpenAt)
+	min(s.at(s.halfOpenAt))
 	if s.state == StateEstablished {
 		if s.cfg.DPD > 0 && s.cur.req == nil && len(s.cur.queue) == 0 {
-			min(s.lastSeen.Add(s.cfg.DPD))
+			min(s.at(s.lastSeen).Add(s.cfg.DPD))
 		}
 		if s.ikeRekey == nil {
-			min(s.ikeRekeyAt)
+			min(s.at(s.ikeRekeyAt))
 		}
-		min(s.ikeLifeAt)
-		min(s.reauthAt)
+		min(s.at(s.ikeLifeAt))
+		min(s.at(s.reauthAt))
 		for _, c := range s.children {
 			if c.state == childActive && c.rekey == nil && c.peerNew == nil {
 				min(c.rekeyAt)
@@ -86,7 +86,7 @@ func (s *IKE) handleTick(now time.Time) {
 		s.stats.Retransmits++
 		s.sendPackets(r.local, r.remote, r.packets)
 	}
-	if due(s.halfOpenAt, now) {
+	if due(s.at(s.halfOpenAt), now) {
 		s.down(now, ReasonTimeout, 0, "no IKE_AUTH after IKE_SA_INIT")
 		return
 	}
@@ -97,17 +97,17 @@ func (s *IKE) handleTick(now time.Time) {
 	}
 	if s.state == StateEstablished {
 		switch {
-		case due(s.ikeLifeAt, now):
+		case due(s.at(s.ikeLifeAt), now):
 			s.terminate(now, ReasonExpired)
 			return
-		case due(s.reauthAt, now):
-			s.reauthAt = time.Time{}
+		case due(s.at(s.reauthAt), now):
+			s.reauthAt = 0
 			s.reauthenticate(now)
-		case due(s.ikeRekeyAt, now) && s.ikeRekey == nil:
-			s.ikeRekeyAt = time.Time{}
+		case due(s.at(s.ikeRekeyAt), now) && s.ikeRekey == nil:
+			s.ikeRekeyAt = 0
 			s.rekeyIKE(now)
 		}
-		if s.cfg.DPD > 0 && due(s.lastSeen.Add(s.cfg.DPD), now) {
+		if s.cfg.DPD > 0 && due(s.at(s.lastSeen).Add(s.cfg.DPD), now) {
 			s.liveness(now)
 		}
 		for _, c := range slices.Clone(s.children) {
