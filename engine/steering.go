@@ -412,22 +412,30 @@ func (st *state) currentPaths(conn string, r *steeringRule) []uint32 {
 	return nil
 }
 
+// commitSteering puts r in force: the flows move first, then the
+// configuration is written. Writing it (a file with fsync, 1-6 ms) before
+// the switch was most of a rule update's time to its first packet on the
+// new path; the targets are verified either way. When the write fails the
+// previous rule and its choices come back (the flows return, with events).
 func (st *state) commitSteering(r *steeringRule, verb string) (SteeringRule, error) {
 	old, had := st.mp.rules[r.ID]
 	if had {
-		r.active, r.fresh = old.active, true
+		// A copy: recompile records the new choices in r.active, and a
+		// failed write restores old with its own.
+		r.active, r.fresh = maps.Clone(old.active), true
 	}
 	st.mp.rules[r.ID] = r
+	st.recompile("steering_rule_" + verb)
 	if err := st.persist(); err != nil {
 		if had {
 			st.mp.rules[r.ID] = old
 		} else {
 			delete(st.mp.rules, r.ID)
 		}
+		st.recompile("persist_failed")
 		return SteeringRule{}, err
 	}
 	st.e.log.Info("steering rule "+verb, "steering_rule", r.ID, "mode", r.Mode)
-	st.recompile("steering_rule_" + verb)
 	v := st.steeringView(r)
 	typ := EventSteeringRuleCreated
 	if had {
