@@ -308,6 +308,8 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	out.Keys = dataplane.Keys{Enc: bytes.Clone(outEnc.Bytes()), Integ: bytes.Clone(outInt.Bytes())}
 	out.TFCPadding = p.cfg.TFCPadding && !s.caps.NoTFC && p.mode == dataplane.Tunnel
 	p.keys.Zero()
+	// Both SAs and, for a new group, both policies: one allocation.
+	s.o.DataplaneOps = slices.Grow(s.o.DataplaneOps, 4)
 	s.op(DataplaneOp{Kind: OpAddSA, SA: in})
 	s.op(DataplaneOp{Kind: OpAddSA, SA: out})
 	if p.old != nil && p.old.group != nil {
@@ -484,6 +486,7 @@ func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
 		was[k] = halves{x.outGone, x.inGone}
 		x.outGone, x.inGone = true, true
 	}
+	s.o.DataplaneOps = slices.Grow(s.o.DataplaneOps, 2+2*len(gone))
 	s.syncPolicy(c.group)
 	for k, x := range gone {
 		if !was[k].out {

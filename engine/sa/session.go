@@ -238,7 +238,7 @@ func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, rem
 			out := make([][]byte, 0, len(frags))
 			for _, f := range frags {
 				b, err := sealOne(ss.out, h, &ike.EncryptedFragment{First: f.First, Number: f.Number, Total: f.Total,
-					Body: make([]byte, ss.out.SealedLen(len(f.Data)))}, f.Data)
+					Body: placeholder(ss.out.SealedLen(len(f.Data)))}, f.Data)
 				if err != nil {
 					return nil, err
 				}
@@ -248,11 +248,23 @@ func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, rem
 		}
 		// The MTU leaves no room for fragments: send the message whole.
 	}
-	b, err := sealOne(ss.out, h, &ike.Encrypted{First: first, Body: make([]byte, ss.out.SealedLen(len(inner)))}, inner)
+	b, err := sealOne(ss.out, h, &ike.Encrypted{First: first, Body: placeholder(ss.out.SealedLen(len(inner)))}, inner)
 	if err != nil {
 		return nil, err
 	}
 	return [][]byte{b}, nil
+}
+
+// zeros backs placeholder; it is only ever read.
+var zeros [4096]byte
+
+// placeholder is n bytes that only size an SK payload for encoding:
+// SealPayload overwrites them in the encoded message.
+func placeholder(n int) []byte {
+	if n <= len(zeros) {
+		return zeros[:n:n]
+	}
+	return make([]byte, n)
 }
 
 // sealOne encodes a message whose last payload is sk (Body sized for the
