@@ -41,11 +41,11 @@ type childSA struct {
 	state             childState
 	inGone, outGone   bool
 	encap             bool
+	weInitiated       bool
 	created           time.Time
 	rekeyAt, expireAt time.Time
 	deleteAt          time.Time
-	ni, nr            []byte // nonces of the rekey that created it (§2.8.1), else nil
-	weInitiated       bool
+	nonces            *nonces     // of the rekey that created it (§2.8.1), else nil
 	rekey             *childOffer // our rekey of this SA in flight
 	peerNew           *childSA    // the SA the peer made by rekeying this one meanwhile
 	// waitFor is set on the SA we made answering the peer's rekey of
@@ -283,7 +283,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	if p.old != nil {
 		// Only a rekey can collide with the peer's rekey of the same SA,
 		// settled by the nonces (§2.8.1).
-		c.ni, c.nr = bytes.Clone(p.ni), bytes.Clone(p.nr)
+		c.nonces = newNonces(p.ni, p.nr)
 	}
 	if !p.weInitiated && p.old != nil {
 		// We answer the peer's rekey: the peer installs this SA only when

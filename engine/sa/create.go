@@ -24,11 +24,13 @@ type ikeRekey struct {
 	pending bool     // our request is outstanding
 }
 
-// redundant reports whether the SA made with nonces (ani, anr) holds the
-// lowest of the four nonces against (bni, bnr): "the SA created with the
+// redundant reports whether the SA made with nonces a holds the
+// lowest of the four nonces against b: "the SA created with the
 // lowest of the four nonces" is redundant (§2.8.1), octets compared
 // lexicographically, a prefix being lower.
-func redundant(ani, anr, bni, bnr []byte) bool {
+func redundant(a, b *nonces) bool {
+	ani, anr := a.pair()
+	bni, bnr := b.pair()
 	lo := func(x, y []byte) []byte {
 		if bytes.Compare(x, y) < 0 {
 			return x
@@ -190,7 +192,7 @@ func (s *IKE) resolveAfterOurRekeyFailed(now time.Time, old *childSA) {
 // resolveChildCollision applies §2.8.1 when both ends rekeyed old: the SA
 // created with the lowest nonce is redundant and its creator closes it.
 func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
-	if redundant(ours.ni, ours.nr, peer.ni, peer.nr) {
+	if redundant(ours.nonces, peer.nonces) {
 		s.log.Debug("Child SA rekey collision lost", "child", old.cfg.Name)
 		old.state = childRekeyed
 		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
@@ -451,7 +453,7 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 	if peer := r.peer; peer != nil {
 		// §2.8.2: the new IKE SA with the lowest nonce is redundant; its
 		// creator deletes it; the survivor inherits the Child SAs.
-		if redundant(ns.ni, ns.nr, peer.ni, peer.nr) {
+		if redundant(ns.nonces, peer.nonces) {
 			s.log.Debug("IKE SA rekey collision lost")
 			s.switchTo(now, peer, false)
 			s.retiring = append(s.retiring, ns)

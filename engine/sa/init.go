@@ -192,7 +192,7 @@ func deriveRekeyed(ss *session, suite transform.Suite, skeyseed transform.Secret
 	if err := deriveIKE(ss, suite, skeyseed, ni, nr); err != nil {
 		return err
 	}
-	ss.ni, ss.nr = bytes.Clone(ni), bytes.Clone(nr)
+	ss.nonces = newNonces(ni, nr)
 	return nil
 }
 

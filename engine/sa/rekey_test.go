@@ -159,7 +159,7 @@ func TestChildRekeyCollision(t *testing.T) {
 		if surv == nil || lost == nil {
 			t.Fatalf("seed %d: survivor %v lost %v", seed, surv, lost)
 		}
-		if bytes.Compare(minNonce(lost.ni, lost.nr), minNonce(surv.ni, surv.nr)) >= 0 {
+		if bytes.Compare(minNonce(lost.nonces.pair()), minNonce(surv.nonces.pair())) >= 0 {
 			t.Fatalf("seed %d: the surviving SA holds the lowest nonce", seed)
 		}
 		who := "initiator's"
@@ -209,7 +209,7 @@ func TestIKERekeyCollision(t *testing.T) {
 				lost = ss
 			}
 		}
-		if surv == nil || lost == nil || bytes.Compare(minNonce(lost.ni, lost.nr), minNonce(surv.ni, surv.nr)) >= 0 {
+		if surv == nil || lost == nil || bytes.Compare(minNonce(lost.nonces.pair()), minNonce(surv.nonces.pair())) >= 0 {
 			t.Fatalf("seed %d: the surviving IKE SA holds the lowest nonce", seed)
 		}
 		outcomes[surv.initiator]++

@@ -20,7 +20,7 @@ type session struct {
 	algs       string // the suite's name for Info, made on first use
 	keys       *transform.Keys
 	out, in    transform.Cipher
-	ni, nr     []byte // nonces of the rekey that made it (§2.8.2), else nil
+	nonces     *nonces // of the rekey that made it (§2.8.2), else nil
 
 	nextReq uint32     // Message ID of our next request (§2.2)
 	expect  uint32     // Message ID of the peer's next request
@@ -33,6 +33,19 @@ type session struct {
 	// retireAt drops a session the peer should delete but did not.
 	retireAt time.Time
 	deleting bool // our DELETE of this IKE SA is outstanding
+}
+
+// nonces are Ni and Nr of the exchange that made an SA.
+type nonces struct{ ni, nr []byte }
+
+func newNonces(ni, nr []byte) *nonces { return &nonces{ni: bytes.Clone(ni), nr: bytes.Clone(nr)} }
+
+// pair returns both, nil without.
+func (n *nonces) pair() (ni, nr []byte) {
+	if n == nil {
+		return nil, nil
+	}
+	return n.ni, n.nr
 }
 
 // maxQueue bounds the requests waiting for the window.
