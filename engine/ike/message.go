@@ -1,6 +1,9 @@
 package ike
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // Wire sizes (RFC 7296 §3.1, §3.2; RFC 7383 §2.5).
 const (
@@ -91,6 +94,7 @@ func (m *Message) Encode() ([]byte, error) { return m.AppendEncode(nil) }
 // lengths and counts are derived from the payloads.
 func (m *Message) AppendEncode(dst []byte) ([]byte, error) {
 	start := len(dst)
+	dst = slices.Grow(dst, HeaderLen+chainHint(m.Payloads))
 	dst = m.Header.appendTo(dst, PayloadNone, 0)
 	dst, first, err := appendChain(dst, m.Payloads, true)
 	if err != nil {
@@ -146,31 +150,51 @@ func Decode(b []byte) (*Message, error) {
 	}
 	own := make([]byte, len(b)-HeaderLen)
 	copy(own, b[HeaderLen:])
-	ps, err := decodeChain(first, own, true)
+	c := countChain(first, own)
+	// The Message and, for up to 8 payloads, the payload slice in one block.
+	box := new(struct {
+		m  Message
+		ps [8]Payload
+	})
+	var ps []Payload // nil when there are none, as before a round trip
+	switch {
+	case c.payloads == 0:
+	case c.payloads <= len(box.ps):
+		ps = box.ps[:0]
+	default:
+		ps = make([]Payload, 0, c.payloads)
+	}
+	ps, err = decodeChain(first, own, true, ps, newPayloadAlloc(c))
 	if err != nil {
 		return nil, err
 	}
-	return &Message{Header: h, Payloads: ps}, nil
+	box.m = Message{Header: h, Payloads: ps}
+	return &box.m, nil
 }
 
 // DecodePayloads decodes a decrypted inner payload chain (RFC 7296 §3.14)
 // whose first payload is first. Payloads refer to b. SK and SKF are not
 // allowed inside it.
 func DecodePayloads(first PayloadType, b []byte) ([]Payload, error) {
-	return decodeChain(first, b, false)
+	c := countChain(first, b)
+	var ps []Payload
+	if c.payloads > 0 {
+		ps = make([]Payload, 0, c.payloads)
+	}
+	return decodeChain(first, b, false, ps, newPayloadAlloc(c))
 }
 
 // EncodePayloads encodes an inner payload chain for an SK or SKF payload and
 // returns the type of its first payload (the SK Next Payload value).
 func EncodePayloads(ps []Payload) (first PayloadType, b []byte, err error) {
-	b, first, err = appendChain(nil, ps, false)
+	b, first, err = appendChain(make([]byte, 0, chainHint(ps)), ps, false)
 	return first, b, err
 }
 
 // decodeChain walks a payload chain (RFC 7296 §3.2). outer allows a final SK
 // or SKF payload, whose Next Payload names the first inner payload (§3.14).
-func decodeChain(next PayloadType, b []byte, outer bool) ([]Payload, error) {
-	var ps []Payload
+// The payloads are appended to ps and allocated by a.
+func decodeChain(next PayloadType, b []byte, outer bool, ps []Payload, a payloadAlloc) ([]Payload, error) {
 	for next != PayloadNone {
 		if len(b) < PayloadHeaderLen {
 			return nil, syntaxError(next, "truncated generic payload header")
@@ -193,7 +217,7 @@ func decodeChain(next PayloadType, b []byte, outer bool) ([]Payload, error) {
 				return nil, syntaxError(next, "not the last payload of the message (RFC 7296 §3.14)")
 			}
 		}
-		p := newPayload(next)
+		p := a.payload(next)
 		if p == nil {
 			// §2.5: unknown critical payloads reject the message, others are skipped
 			// (kept opaque here so the message re-encodes).

@@ -63,6 +63,9 @@ func (p *Config) decodeBody(b []byte) error {
 	}
 	p.CFGType = CPType(b[0])
 	p.Attributes = nil
+	if n := countAttributes(b[4:]); n > 0 {
+		p.Attributes = make([]CPAttribute, 0, n)
+	}
 	for b = b[4:]; len(b) > 0; {
 		if len(b) < 4 {
 			return syntaxError(PayloadCP, "truncated attribute header")
@@ -81,6 +84,21 @@ func (p *Config) decodeBody(b []byte) error {
 		b = b[4+n:]
 	}
 	return nil
+}
+
+// countAttributes counts the attributes of a CP body (§3.15.1) as far as
+// their headers are well formed, so decodeBody allocates once.
+func countAttributes(b []byte) int {
+	n := 0
+	for len(b) >= 4 {
+		l := 4 + int(binary.BigEndian.Uint16(b[2:4]))
+		if l > len(b) {
+			break
+		}
+		n++
+		b = b[l:]
+	}
+	return n
 }
 
 // Addr returns the address of a 4-octet IPv4 attribute (INTERNAL_IP4_ADDRESS,

@@ -114,6 +114,10 @@ func (p *SA) decodeBody(b []byte) error {
 	if len(b) == 0 {
 		return syntaxError(PayloadSA, "no proposals")
 	}
+	// One slice for the proposals and one for all their transforms.
+	np, nt := countProposals(b)
+	p.Proposals = make([]Proposal, 0, np)
+	slab := make([]Transform, 0, nt)
 	for more := true; more; {
 		if len(b) < proposalHdrLen {
 			return syntaxError(PayloadSA, "truncated proposal header")
@@ -132,12 +136,13 @@ func (p *SA) decodeBody(b []byte) error {
 		if !more && plen != len(b) {
 			return syntaxError(PayloadSA, "octets after the last proposal")
 		}
-		pr, ok, err := decodeProposal(b[:plen])
+		pr, ok, err := decodeProposal(b[:plen], slab)
 		if err != nil {
 			return err
 		}
 		if ok {
 			p.Proposals = append(p.Proposals, pr)
+			slab = slab[:len(slab)+len(pr.Transforms)]
 		}
 		b = b[plen:]
 	}
@@ -148,10 +153,27 @@ func (p *SA) decodeBody(b []byte) error {
 	return nil
 }
 
+// countProposals counts the proposals of an SA body and their transforms
+// (§3.3.1: Num Transforms) as far as the proposal headers are well formed.
+func countProposals(b []byte) (proposals, transforms int) {
+	for len(b) >= proposalHdrLen {
+		plen := int(binary.BigEndian.Uint16(b[2:4]))
+		if plen < proposalHdrLen || plen > len(b) {
+			break
+		}
+		proposals++
+		transforms += int(b[7])
+		b = b[plen:]
+	}
+	return proposals, transforms
+}
+
 // decodeProposal decodes one proposal substructure. ok is false when the
 // proposal carries a transform attribute other than Key Length: RFC 7296
 // §3.3.6 has the receiver reject such a proposal, so it is dropped here.
-func decodeProposal(b []byte) (pr Proposal, ok bool, err error) {
+// The transforms go into the spare capacity of slab when it has room (cut
+// to their number, so appending to them cannot overwrite a neighbour's).
+func decodeProposal(b []byte, slab []Transform) (pr Proposal, ok bool, err error) {
 	pr.Number, pr.Protocol = b[4], ProtocolID(b[5])
 	spiSize, nt := int(b[6]), int(b[7])
 	b = b[proposalHdrLen:]
@@ -164,7 +186,11 @@ func decodeProposal(b []byte) (pr Proposal, ok bool, err error) {
 		return pr, false, syntaxError(PayloadSA, "proposal "+itoa(int(pr.Number))+" has no transforms")
 	}
 	ok = true
-	pr.Transforms = make([]Transform, 0, nt)
+	if cap(slab)-len(slab) >= nt {
+		pr.Transforms = slab[len(slab) : len(slab) : len(slab)+nt]
+	} else {
+		pr.Transforms = make([]Transform, 0, nt)
+	}
 	for i := 0; i < nt; i++ {
 		if len(b) < transformHdrLen {
 			return pr, false, syntaxError(PayloadSA, "truncated transform")
