@@ -58,6 +58,7 @@ func (st *state) saGone(s *ikeSA) {
 	delete(st.mp.peerClones, s)
 	delete(st.mp.lostLocal, s)
 	st.dropHolds(s)
+	delete(st.mp.premove, s)
 	for _, w := range st.mp.migrateW[s] {
 		w <- migrateResult{err: st.downError(s)}
 	}
@@ -427,6 +428,12 @@ func (st *state) migrate(s *ikeSA, p *path, why string) {
 	}
 	remote := netip.AddrPortFrom(p.remote, in.Remote.Port())
 	st.mp.migrating[s] = why
+	delete(st.mp.premove, s)
+	if why == "api" {
+		for _, c := range in.Children {
+			st.mp.premove[s] = append(st.mp.premove[s], c.OutSPI)
+		}
+	}
 	st.e.log.Info("moving IKE SA", "connection", s.conn, "ike_sa", s.name, "to", p.name(), "cause", why)
 	st.drive(s, sa.Command{Kind: sa.CmdMigrate, Local: local, Remote: remote})
 }
@@ -446,6 +453,7 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 		}
 		st.attachPath(s, ev.Local.Addr(), ev.Remote.Addr())
 		st.holdsMoved(s)
+		delete(st.mp.premove, s)
 		if s.path != nil && s.path != was {
 			// The Child SAs created from now on (rekeys) carry the new
 			// path's tag; CmdSetPath sends nothing.
@@ -480,6 +488,7 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 		}
 	case sa.EventMigrateFailed:
 		delete(st.mp.migrating, s)
+		delete(st.mp.premove, s)
 		st.cloneMoveFailed(s)
 		detail := ev.Reason.String()
 		if ev.Detail != "" {
@@ -610,8 +619,11 @@ func (st *state) holdOut(s *ikeSA, op *sa.DataplaneOp) bool {
 		h.upd, h.to, h.until = op.Update, nil, now.Add(holdFor)
 		return true
 	}
+	// A Child SA set up while the move was under way (a peer that cannot
+	// move its SAs rekeys them once it took the update) is already on the
+	// new pair at the peer.
 	from := s.path
-	if !mbb || from == nil || !st.linkOK(from) ||
+	if !mbb || from == nil || !st.linkOK(from) || !slices.Contains(st.mp.premove[s], op.SPI) ||
 		op.Update.Local.Addr().Unmap() == from.local && op.Update.Remote.Addr().Unmap() == from.remote {
 		return false
 	}

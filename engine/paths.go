@@ -177,6 +177,9 @@ type multi struct {
 	// holds: Child SAs' outbound halves kept on the old address pair
 	// after a make-before-break MOBIKE move, by outbound SPI (mobility.go).
 	holds map[uint32]*outHold
+	// premove: per IKE SA under an API move, the outbound SPIs its Child
+	// SAs had when the move started (only those are held).
+	premove map[*ikeSA][]uint32
 	// deferred runs on the next turn of the state loop (the probe timer).
 	deferred []func()
 }
@@ -208,7 +211,7 @@ func newMulti() *multi {
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
 		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},
 		cloneQ: map[*ikeSA][]*path{}, clones: map[*ikeSA]*cloneSetup{}, peerClones: map[*ikeSA]bool{},
-		lostLocal: map[*ikeSA]netip.Addr{}, holds: map[uint32]*outHold{}}
+		lostLocal: map[*ikeSA]netip.Addr{}, holds: map[uint32]*outHold{}, premove: map[*ikeSA][]uint32{}}
 	m.probe.Stop()
 	return m
 }
