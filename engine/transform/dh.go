@@ -81,18 +81,19 @@ func GenerateDH(g ike.GroupID, rng io.Reader) (*DHKey, error) {
 		n = spec.modp.expLen
 	}
 	for tries := 0; ; tries++ {
-		scalar := make([]byte, n) // fresh each try: a failed key owns the last one
+		s, scalar := newSecret(n) // fresh each try: a failed key owns the last one
 		if _, err := io.ReadFull(rng, scalar); err != nil {
+			s.Zero()
 			return nil, errorf(ReasonBadKey, "random %v private value: %v", g, err)
 		}
 		if g == ike.GroupECP521 {
 			scalar[0] &= 0x01 // 521 bits
 		}
-		k, err := newDHKey(g, spec, scalar)
+		k, err := newDHKeyFrom(g, spec, s)
 		if err == nil {
 			return k, nil
 		}
-		clear(scalar)
+		s.Zero()
 		if tries == 100 {
 			return nil, err
 		}
@@ -102,7 +103,19 @@ func GenerateDH(g ike.GroupID, rng io.Reader) (*DHKey, error) {
 // newDHKey builds a key from a given private value (known-answer tests use
 // it directly). It takes ownership of scalar.
 func newDHKey(g ike.GroupID, spec groupSpec, scalar []byte) (*DHKey, error) {
-	k := &DHKey{group: g, spec: spec, priv: &dhPrivate{scalar: adoptSecret(scalar)}}
+	return newDHKeyFrom(g, spec, adoptSecret(scalar))
+}
+
+// newDHKeyFrom builds a key around the private value s, which it owns.
+func newDHKeyFrom(g ike.GroupID, spec groupSpec, s Secret) (*DHKey, error) {
+	// The key and its private part in one allocation.
+	box := &struct {
+		k DHKey
+		p dhPrivate
+	}{k: DHKey{group: g, spec: spec}, p: dhPrivate{scalar: s}}
+	k := &box.k
+	k.priv = &box.p
+	scalar := s.Bytes()
 	switch {
 	case spec.x25519:
 		ec, err := ecdh.X25519().NewPrivateKey(scalar)

@@ -2,7 +2,9 @@ package transform
 
 import (
 	"errors"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/mifsec/mifsec/engine/ike"
@@ -273,5 +275,122 @@ func TestSuiteOf(t *testing.T) {
 		if _, err := SuiteOf(p); err == nil {
 			t.Errorf("%v accepted", p.Transforms)
 		}
+	}
+}
+
+// refOfType and refMatch are the literal form of the selection rules (the
+// transforms of one type, an absent INTEG, D-H or ESN as an explicit NONE),
+// kept as an oracle for match, which does the same without building lists.
+func refOfType(p ike.Proposal, typ ike.TransformType) (ts []ike.Transform, implicit bool) {
+	for _, t := range p.Transforms {
+		if t.Type == typ {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 && implicitNone(typ) {
+		return []ike.Transform{{Type: typ}}, true
+	}
+	return ts, false
+}
+
+func refMatch(lp, pp ike.Proposal, opt SelectOptions) (ike.Proposal, bool) {
+	out := ike.Proposal{Number: pp.Number, Protocol: pp.Protocol, SPI: slices.Clone(pp.SPI)}
+	aead := false
+	for _, typ := range typeOrder {
+		if typ == ike.TransformDH && opt.IgnoreDH {
+			continue
+		}
+		ls, _ := refOfType(lp, typ)
+		ps, implicit := refOfType(pp, typ)
+		if len(ls) == 0 && len(ps) == 0 {
+			continue
+		}
+		accept := func(t ike.Transform) bool {
+			if !slices.Contains(ps, t) {
+				return false
+			}
+			if typ == ike.TransformINTEG {
+				return aead == (ike.IntegID(t.ID) == ike.IntegNone)
+			}
+			return true
+		}
+		i := -1
+		if typ == ike.TransformDH && opt.KEGroup != ike.GroupNone {
+			i = slices.Index(ls, ike.Transform{Type: typ, ID: uint16(opt.KEGroup)})
+			if i >= 0 && !accept(ls[i]) {
+				i = -1
+			}
+		}
+		if i < 0 {
+			i = slices.IndexFunc(ls, accept)
+		}
+		if i < 0 {
+			return ike.Proposal{}, false
+		}
+		if typ == ike.TransformENCR {
+			aead = ike.EncrID(ls[i].ID).IsAEAD()
+		}
+		if !implicit {
+			out.Transforms = append(out.Transforms, ls[i])
+		}
+	}
+	if _, err := SuiteOf(out); err != nil {
+		return ike.Proposal{}, false
+	}
+	return out, true
+}
+
+// TestMatchAgainstReference draws random proposal pairs from a small pool
+// of transforms (so that matches, near misses, implicit NONEs, AEAD with
+// and without INTEG all occur) and compares match with refMatch.
+func TestMatchAgainstReference(t *testing.T) {
+	pool := []ike.Transform{
+		{Type: ike.TransformENCR, ID: uint16(ike.EncrAESGCM16), KeyLength: 128},
+		{Type: ike.TransformENCR, ID: uint16(ike.EncrAESGCM16), KeyLength: 256},
+		{Type: ike.TransformENCR, ID: uint16(ike.EncrAESCBC), KeyLength: 128},
+		{Type: ike.TransformENCR, ID: uint16(ike.EncrChaCha20Poly1305)},
+		{Type: ike.TransformPRF, ID: uint16(ike.PRFHMACSHA256)},
+		{Type: ike.TransformPRF, ID: uint16(ike.PRFHMACSHA384)},
+		{Type: ike.TransformINTEG, ID: uint16(ike.IntegHMACSHA256_128)},
+		{Type: ike.TransformINTEG, ID: uint16(ike.IntegNone)},
+		{Type: ike.TransformDH, ID: uint16(ike.GroupCurve25519)},
+		{Type: ike.TransformDH, ID: uint16(ike.GroupECP256)},
+		{Type: ike.TransformDH, ID: uint16(ike.GroupNone)},
+		{Type: ike.TransformESN, ID: uint16(ike.ESNNone)},
+		{Type: ike.TransformESN, ID: uint16(ike.ESNEnabled)},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	draw := func(proto ike.ProtocolID) ike.Proposal {
+		p := ike.Proposal{Number: uint8(1 + rng.IntN(3)), Protocol: proto}
+		if rng.IntN(2) == 0 {
+			p.SPI = []byte{1, 2, 3, 4}
+		}
+		for _, tr := range pool {
+			if rng.IntN(3) == 0 {
+				p.Transforms = append(p.Transforms, tr)
+			}
+		}
+		rng.Shuffle(len(p.Transforms), func(i, j int) { p.Transforms[i], p.Transforms[j] = p.Transforms[j], p.Transforms[i] })
+		return p
+	}
+	matched := 0
+	for i := 0; i < 20000; i++ {
+		proto := []ike.ProtocolID{ike.ProtoIKE, ike.ProtoESP}[rng.IntN(2)]
+		lp, pp := draw(proto), draw(proto)
+		opt := SelectOptions{IgnoreDH: rng.IntN(3) == 0}
+		if rng.IntN(2) == 0 {
+			opt.KEGroup = []ike.GroupID{ike.GroupCurve25519, ike.GroupECP256, ike.GroupMODP2048}[rng.IntN(3)]
+		}
+		got, gok := match(lp, pp, opt)
+		want, wok := refMatch(lp, pp, opt)
+		if gok != wok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("match(%v, %v, %+v) = %v %v, want %v %v", lp, pp, opt, got, gok, want, wok)
+		}
+		if gok {
+			matched++
+		}
+	}
+	if matched < 100 {
+		t.Fatalf("only %d of 20000 pairs matched: the draw tests too little", matched)
 	}
 }

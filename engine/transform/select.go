@@ -39,34 +39,46 @@ func Select(local, peer []ike.Proposal, opt SelectOptions) (ike.Proposal, error)
 		Detail: "no acceptable proposal among " + FormatProposals(peer)}
 }
 
-// ofType lists the transforms of one type; an absent INTEG, D-H or ESN is
-// an implicit NONE (RFC 5282 §8; RFC 7296 §3.3.3).
-func ofType(p ike.Proposal, typ ike.TransformType) (ts []ike.Transform, implicit bool) {
-	for _, t := range p.Transforms {
-		if t.Type == typ {
-			ts = append(ts, t)
-		}
-	}
-	if len(ts) == 0 && (typ == ike.TransformINTEG || typ == ike.TransformDH || typ == ike.TransformESN) {
-		return []ike.Transform{{Type: typ}}, true
-	}
-	return ts, false
+// implicitNone reports whether an absent transform of type typ counts as
+// NONE (RFC 5282 §8; RFC 7296 §3.3.3).
+func implicitNone(typ ike.TransformType) bool {
+	return typ == ike.TransformINTEG || typ == ike.TransformDH || typ == ike.TransformESN
 }
 
+// hasType reports whether p lists a transform of type typ.
+func hasType(p ike.Proposal, typ ike.TransformType) bool {
+	for _, t := range p.Transforms {
+		if t.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// offers reports whether p offers t: listed, or an implicit NONE.
+func offers(p ike.Proposal, t ike.Transform, listed bool) bool {
+	if !listed {
+		return implicitNone(t.Type) && t == ike.Transform{Type: t.Type}
+	}
+	return slices.Contains(p.Transforms, t)
+}
+
+// match picks, type by type in our order, the first of our transforms the
+// peer offers; it allocates only the answer.
 func match(lp, pp ike.Proposal, opt SelectOptions) (ike.Proposal, bool) {
-	out := ike.Proposal{Number: pp.Number, Protocol: pp.Protocol, SPI: slices.Clone(pp.SPI)}
+	var picked [8]ike.Transform // one per type of typeOrder
+	n := 0
 	aead := false
 	for _, typ := range typeOrder {
 		if typ == ike.TransformDH && opt.IgnoreDH {
 			continue
 		}
-		ls, _ := ofType(lp, typ)
-		ps, implicit := ofType(pp, typ)
-		if len(ls) == 0 && len(ps) == 0 {
+		lListed, pListed := hasType(lp, typ), hasType(pp, typ)
+		if !lListed && !pListed && !implicitNone(typ) {
 			continue
 		}
 		accept := func(t ike.Transform) bool {
-			if !slices.Contains(ps, t) {
+			if t.Type != typ || !offers(pp, t, pListed) {
 				return false
 			}
 			// RFC 5282 §8: AEAD goes with INTEG NONE, anything else needs a real INTEG.
@@ -75,32 +87,41 @@ func match(lp, pp ike.Proposal, opt SelectOptions) (ike.Proposal, bool) {
 			}
 			return true
 		}
-		i := -1
+		var t ike.Transform
+		found := false
 		if typ == ike.TransformDH && opt.KEGroup != ike.GroupNone {
-			i = slices.Index(ls, ike.Transform{Type: typ, ID: uint16(opt.KEGroup)})
-			if i >= 0 && !accept(ls[i]) {
-				i = -1
+			// The group of the KE payload first, if we list it too.
+			kt := ike.Transform{Type: typ, ID: uint16(opt.KEGroup)}
+			found = offers(lp, kt, lListed) && accept(kt)
+			t = kt
+		}
+		if !found && lListed {
+			i := slices.IndexFunc(lp.Transforms, accept)
+			if found = i >= 0; found {
+				t = lp.Transforms[i]
 			}
 		}
-		if i < 0 {
-			i = slices.IndexFunc(ls, accept)
+		if !found && !lListed {
+			t = ike.Transform{Type: typ} // our implicit NONE
+			found = accept(t)
 		}
-		if i < 0 {
+		if !found {
 			return ike.Proposal{}, false
 		}
-		t := ls[i]
 		if typ == ike.TransformENCR {
 			aead = ike.EncrID(t.ID).IsAEAD()
 		}
-		if !implicit {
-			out.Transforms = append(out.Transforms, t)
+		if pListed { // NONE is echoed only if the peer sent it
+			picked[n] = t
+			n++
 		}
 	}
 	// Only what this package implements can be chosen.
-	if _, err := SuiteOf(out); err != nil {
+	if _, err := SuiteOf(ike.Proposal{Protocol: pp.Protocol, Transforms: picked[:n]}); err != nil {
 		return ike.Proposal{}, false
 	}
-	return out, true
+	return ike.Proposal{Number: pp.Number, Protocol: pp.Protocol, SPI: slices.Clone(pp.SPI),
+		Transforms: slices.Clone(picked[:n])}, true
 }
 
 // CheckKE compares the group of the chosen proposal with the group of the

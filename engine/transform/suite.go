@@ -84,12 +84,15 @@ type Suite struct {
 // or D-H, RFC 7296 §3.3.3).
 func SuiteOf(p ike.Proposal) (Suite, error) {
 	s := Suite{Protocol: p.Protocol}
-	seen := map[ike.TransformType]bool{}
+	var seen uint64 // bit per transform type; the types above 63 are unsupported below
 	for _, t := range p.Transforms {
-		if seen[t.Type] {
-			return Suite{}, errorf(ReasonBadProposal, "more than one %v transform in a chosen proposal", t.Type)
+		if t.Type < 64 {
+			bit := uint64(1) << t.Type
+			if seen&bit != 0 {
+				return Suite{}, errorf(ReasonBadProposal, "more than one %v transform in a chosen proposal", t.Type)
+			}
+			seen |= bit
 		}
-		seen[t.Type] = true
 		switch t.Type {
 		case ike.TransformENCR:
 			s.Encr, s.KeyBits = ike.EncrID(t.ID), t.KeyLength
@@ -111,7 +114,7 @@ func SuiteOf(p ike.Proposal) (Suite, error) {
 			return Suite{}, errorf(ReasonUnsupported, "transform type %v", t.Type)
 		}
 	}
-	if !seen[ike.TransformENCR] {
+	if seen&(1<<ike.TransformENCR) == 0 {
 		return Suite{}, errorf(ReasonBadProposal, "no encryption transform")
 	}
 	if err := s.validate(); err != nil {
