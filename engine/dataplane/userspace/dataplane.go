@@ -375,9 +375,7 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 		e.rb = newRebuild(&e.cfg)
 	}
 	e.ep.Store(ep)
-	nt := t.clone()
-	nt.sas(sa.Direction)[sa.SPI] = e
-	d.tab.Store(nt)
+	d.tab.Store(t.withSAs(sa.Direction, func(m map[uint32]*saEntry) { m[sa.SPI] = e }))
 	d.log.Debug("sa added", "spi", fmt.Sprintf("0x%08x", sa.SPI), "dir", sa.Direction.String(), "mode", sa.Mode.String(),
 		"suite", sa.Suite.String(), "encap", sa.Encap, "local", ep.local, "remote", ep.remote)
 	return nil
@@ -468,9 +466,7 @@ func (d *DataPlane) removeLocked(spi uint32, dir dataplane.Direction) bool {
 	if e == nil {
 		return false
 	}
-	nt := t.clone()
-	delete(nt.sas(dir), spi)
-	d.tab.Store(nt)
+	d.tab.Store(t.withSAs(dir, func(m map[uint32]*saEntry) { delete(m, spi) }))
 	d.drain.Lock() // every batch that could hold e has finished
 	d.drain.Unlock()
 	e.esp.Zero()
@@ -516,22 +512,20 @@ func (d *DataPlane) putPolicy(ctx context.Context, p dataplane.Policy, update bo
 		return fmt.Errorf("%w: policy %d", dataplane.ErrExists, p.ID)
 	}
 	p.Local, p.Remote, p.SPIs = slices.Clone(p.Local), slices.Clone(p.Remote), slices.Clone(p.SPIs)
-	nt := t.clone()
+	nt := *t // the lists changed below are new ones: t stays as published
 	if i >= 0 {
-		nt.outPol = slices.Delete(nt.outPol, i, i+1)
+		nt.outPol = withoutPolicy(nt.outPol, i)
 	}
 	if j >= 0 {
-		nt.inPol = slices.Delete(nt.inPol, j, j+1)
+		nt.inPol = withoutPolicy(nt.inPol, j)
 	}
 	pe := &polEntry{p: p}
 	if p.Direction == dataplane.Out {
-		nt.outPol = append(nt.outPol, pe)
-		sortPolicies(nt.outPol)
+		nt.outPol = withPolicy(nt.outPol, pe)
 	} else {
-		nt.inPol = append(nt.inPol, pe)
-		sortPolicies(nt.inPol)
+		nt.inPol = withPolicy(nt.inPol, pe)
 	}
-	d.tab.Store(nt)
+	d.tab.Store(&nt)
 	return nil
 }
 
@@ -554,14 +548,14 @@ func (d *DataPlane) DeletePolicy(ctx context.Context, id uint64) error {
 	if i < 0 && j < 0 {
 		return fmt.Errorf("%w: policy %d", dataplane.ErrNotFound, id)
 	}
-	nt := t.clone()
+	nt := *t
 	if i >= 0 {
-		nt.outPol = slices.Delete(nt.outPol, i, i+1)
+		nt.outPol = withoutPolicy(nt.outPol, i)
 	}
 	if j >= 0 {
-		nt.inPol = slices.Delete(nt.inPol, j, j+1)
+		nt.inPol = withoutPolicy(nt.inPol, j)
 	}
-	d.tab.Store(nt)
+	d.tab.Store(&nt)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package userspace
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"sync"
@@ -21,13 +22,20 @@ type tables struct {
 	inPol  []*polEntry
 }
 
-func (t *tables) clone() *tables {
-	return &tables{
-		in:     cloneMap(t.in),
-		out:    cloneMap(t.out),
-		outPol: slices.Clone(t.outPol),
-		inPol:  slices.Clone(t.inPol),
+// withSAs returns a copy of t in which f changed a copy of dir's SA map;
+// the other map and the policy lists are shared: a control operation
+// copies only what it changes (each copy is linear in the SAs of a
+// gateway).
+func (t *tables) withSAs(dir dataplane.Direction, f func(map[uint32]*saEntry)) *tables {
+	nt := *t
+	m := cloneMap(t.sas(dir))
+	f(m)
+	if dir == dataplane.In {
+		nt.in = m
+	} else {
+		nt.out = m
 	}
+	return &nt
 }
 
 func cloneMap(m map[uint32]*saEntry) map[uint32]*saEntry {
@@ -107,22 +115,29 @@ type polEntry struct {
 	lastAcquire atomic.Int64
 }
 
-func sortPolicies(ps []*polEntry) {
-	slices.SortStableFunc(ps, func(a, b *polEntry) int {
-		if a.p.Priority != b.p.Priority {
-			if a.p.Priority < b.p.Priority {
-				return -1
-			}
-			return 1
-		}
-		if a.p.ID < b.p.ID {
-			return -1
-		}
-		if a.p.ID > b.p.ID {
-			return 1
-		}
-		return 0
-	})
+// comparePolicies orders policies by priority, then ID (IDs are unique).
+func comparePolicies(a, b *polEntry) int {
+	if c := cmp.Compare(a.p.Priority, b.p.Priority); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.p.ID, b.p.ID)
+}
+
+// withPolicy returns a new list: ps (ordered, not changed) with pe in its
+// place, found by binary search instead of sorting the whole list again.
+func withPolicy(ps []*polEntry, pe *polEntry) []*polEntry {
+	i, _ := slices.BinarySearchFunc(ps, pe, comparePolicies)
+	out := make([]*polEntry, 0, len(ps)+1)
+	out = append(out, ps[:i]...)
+	out = append(out, pe)
+	return append(out, ps[i:]...)
+}
+
+// withoutPolicy returns a new list: ps without its element i.
+func withoutPolicy(ps []*polEntry, i int) []*polEntry {
+	out := make([]*polEntry, 0, len(ps)-1)
+	out = append(out, ps[:i]...)
+	return append(out, ps[i+1:]...)
 }
 
 // lookupPolicy finds the first outbound policy whose selectors hold the
