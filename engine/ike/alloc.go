@@ -5,9 +5,10 @@ import "encoding/binary"
 // Allocation of decoded payloads and of encode buffers. A decoded message
 // takes a few allocations whatever its payload count: a first pass over
 // the generic headers (RFC 7296 §3.2) counts the payloads, then the payload
-// slice, one block for the first payload of each common type, and one
-// array for all the Notify payloads are allocated at once. A payload
-// retained by a caller keeps its block alive (a few hundred octets).
+// slice and one block for the first payload of each common type and the
+// first Notify payloads are allocated at once (Decode puts the Message, its
+// payload slice and an SK payload in one more). A payload retained by a
+// caller keeps its block alive (a few hundred octets).
 
 // chainCount is what the first pass found: the payload count and the
 // Notify count of a chain, as far as its headers are well formed (the
@@ -23,7 +24,7 @@ func countChain(next PayloadType, b []byte) chainCount {
 		switch next {
 		case PayloadNotify:
 			c.notifies++
-		case PayloadSA, PayloadKE, PayloadIDi, PayloadIDr, PayloadAUTH, PayloadNonce, PayloadTSi, PayloadTSr, PayloadCP, PayloadSK:
+		case PayloadSA, PayloadKE, PayloadIDi, PayloadIDr, PayloadAUTH, PayloadNonce, PayloadTSi, PayloadTSr, PayloadCP:
 			c.common++
 		}
 		plen := int(binary.BigEndian.Uint16(b[2:4]))
@@ -36,8 +37,13 @@ func countChain(next PayloadType, b []byte) chainCount {
 	return c
 }
 
+// inlineNotifies is how many Notify payloads commonPayloads holds: a
+// handshake message carries a few (NAT detection, fragmentation, hash
+// algorithms, INITIAL_CONTACT, MOBIKE_SUPPORTED, ...).
+const inlineNotifies = 4
+
 // commonPayloads holds the first payload of each type a handshake message
-// carries.
+// carries, and its first Notify payloads.
 type commonPayloads struct {
 	sa       SA
 	ke       KE
@@ -46,23 +52,26 @@ type commonPayloads struct {
 	auth     Auth
 	tsi, tsr TrafficSelectors
 	cp       Config
-	sk       Encrypted
 	used     uint16 // bit per field above
+	notify   [inlineNotifies]Notify
 }
 
 // payloadAlloc hands out the payload structs of one decoded chain.
 type payloadAlloc struct {
 	common   *commonPayloads
-	notifies []Notify
+	notifies []Notify   // the next free Notify structs (in common)
+	more     []Notify   // then these
+	sk       *Encrypted // the SK payload's struct, if the caller has one
 }
 
 func newPayloadAlloc(c chainCount) payloadAlloc {
 	var a payloadAlloc
-	if c.common > 1 {
+	if c.common+c.notifies > 1 {
 		a.common = new(commonPayloads)
+		a.notifies = a.common.notify[:min(c.notifies, inlineNotifies)]
 	}
-	if c.notifies > 1 {
-		a.notifies = make([]Notify, c.notifies)
+	if n := c.notifies - len(a.notifies); n > 1 {
+		a.more = make([]Notify, n)
 	}
 	return a
 }
@@ -78,7 +87,6 @@ const (
 	useTSi
 	useTSr
 	useCP
-	useSK
 )
 
 // take marks field bit of the common block used and reports whether it
@@ -94,9 +102,17 @@ func (c *commonPayloads) take(bit uint16) bool {
 // payload returns an empty payload of a known type, or nil, like
 // newPayload.
 func (a *payloadAlloc) payload(t PayloadType) Payload {
+	if t == PayloadNotify && len(a.notifies) == 0 {
+		a.notifies, a.more = a.more, nil
+	}
 	if t == PayloadNotify && len(a.notifies) > 0 {
 		p := &a.notifies[0]
 		a.notifies = a.notifies[1:]
+		return p
+	}
+	if t == PayloadSK && a.sk != nil {
+		p := a.sk
+		a.sk = nil
 		return p
 	}
 	if c := a.common; c != nil {
@@ -121,8 +137,6 @@ func (a *payloadAlloc) payload(t PayloadType) Payload {
 			return &c.tsr
 		case t == PayloadCP && c.take(useCP):
 			return &c.cp
-		case t == PayloadSK && c.take(useSK):
-			return &c.sk
 		}
 	}
 	return newPayload(t)

@@ -48,10 +48,10 @@ func TestDecodeRepeatedCommonPayloads(t *testing.T) {
 }
 
 // TestCodecAllocs bounds the allocations of decoding and encoding
-// handshake messages: a decoded IKE_SA_INIT takes its copy, one block for
-// the Message and payload slice, one for the common payloads, one for the
-// Notify payloads, and what the SA and CP bodies need; an encoded message
-// one buffer.
+// handshake messages: a decoded message takes its copy, one block for the
+// Message, payload slice and SK payload, one for the common payloads and
+// the first Notifies, and what the bodies need (SA proposals and
+// transforms, CP attributes, TS lists); an encoded message one buffer.
 func TestCodecAllocs(t *testing.T) {
 	init, err := ikeSAInitRequest().Encode()
 	if err != nil {
@@ -62,20 +62,26 @@ func TestCodecAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := ikeAuthRequest(t)
+	outer, err := auth.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		max  float64
 		f    func()
 	}{
-		// copy, Message+payloads, common block, notifies, SA: 2 proposals
-		// and their transforms.
-		{"Decode IKE_SA_INIT", 7, func() { _, _ = Decode(init) }},
-		// payload slice, common block, notifies, CP attributes, SA proposal
-		// and transforms, two TS lists.
-		{"DecodePayloads IKE_AUTH", 8, func() { _, _ = DecodePayloads(first, inner) }},
+		// copy, Message block, common block, SA (2 proposals: proposals,
+		// transforms), VendorID.
+		{"Decode IKE_SA_INIT", 6, func() { _, _ = Decode(init) }},
+		{"Decode IKE_AUTH (SK)", 2, func() { _, _ = Decode(outer) }},
+		// payload slice, common block, fifth Notify, CP attributes, SA
+		// (one block), two TS lists.
+		{"DecodePayloads IKE_AUTH", 7, func() { _, _ = DecodePayloads(first, inner) }},
 		{"Encode IKE_SA_INIT", 1, func() { _, _ = ikeSAInitRequestCached.Encode() }},
 		{"Encode IKE_AUTH", 1, func() { _, _ = auth.Encode() }},
 		{"EncodePayloads IKE_AUTH", 1, func() { _, _, _ = EncodePayloads(ikeAuthInnerCached) }},
+		{"NotifyHashAlgorithms", 1, func() { _ = NotifyHashAlgorithms(HashSHA256, HashSHA384, HashSHA512, HashIdentity) }},
 	}
 	for _, c := range cases {
 		if got := testing.AllocsPerRun(50, c.f); got > c.max {

@@ -151,10 +151,12 @@ func Decode(b []byte) (*Message, error) {
 	own := make([]byte, len(b)-HeaderLen)
 	copy(own, b[HeaderLen:])
 	c := countChain(first, own)
-	// The Message and, for up to 8 payloads, the payload slice in one block.
+	// The Message, for up to 8 payloads the payload slice, and the SK
+	// payload in one block.
 	box := new(struct {
 		m  Message
 		ps [8]Payload
+		sk Encrypted
 	})
 	var ps []Payload // nil when there are none, as before a round trip
 	switch {
@@ -164,7 +166,9 @@ func Decode(b []byte) (*Message, error) {
 	default:
 		ps = make([]Payload, 0, c.payloads)
 	}
-	ps, err = decodeChain(first, own, true, ps, newPayloadAlloc(c))
+	a := newPayloadAlloc(c)
+	a.sk = &box.sk
+	ps, err = decodeChain(first, own, true, ps, a)
 	if err != nil {
 		return nil, err
 	}

@@ -70,11 +70,20 @@ func (p *Notify) HashAlgorithms() ([]HashAlgorithm, bool) {
 
 // NotifyHashAlgorithms builds SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
 func NotifyHashAlgorithms(hs ...HashAlgorithm) *Notify {
-	d := make([]byte, 0, 2*len(hs))
+	// The Notify and room for 8 hash algorithms in one allocation.
+	box := new(struct {
+		n Notify
+		d [16]byte
+	})
+	d := box.d[:0]
+	if 2*len(hs) > len(box.d) {
+		d = make([]byte, 0, 2*len(hs))
+	}
 	for _, h := range hs {
 		d = binary.BigEndian.AppendUint16(d, uint16(h))
 	}
-	return &Notify{NotifyType: SignatureHashAlgorithms, Data: d}
+	box.n = Notify{NotifyType: SignatureHashAlgorithms, Data: d}
+	return &box.n
 }
 
 // Addr returns the address of ADDITIONAL_IP4_ADDRESS (4 octets) or

@@ -114,10 +114,21 @@ func (p *SA) decodeBody(b []byte) error {
 	if len(b) == 0 {
 		return syntaxError(PayloadSA, "no proposals")
 	}
-	// One slice for the proposals and one for all their transforms.
+	// One slice for the proposals and one for all their transforms; one
+	// block for both when there is one proposal of up to 8 transforms (as
+	// in every answer, §2.7).
 	np, nt := countProposals(b)
-	p.Proposals = make([]Proposal, 0, np)
-	slab := make([]Transform, 0, nt)
+	var slab []Transform
+	if np == 1 && nt <= 8 {
+		box := new(struct {
+			p [1]Proposal
+			t [8]Transform
+		})
+		p.Proposals, slab = box.p[:0], box.t[:0:nt]
+	} else {
+		p.Proposals = make([]Proposal, 0, np)
+		slab = make([]Transform, 0, nt)
+	}
 	for more := true; more; {
 		if len(b) < proposalHdrLen {
 			return syntaxError(PayloadSA, "truncated proposal header")
