@@ -167,3 +167,54 @@ func BenchmarkDH(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKeys is the key work of one side of a handshake with PSK,
+// without D-H: SKEYSEED, the IKE keys, the Child SA keys, the IKE ciphers
+// of both directions, and the two PSK AUTH values (ours and the peer's
+// check), for aes128gcm16-prfsha256 and aes256-sha256-prfsha384.
+func BenchmarkKeys(b *testing.B) {
+	suites := []struct {
+		name       string
+		ike, child Suite
+	}{
+		{"gcm-sha256", Suite{Protocol: ike.ProtoIKE, Encr: ike.EncrAESGCM16, KeyBits: 128, PRF: ike.PRFHMACSHA256, Group: ike.GroupCurve25519},
+			Suite{Protocol: ike.ProtoESP, Encr: ike.EncrAESGCM16, KeyBits: 128}},
+		{"cbc-sha384", Suite{Protocol: ike.ProtoIKE, Encr: ike.EncrAESCBC, KeyBits: 256, Integ: ike.IntegHMACSHA256_128, PRF: ike.PRFHMACSHA384, Group: ike.GroupCurve25519},
+			Suite{Protocol: ike.ProtoESP, Encr: ike.EncrAESCBC, KeyBits: 256, Integ: ike.IntegHMACSHA256_128}},
+	}
+	ni, nr, spi := testKey(32, 1), testKey(32, 2), testKey(8, 3)
+	gir := NewSecret(testKey(32, 4))
+	psk := NewSecret([]byte("a pre-shared key of some length"))
+	msg := testKey(400, 5) // the IKE_SA_INIT message AUTH covers
+	id := []byte{2, 0, 0, 0, 'g', 'w'}
+	for _, s := range suites {
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			p, _ := NewPRF(s.ike.PRF)
+			for b.Loop() {
+				seed := SKEYSEED(p, ni, nr, gir)
+				k, err := DeriveIKEKeys(s.ike, seed, ni, nr, spi, spi)
+				if err != nil {
+					b.Fatal(err)
+				}
+				seed.Zero()
+				out, in, err := k.Ciphers(true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				auth := PSKAuth(p, psk, SignedOctets(p, msg, nr, k.PI, id))
+				if err := VerifyPSKAuth(p, psk, SignedOctets(p, msg, nr, k.PI, id), auth); err != nil {
+					b.Fatal(err)
+				}
+				c, err := DeriveChildKeys(k, s.child, Secret{}, ni, nr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Zero()
+				out.Destroy()
+				in.Destroy()
+				k.Zero()
+			}
+		})
+	}
+}

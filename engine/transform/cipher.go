@@ -208,7 +208,6 @@ func unpad(dst, pt []byte, block int) ([]byte, error) {
 type cbcCipher struct {
 	spec   encrSpec
 	icvLen int
-	name   string
 
 	mu      sync.Mutex
 	block   cipher.Block
@@ -235,10 +234,15 @@ func newCBCCipher(e encrSpec, integ ike.IntegID, key, integKey []byte) (*cbcCiph
 	if err != nil {
 		return nil, errorf(ReasonBadKey, "AES: %v", err)
 	}
-	c := &cbcCipher{
-		spec: e, icvLen: is.icvLen, block: b, mac: hmac.New(is.hash, integKey), rng: rand.Reader,
-		iv: new([16]byte), sum: new([64]byte), integID: integ, name: fmt.Sprintf("%v-%d+%v", ike.EncrAESCBC, e.keyLen*8, integ),
-	}
+	// One allocation for the Cipher, its IV and its MAC output; only
+	// pointers lead from the Cipher to them.
+	box := &struct {
+		c   cbcCipher
+		iv  [16]byte
+		sum [64]byte
+	}{c: cbcCipher{spec: e, icvLen: is.icvLen, block: b, mac: hmac.New(is.hash, integKey), rng: rand.Reader, integID: integ}}
+	c := &box.c
+	c.iv, c.sum = &box.iv, &box.sum
 	c.enc = cipher.NewCBCEncrypter(b, c.iv[:])
 	c.dec = cipher.NewCBCDecrypter(b, c.iv[:])
 	return c, nil
@@ -334,7 +338,9 @@ func (c *cbcCipher) Destroy() {
 	c.mu.Unlock()
 }
 
-func (c *cbcCipher) String() string             { return c.name + " " + redacted }
+func (c *cbcCipher) String() string {
+	return fmt.Sprintf("%v-%d+%v %s", ike.EncrAESCBC, c.spec.keyLen*8, c.integID, redacted)
+}
 func (c *cbcCipher) GoString() string           { return c.String() }
 func (c *cbcCipher) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
 
