@@ -166,6 +166,9 @@ func (e *Engine) loop(st *state) {
 			st.flushLeases()
 		case <-e.quit:
 			st.shutdownSAs()
+			if st.rt.routes.close != nil {
+				st.rt.routes.close()
+			}
 			st.leaseTimer.Stop()
 			st.flushLeases()
 			for w := range st.watchers {

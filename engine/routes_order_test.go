@@ -61,6 +61,7 @@ func recordRoutes(t *testing.T, e *Engine, l *orderLog) {
 			addRoute: func(_ string, p netip.Prefix, _ netip.Addr) error { l.add("route " + p.String()); return nil },
 			delRoute: func(_ string, p netip.Prefix) error { l.add("unroute " + p.String()); return nil },
 			addAddr:  func(_ string, p netip.Prefix) error { l.add("address " + p.String()); return nil },
+			delAddr:  func(_ string, p netip.Prefix) error { l.add("unaddress " + p.String()); return nil },
 			pinHost:  func(a netip.Addr) (netip.Prefix, error) { return netip.PrefixFrom(a, a.BitLen()), nil },
 		}
 		return struct{}{}, nil
@@ -97,7 +98,8 @@ func TestResponderRoutesBeforeAnswer(t *testing.T) {
 	gw := mk("192.0.2.1", sendLog{w.end("192.0.2.1"), &gwLog})
 	ue := mk("192.0.2.2", w.end("192.0.2.2"))
 	recordRoutes(t, gw, &gwLog)
-	recordRoutes(t, ue, &orderLog{})
+	var ueLog orderLog
+	recordRoutes(t, ue, &ueLog)
 	if _, err := gw.CreatePool(tctx(t), "ue", PoolSpec{Ranges: []string{"10.45.0.0/24"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +125,20 @@ func TestResponderRoutesBeforeAnswer(t *testing.T) {
 	}
 	if n := len(slices.DeleteFunc(slices.Clone(got), func(op string) bool { return op != "route 10.45.0.1/32" })); n != 1 {
 		t.Errorf("virtual IP routed %d times: %v", n, got)
+	}
+	// The end user holds its virtual IP on the TUN while the IKE SA
+	// lives and takes it off when the SA goes (addresses piled up).
+	if got := ueLog.list(); !slices.Contains(got, "address 10.45.0.1/32") || slices.Contains(got, "unaddress 10.45.0.1/32") {
+		t.Fatalf("end user did %s; want the virtual IP added and kept", strings.Join(got, ", "))
+	}
+	if err := ue.TerminateConnection(tctx(t), "gw"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(ueLog.list(), "unaddress 10.45.0.1/32") {
+		if time.Now().After(deadline) {
+			t.Fatalf("end user did %s; want the virtual IP removed after the IKE SA went", strings.Join(ueLog.list(), ", "))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -57,6 +57,7 @@ type ikeSA struct {
 	vips        []netip.Addr
 	peerID      string
 	routes      []netip.Prefix
+	addrs       []netip.Prefix // virtual IPs it holds on the TUN (addrUsers)
 	// half is set while a responder is half-open (counted by the cookies).
 	half *halfOpenKey
 	// path is the path the IKE SA lives on (paths.go, linkPath); multi is
@@ -123,6 +124,9 @@ type runtime struct {
 	halfOpen map[halfOpenKey]*ikeSA
 	// routeUsers counts the IKE SAs that need each route into the TUN.
 	routeUsers map[netip.Prefix]int
+	// addrUsers counts the IKE SAs holding each virtual IP on the TUN
+	// (the IKE SAs of one connection's paths share its inner address).
+	addrUsers map[netip.Prefix]int
 	cookies    *sa.Cookies
 	// invalidSPI rate-limits INVALID_IKE_SPI replies (RFC 7296 §2.21.4).
 	invalidSPIAt    time.Time
@@ -143,7 +147,10 @@ type routeOps struct {
 	addRoute func(link string, dst netip.Prefix, src netip.Addr) error
 	delRoute func(link string, dst netip.Prefix) error
 	addAddr  func(link string, p netip.Prefix) error
+	delAddr  func(link string, p netip.Prefix) error
 	pinHost  func(peer netip.Addr) (netip.Prefix, error)
+	// close releases what the operations hold (nil: nothing).
+	close func() error
 }
 
 type halfOpenKey struct {
@@ -247,7 +254,7 @@ func newRuntime(cfg Config) *runtime {
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
 		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string][]*ikeSA{},
 		loggers:  map[string]hclog.Logger{},
-		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{},
+		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}, addrUsers: map[netip.Prefix]int{},
 		routes: kernelRouteOps(iface.NewRoutes())}
 	if rt.rng == nil {
 		rt.rng = rand.Reader

@@ -460,7 +460,8 @@ func (st *state) initialContact(s *ikeSA) {
 // instead of a socket and a link lookup per change (issue 7: on both ends
 // the routes of a Child SA are in the way of its first packet).
 func kernelRouteOps(r *iface.Routes) routeOps {
-	return routeOps{addRoute: r.AddRoute, delRoute: r.DelRoute, addAddr: r.AddAddr, pinHost: r.PinHostRoute}
+	return routeOps{addRoute: r.AddRoute, delRoute: r.DelRoute, addAddr: r.AddAddr, delAddr: r.DelAddr,
+		pinHost: r.PinHostRoute, close: r.Close}
 }
 
 // installRoutes makes inner traffic reach the data plane's TUN: an
@@ -496,9 +497,7 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 	if in.Role == sa.Initiator || len(s.vips) > 0 && in.Role != sa.Responder {
 		var src netip.Addr
 		for _, v := range s.vips {
-			if err := st.rt.routes.addAddr(link, netip.PrefixFrom(v, v.BitLen())); err != nil {
-				st.e.log.Warn("virtual IP failed", "address", v, "error", err)
-			}
+			st.holdAddr(s, link, netip.PrefixFrom(v, v.BitLen()))
 			src = v
 		}
 		for _, t := range c.RemoteTS {
@@ -568,6 +567,34 @@ func (st *state) removeRoutes(s *ikeSA) {
 		st.rt.routes.delRoute(tun.TUNName(), p)
 	}
 	s.routes = nil
+	// The virtual IP leaves the TUN with the last IKE SA holding it
+	// (RFC 7296 §3.15.1: the address is lent for the IKE SA's life).
+	for _, p := range s.addrs {
+		if st.rt.addrUsers[p]--; st.rt.addrUsers[p] > 0 {
+			continue
+		}
+		delete(st.rt.addrUsers, p)
+		if err := st.rt.routes.delAddr(tun.TUNName(), p); err != nil {
+			st.e.log.Warn("could not remove the virtual IP", "address", p, "error", err)
+		}
+	}
+	s.addrs = nil
+}
+
+// holdAddr puts a virtual IP on the TUN for s, once per IKE SA, the
+// first holder adding it.
+func (st *state) holdAddr(s *ikeSA, link string, p netip.Prefix) {
+	if slices.Contains(s.addrs, p) {
+		return
+	}
+	if st.rt.addrUsers[p] == 0 {
+		if err := st.rt.routes.addAddr(link, p); err != nil {
+			st.e.log.Warn("virtual IP failed", "address", p, "error", err)
+			return
+		}
+	}
+	st.rt.addrUsers[p]++
+	s.addrs = append(s.addrs, p)
 }
 
 // tsString writes a traffic selector the way ParseSelector reads it when it
