@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -94,3 +95,64 @@ var (
 	ikeSAInitRequestCached = ikeSAInitRequest()
 	ikeAuthInnerCached     = ikeAuthInner()
 )
+
+// TestAppendSealedHeader checks AppendSKHeader and AppendSKFHeader against
+// Encode and EncryptedOffset of the same message with its body, and their
+// errors.
+func TestAppendSealedHeader(t *testing.T) {
+	h := Header{SPIi: 0x0102030405060708, SPIr: 0x1112131415161718, Exchange: IKEAuth, Flags: FlagInitiator | FlagResponse, MessageID: 7}
+	cases := []struct {
+		name string
+		sk   Payload
+		got  func(dst []byte, n int) ([]byte, error)
+	}{
+		{"SK", &Encrypted{First: PayloadIDi}, func(dst []byte, n int) ([]byte, error) { return AppendSKHeader(dst, h, PayloadIDi, n) }},
+		{"SKF 1/3", &EncryptedFragment{First: PayloadIDi, Number: 1, Total: 3},
+			func(dst []byte, n int) ([]byte, error) { return AppendSKFHeader(dst, h, PayloadIDi, 1, 3, n) }},
+		{"SKF 3/3", &EncryptedFragment{Number: 3, Total: 3},
+			func(dst []byte, n int) ([]byte, error) { return AppendSKFHeader(dst, h, PayloadNone, 3, 3, n) }},
+	}
+	for _, c := range cases {
+		for _, n := range []int{0, 1, 100, maxPayloadLen - FragmentHeaderLen} {
+			switch sk := c.sk.(type) {
+			case *Encrypted:
+				sk.Body = make([]byte, n)
+			case *EncryptedFragment:
+				sk.Body = make([]byte, n)
+			}
+			whole, err := (&Message{Header: h, Payloads: []Payload{c.sk}}).Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			off, err := EncryptedOffset(whole)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefix := []byte{0xee} // appends after what dst holds
+			got, err := c.got(prefix, n)
+			if err != nil {
+				t.Fatalf("%s body %d: %v", c.name, n, err)
+			}
+			if !reflect.DeepEqual(got[1:], whole[:off]) || got[0] != 0xee {
+				t.Fatalf("%s body %d:\n got %x\nwant %x", c.name, n, got[1:], whole[:off])
+			}
+			if cap(got)-len(got) < n {
+				t.Fatalf("%s body %d: room for %d octets of body", c.name, n, cap(got)-len(got))
+			}
+		}
+	}
+	for _, bad := range []func() ([]byte, error){
+		func() ([]byte, error) { return AppendSKHeader(nil, h, PayloadIDi, -1) },
+		func() ([]byte, error) { return AppendSKHeader(nil, h, PayloadIDi, maxPayloadLen-PayloadHeaderLen+1) },
+		func() ([]byte, error) { return AppendSKFHeader(nil, h, PayloadIDi, 0, 3, 10) },
+		func() ([]byte, error) { return AppendSKFHeader(nil, h, PayloadIDi, 4, 3, 10) },
+		func() ([]byte, error) {
+			return AppendSKFHeader(nil, h, PayloadIDi, 1, 1, maxPayloadLen-FragmentHeaderLen+1)
+		},
+	} {
+		var e *EncodeError
+		if _, err := bad(); !errors.As(err, &e) {
+			t.Fatalf("want an *EncodeError, got %v", err)
+		}
+	}
+}

@@ -347,3 +347,47 @@ func EncryptedOffset(b []byte) (int, error) {
 	}
 	return 0, &Error{Notify: InvalidSyntax, Reason: "message has no SK or SKF payload"}
 }
+
+// AppendSKHeader appends to dst the IKE header h and the generic header of
+// an SK payload (RFC 7296 §3.14) whose first inner payload is first and
+// whose body (IV | ciphertext | ICV) will be bodyLen octets, as the only
+// payload, every length final. The result is what the body's AEAD
+// associated data (RFC 5282 §5.1) or ICV covers: Cipher.Seal appends the
+// body to it, in place when dst has room for bodyLen more octets. It gives
+// the bytes Encode and EncryptedOffset give for such a message, without
+// building the payload or its body.
+func AppendSKHeader(dst []byte, h Header, first PayloadType, bodyLen int) ([]byte, error) {
+	return appendSealedHeader(dst, h, PayloadSK, first, 0, 0, bodyLen)
+}
+
+// AppendSKFHeader is AppendSKHeader for one Encrypted Fragment payload
+// (RFC 7383 §2.5): the result ends with Fragment Number and Total
+// Fragments, and first is the first inner payload in fragment 1 only.
+func AppendSKFHeader(dst []byte, h Header, first PayloadType, number, total uint16, bodyLen int) ([]byte, error) {
+	if number == 0 || number > total {
+		return nil, encodeError(PayloadSKF, "Fragment Number "+itoa(int(number))+" outside 1.."+itoa(int(total)))
+	}
+	return appendSealedHeader(dst, h, PayloadSKF, first, number, total, bodyLen)
+}
+
+func appendSealedHeader(dst []byte, h Header, pt, first PayloadType, number, total uint16, bodyLen int) ([]byte, error) {
+	hdr := PayloadHeaderLen
+	if pt == PayloadSKF {
+		hdr = FragmentHeaderLen
+	}
+	if bodyLen < 0 {
+		return nil, encodeError(pt, "negative body length "+itoa(bodyLen))
+	}
+	if hdr+bodyLen > maxPayloadLen {
+		return nil, encodeError(pt, "payload longer than 65535 octets")
+	}
+	dst = slices.Grow(dst, HeaderLen+hdr+bodyLen)
+	dst = h.appendTo(dst, pt, uint32(HeaderLen+hdr+bodyLen))
+	dst = append(dst, byte(first), 0)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(hdr+bodyLen))
+	if pt == PayloadSKF {
+		dst = binary.BigEndian.AppendUint16(dst, number)
+		dst = binary.BigEndian.AppendUint16(dst, total)
+	}
+	return dst, nil
+}
