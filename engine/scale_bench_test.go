@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,11 +33,14 @@ func BenchmarkEstablishAt(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
+			cpu0 := processCPU()
 			for i := range b.N {
 				if _, err := ue.InitiateConnection(ctx, fmt.Sprintf("c%d", n+i), ""); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// CPU of the whole process (both engines, D-H workers, GC).
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -55,11 +62,13 @@ func BenchmarkHeapPerSA(b *testing.B) {
 		gwBase := liveHeap()
 		ue := scaleUser(b, w, n)
 		ueBase := liveHeap()
+		rss0, cpu0 := rssBytes(b), processCPU()
 		for i := range n {
 			if _, err := ue.InitiateConnection(ctx, fmt.Sprintf("c%d", i), ""); err != nil {
 				b.Fatal(err)
 			}
 		}
+		rss1, cpu1 := rssBytes(b), processCPU()
 		up := liveHeap()
 		w.mu.Lock()
 		w.drops = func(from, to netip.AddrPort) bool { return true }
@@ -71,7 +80,39 @@ func BenchmarkHeapPerSA(b *testing.B) {
 		b.ReportMetric(gwPer, "responder-B/SA")
 		b.ReportMetric(uePer, "initiator-B/SA")
 		b.ReportMetric(float64(int64(ueBase)-int64(gwBase))/n, "initiator-conn-B")
+		// Both engines' SAs, as the process's resident memory grew
+		// (garbage the GC has not returned included: GOGC matters).
+		b.ReportMetric(float64(rss1-rss0)/n, "both-RSS-B/SA")
+		b.ReportMetric(float64(cpu1-cpu0)/n, "both-cpu-ns/SA")
 	}
+}
+
+// processCPU is the user and system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rssBytes is this process's resident set (VmRSS).
+func rssBytes(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kib << 10
+		}
+	}
+	tb.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }
 
 // liveHeap is the heap in use after a full collection.

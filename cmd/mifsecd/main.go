@@ -58,6 +58,9 @@ type options struct {
 	logJSON          bool
 	watchBuffer      int
 	shutdownTimeout  time.Duration
+	// gcPercent is GOGC for the daemon; gcSet: given on the command line.
+	gcPercent int
+	gcSet     bool
 }
 
 func main() {
@@ -81,8 +84,11 @@ func main() {
 	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
 	fs.IntVar(&o.watchBuffer, "watch-buffer", 1024, "events a watcher may lag behind before it is cut off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long SIGTERM waits for RPCs to finish")
+	fs.IntVar(&o.gcPercent, "gc-percent", engine.DefaultGCPercent,
+		"garbage collector target (GOGC; -1 = off); when not given, GOGC from the environment if set (docs/operations.md)")
 	o.ike.register(fs)
 	fs.Parse(os.Args[1:])
+	fs.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
 
 	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "mifsecd",
@@ -128,6 +134,11 @@ func run(o options, log hclog.Logger) error {
 	if err := checkOptions(&o); err != nil {
 		return err
 	}
+	gc, err := engine.ApplyGCPercent(o.gcSet, o.gcPercent)
+	if err != nil {
+		return fmt.Errorf("--gc-percent: %w", err)
+	}
+	log.Info("garbage collector", "gc_percent", gc.Percent, "source", gc.Source)
 	// Read everything that can be wrong before touching the system.
 	var cfgFile *bootstrap.File
 	if o.config != "" {

@@ -69,6 +69,8 @@ type options struct {
 	timeout    time.Duration
 	idPrefix   string
 	hold       bool
+	gcPercent  int
+	gcSet      bool
 }
 
 func main() {
@@ -102,7 +104,9 @@ func main() {
 	flag.StringVar(&o.idPrefix, "id-prefix", "c", "initiator: identities are <prefix><i>@ikebench (unique across initiator processes)")
 	flag.BoolVar(&o.hold, "hold", false, "initiator: keep the SAs after reporting, until SIGTERM (memory at scale)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	flag.IntVar(&o.gcPercent, "gc-percent", engine.DefaultGCPercent, "garbage collector target as mifsecd's --gc-percent (GOGC from the environment when not given)")
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
 	if o.memprofile != "" {
 		runtime.MemProfileRate = 512 // fine-grained: per-SA structures are small
 	}
@@ -123,6 +127,12 @@ func run(o options) error {
 		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "ikebench-" + o.role, Level: hclog.LevelFromString(o.logLevel), Output: os.Stderr})
+	// The collector set up as mifsecd sets it (same code, same default).
+	gc, err := engine.ApplyGCPercent(o.gcSet, o.gcPercent)
+	if err != nil {
+		return fmt.Errorf("-gc-percent: %w", err)
+	}
+	log.Info("garbage collector", "gc_percent", gc.Percent, "source", gc.Source)
 	switch o.role {
 	case "responder":
 		return respond(o, log)
