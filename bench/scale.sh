@@ -15,11 +15,12 @@
 #     (userspace data plane on both ends, a packet socket on the initiator's
 #     veth), ESP_SAMPLES fresh connections one after another.
 #
-# mifsec initiators: SAs are spread over processes of at most PER
-# connections (the initiator engine's per-event work grows with its own
-# SA count, see docs/benchmarks-ike.md); each holds its SAs (-hold) until
-# the end, and its RSS growth counts. The rate windows use one fresh
-# initiator process each.
+# mifsec initiators: one process establishes the N - 2W SAs between the
+# rate windows (an engine's per-event work no longer grows with its SA
+# count, see docs/benchmarks-ike.md); PER=k spreads them over processes of
+# at most k connections instead. Each holds its SAs (-hold) until the end,
+# and its RSS growth counts. The rate windows use one fresh initiator
+# process each.
 #
 #   bench/scale.sh                       # NS="1000 3000 10000", both
 #   NS="1000" IMPLS=mifsec bench/scale.sh
@@ -34,7 +35,7 @@ cd "$(dirname "$0")/.."
 NS=${NS-"1000 3000 10000"}  # NS="" runs only the first-ESP part
 IMPLS=${IMPLS:-"strongswan mifsec"}
 W=${W:-100}
-PER=${PER:-500}
+PER=${PER:-0}  # 0: one initiator process for the bulk
 CONC=${CONC:-16}
 SETTLE=${SETTLE:-3}
 ESP_SAMPLES=${ESP_SAMPLES:-50}
@@ -115,7 +116,8 @@ scale_mifsec() { # N
   first=$(cat "$D/mf/first/out")
   left=$((n - 2 * W)); k=0
   while [ "$left" -gt 0 ]; do
-    local c=$((left < PER ? left : PER))
+    local c=$left
+    [ "$PER" -gt 0 ] && [ "$PER" -lt "$left" ] && c=$PER
     mf_hold "$D/mf/b$k" "b$k-" "$c" $((600 + k))
     left=$((left - c)); k=$((k + 1))
   done
