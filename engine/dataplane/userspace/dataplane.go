@@ -176,7 +176,7 @@ func newDataPlane(cfg Config, log hclog.Logger, tun tunDevice, listen func(netip
 		socks:  make(map[netip.AddrPort]*sock),
 		events: make(chan dataplane.Event, cfg.EventBuffer),
 	}
-	d.tab.Store(&tables{in: map[uint32]*saEntry{}, out: map[uint32]*saEntry{}})
+	d.tab.Store(newTables())
 	d.pipe.init(d)
 	for _, a := range cfg.Listen {
 		if _, err := d.sockFor(cfg.withPort(a)); err != nil {
@@ -347,7 +347,7 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 		return ErrClosed
 	}
 	t := d.tab.Load()
-	if t.sas(sa.Direction)[sa.SPI] != nil {
+	if t.sa(sa.Direction, sa.SPI) != nil {
 		return fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrExists, sa.SPI, sa.Direction)
 	}
 	window := 0
@@ -375,7 +375,7 @@ func (d *DataPlane) AddSA(ctx context.Context, sa dataplane.SA) error {
 		e.rb = newRebuild(&e.cfg)
 	}
 	e.ep.Store(ep)
-	d.tab.Store(t.withSAs(sa.Direction, func(m map[uint32]*saEntry) { m[sa.SPI] = e }))
+	d.tab.Store(t.withSA(sa.Direction, sa.SPI, e))
 	d.log.Debug("sa added", "spi", fmt.Sprintf("0x%08x", sa.SPI), "dir", sa.Direction.String(), "mode", sa.Mode.String(),
 		"suite", sa.Suite.String(), "encap", sa.Encap, "local", ep.local, "remote", ep.remote)
 	return nil
@@ -428,7 +428,7 @@ func (d *DataPlane) UpdateSA(ctx context.Context, spi uint32, dir dataplane.Dire
 	if d.closed {
 		return ErrClosed
 	}
-	e := d.tab.Load().sas(dir)[spi]
+	e := d.tab.Load().sa(dir, spi)
 	if e == nil {
 		return fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
 	}
@@ -462,11 +462,11 @@ func (d *DataPlane) DeleteSA(ctx context.Context, spi uint32, dir dataplane.Dire
 // it. d.mu held.
 func (d *DataPlane) removeLocked(spi uint32, dir dataplane.Direction) bool {
 	t := d.tab.Load()
-	e := t.sas(dir)[spi]
+	e := t.sa(dir, spi)
 	if e == nil {
 		return false
 	}
-	d.tab.Store(t.withSAs(dir, func(m map[uint32]*saEntry) { delete(m, spi) }))
+	d.tab.Store(t.withSA(dir, spi, nil))
 	d.drain.Lock() // every batch that could hold e has finished
 	d.drain.Unlock()
 	e.esp.Zero()
@@ -503,8 +503,7 @@ func (d *DataPlane) putPolicy(ctx context.Context, p dataplane.Policy, update bo
 		return ErrClosed
 	}
 	t := d.tab.Load()
-	i, j := policyIndex(t.outPol, p.ID), policyIndex(t.inPol, p.ID)
-	exists := i >= 0 || j >= 0
+	old, exists := t.pols.get(p.ID)
 	switch {
 	case update && !exists:
 		return fmt.Errorf("%w: policy %d", dataplane.ErrNotFound, p.ID)
@@ -512,25 +511,8 @@ func (d *DataPlane) putPolicy(ctx context.Context, p dataplane.Policy, update bo
 		return fmt.Errorf("%w: policy %d", dataplane.ErrExists, p.ID)
 	}
 	p.Local, p.Remote, p.SPIs = slices.Clone(p.Local), slices.Clone(p.Remote), slices.Clone(p.SPIs)
-	nt := *t // the lists changed below are new ones: t stays as published
-	if i >= 0 {
-		nt.outPol = withoutPolicy(nt.outPol, i)
-	}
-	if j >= 0 {
-		nt.inPol = withoutPolicy(nt.inPol, j)
-	}
-	pe := &polEntry{p: p}
-	if p.Direction == dataplane.Out {
-		nt.outPol = withPolicy(nt.outPol, pe)
-	} else {
-		nt.inPol = withPolicy(nt.inPol, pe)
-	}
-	d.tab.Store(&nt)
+	d.tab.Store(t.withPolicy(old, &polEntry{p: p}))
 	return nil
-}
-
-func policyIndex(ps []*polEntry, id uint64) int {
-	return slices.IndexFunc(ps, func(pe *polEntry) bool { return pe.p.ID == id })
 }
 
 // DeletePolicy implements dataplane.DataPlane.
@@ -544,18 +526,11 @@ func (d *DataPlane) DeletePolicy(ctx context.Context, id uint64) error {
 		return ErrClosed
 	}
 	t := d.tab.Load()
-	i, j := policyIndex(t.outPol, id), policyIndex(t.inPol, id)
-	if i < 0 && j < 0 {
+	old, ok := t.pols.get(id)
+	if !ok {
 		return fmt.Errorf("%w: policy %d", dataplane.ErrNotFound, id)
 	}
-	nt := *t
-	if i >= 0 {
-		nt.outPol = withoutPolicy(nt.outPol, i)
-	}
-	if j >= 0 {
-		nt.inPol = withoutPolicy(nt.inPol, j)
-	}
-	d.tab.Store(&nt)
+	d.tab.Store(t.withPolicy(old, nil))
 	return nil
 }
 
@@ -568,7 +543,7 @@ func (d *DataPlane) Counters(ctx context.Context, spi uint32, dir dataplane.Dire
 	if err := ctxErr(ctx); err != nil {
 		return dataplane.Counters{}, err
 	}
-	e := d.tab.Load().sas(dir)[spi]
+	e := d.tab.Load().sa(dir, spi)
 	if e == nil {
 		return dataplane.Counters{}, fmt.Errorf("%w: spi 0x%08x %s", dataplane.ErrNotFound, spi, dir)
 	}
@@ -643,12 +618,12 @@ func (d *DataPlane) Close() error {
 	}
 	d.pipe.stop()
 	t := d.tab.Load()
-	for _, m := range []map[uint32]*saEntry{t.in, t.out} {
-		for _, e := range m {
+	for _, m := range []*cowMap[uint32, *saEntry]{&t.in, &t.out} {
+		for _, e := range m.all {
 			e.esp.Zero()
 		}
 	}
-	d.tab.Store(&tables{in: map[uint32]*saEntry{}, out: map[uint32]*saEntry{}})
+	d.tab.Store(newTables())
 	close(d.events)
 	if d.ns != nil {
 		d.ns.close()

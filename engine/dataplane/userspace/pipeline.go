@@ -128,7 +128,7 @@ func (p *pipeline) expire(e *saEntry) {
 		if d.closed {
 			return
 		}
-		if d.tab.Load().sas(e.cfg.Direction)[e.cfg.SPI] == e {
+		if d.tab.Load().sa(e.cfg.Direction, e.cfg.SPI) == e {
 			d.removeLocked(e.cfg.SPI, e.cfg.Direction)
 		}
 	}()

@@ -154,7 +154,7 @@ func (p *pipeline) sockReader(s *sock) {
 // addESP looks the SA of an ESP packet up and adds the packet to the batch.
 func (e *inElem) addESP(t *tables, body []byte) {
 	spi, _ := esp.PeekSPI(body)
-	sa := t.in[spi]
+	sa, _ := t.in.get(spi)
 	if sa == nil {
 		e.d.espDrops.Inc(esp.DropUnknownSPI)
 		return

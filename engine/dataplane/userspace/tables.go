@@ -13,44 +13,69 @@ import (
 )
 
 // tables is an immutable snapshot of the SAs and policies. The packet path
-// loads it with one atomic read per batch; control operations copy, change
-// and publish a new one under DataPlane.mu.
+// loads it with one atomic read per batch; control operations build a new
+// one under DataPlane.mu and publish it. A change copies only the part it
+// changes (one shard of one map, the lists of one index bucket), so its
+// cost does not grow with the number of SAs the way copying whole maps did.
 type tables struct {
-	in     map[uint32]*saEntry
-	out    map[uint32]*saEntry
-	outPol []*polEntry // outbound policies by priority, then ID
-	inPol  []*polEntry
+	in, out cowMap[uint32, *saEntry]
+	pols    cowMap[uint64, *polEntry] // every policy, both directions, by ID
+	// outIdx holds the outbound policies. Inbound packets are checked
+	// against the selectors of the SA that opened them (RFC 4301 §5.2),
+	// not looked up: inbound policies are only kept.
+	outIdx polIndex
 }
 
-// withSAs returns a copy of t in which f changed a copy of dir's SA map;
-// the other map and the policy lists are shared: a control operation
-// copies only what it changes (each copy is linear in the SAs of a
-// gateway).
-func (t *tables) withSAs(dir dataplane.Direction, f func(map[uint32]*saEntry)) *tables {
-	nt := *t
-	m := cloneMap(t.sas(dir))
-	f(m)
+func newTables() *tables {
+	return &tables{
+		in:   newCowMap[uint32, *saEntry](hashSPI),
+		out:  newCowMap[uint32, *saEntry](hashSPI),
+		pols: newCowMap[uint64, *polEntry](hashID),
+	}
+}
+
+// sa returns the installed SA, or nil. It allocates nothing.
+func (t *tables) sa(dir dataplane.Direction, spi uint32) *saEntry {
+	m := &t.out
 	if dir == dataplane.In {
-		nt.in = m
+		m = &t.in
+	}
+	e, _ := m.get(spi)
+	return e
+}
+
+// withSA returns a copy of t in which dir's SA spi is e, or is gone if e is
+// nil; t is not changed.
+func (t *tables) withSA(dir dataplane.Direction, spi uint32, e *saEntry) *tables {
+	nt := *t
+	m := &nt.out
+	if dir == dataplane.In {
+		m = &nt.in
+	}
+	if e != nil {
+		*m = m.with(spi, e)
 	} else {
-		nt.out = m
+		*m = m.without(spi)
 	}
 	return &nt
 }
 
-func cloneMap(m map[uint32]*saEntry) map[uint32]*saEntry {
-	c := make(map[uint32]*saEntry, len(m)+1)
-	for k, v := range m {
-		c[k] = v
+// withPolicy returns a copy of t in which pe replaces the policy of its ID
+// (old, nil if none); t is not changed.
+func (t *tables) withPolicy(old, pe *polEntry) *tables {
+	nt := *t
+	if old != nil && old.p.Direction == dataplane.Out {
+		nt.outIdx = nt.outIdx.without(old)
 	}
-	return c
-}
-
-func (t *tables) sas(dir dataplane.Direction) map[uint32]*saEntry {
-	if dir == dataplane.In {
-		return t.in
+	if pe == nil {
+		nt.pols = nt.pols.without(old.p.ID)
+		return &nt
 	}
-	return t.out
+	nt.pols = nt.pols.with(pe.p.ID, pe)
+	if pe.p.Direction == dataplane.Out {
+		nt.outIdx = nt.outIdx.with(pe)
+	}
+	return &nt
 }
 
 // saEntry is one installed SA.
@@ -143,13 +168,7 @@ func withoutPolicy(ps []*polEntry, i int) []*polEntry {
 // lookupPolicy finds the first outbound policy whose selectors hold the
 // flow: source in Local, destination in Remote (RFC 4301 §4.4.1).
 func (t *tables) lookupPolicy(f *dataplane.Flow, hasPorts bool) *polEntry {
-	for _, pe := range t.outPol {
-		if anyMatch(pe.p.Local, f.Src, f.SrcPort, f.Protocol, hasPorts) &&
-			anyMatch(pe.p.Remote, f.Dst, f.DstPort, f.Protocol, hasPorts) {
-			return pe
-		}
-	}
-	return nil
+	return t.outIdx.lookup(f, hasPorts)
 }
 
 // pickSA applies the steering hook and falls back to the first installed SA
@@ -157,13 +176,13 @@ func (t *tables) lookupPolicy(f *dataplane.Flow, hasPorts bool) *polEntry {
 func (t *tables) pickSA(st dataplane.Steering, f *dataplane.Flow, pe *polEntry) *saEntry {
 	if st != nil && len(pe.p.SPIs) > 1 {
 		if spi := st.Pick(*f, pe.p.ID, pe.p.SPIs); spi != 0 {
-			if e := t.out[spi]; e != nil && slices.Contains(pe.p.SPIs, spi) {
+			if e, _ := t.out.get(spi); e != nil && slices.Contains(pe.p.SPIs, spi) {
 				return e
 			}
 		}
 	}
 	for _, spi := range pe.p.SPIs {
-		if e := t.out[spi]; e != nil {
+		if e, _ := t.out.get(spi); e != nil {
 			return e
 		}
 	}
