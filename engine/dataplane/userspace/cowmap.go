@@ -1,45 +1,87 @@
 package userspace
 
-import "maps"
+import "math/bits"
 
-// cowMap is a hash map for one writer and any number of lock-free readers.
+// cowMap is a hash map for one writer and any number of lock-free readers:
+// a persistent hash array mapped trie (Bagwell, "Ideal Hash Trees", 2001).
 // A published cowMap is never changed: with and without return a new one
-// that shares every shard but the one they change, so a change copies the
-// shard directory (a slice of pointers) and one shard instead of the whole
-// map. The directory doubles when the shards grow past shardMax entries on
-// average and halves below shardMin, so each shard holds a few dozen
-// entries whatever the size (the rehash is linear, amortized over the
-// changes that made it necessary): a change costs about sqrt(N) pointer
-// copies plus a few dozen entries, a lookup one more indirection than a
-// plain map.
+// that shares every node but those on the path to the key, so a change
+// copies about log16(N) nodes of at most 16 slots (three or four at 10,000
+// entries) instead of the whole map, and a lookup follows as many
+// pointers. Each level takes the next 4 bits of the key's 64-bit hash;
+// keys whose hashes are equal end in a collision node, searched in order.
 //
 // The zero value is an empty map; hash must be set before the first change.
 type cowMap[K comparable, V any] struct {
-	shards []map[K]V // len a power of two; index = hash >> shift
-	shift  uint8
-	n      int
-	hash   func(K) uint32
+	root *hamtNode[K, V]
+	n    int
+	hash func(K) uint64
 }
 
 const (
-	shardMax = 64 // grow the directory above this many entries per shard
-	shardMin = 8  // shrink it below this many
-
-	maxShardBits = 16 // at most 65,536 shards
+	hamtBits     = 4
+	hamtMask     = 1<<hamtBits - 1
+	hamtMaxDepth = 64 / hamtBits // a node this deep holds colliding keys
 )
 
-func newCowMap[K comparable, V any](hash func(K) uint32) cowMap[K, V] {
-	return cowMap[K, V]{shards: make([]map[K]V, 1), shift: 32, hash: hash}
+// hamtNode holds the slots whose bits are set in bitmap, in bit order; a
+// collision node (at hamtMaxDepth) has no bitmap and holds entries only.
+// A subtree always holds two entries or more: removals pull a lone entry
+// up into its parent.
+type hamtNode[K comparable, V any] struct {
+	bitmap uint16
+	slots  []hamtSlot[K, V]
 }
+
+// hamtSlot is a subtree (sub set) or an entry.
+type hamtSlot[K comparable, V any] struct {
+	sub *hamtNode[K, V]
+	k   K
+	v   V
+}
+
+func newCowMap[K comparable, V any](hash func(K) uint64) cowMap[K, V] {
+	return cowMap[K, V]{hash: hash}
+}
+
+// slotBit is the bit of hash h at depth d.
+func slotBit(h uint64, d int) uint16 { return 1 << ((h >> (d * hamtBits)) & hamtMask) }
+
+// index is the position of the slot of bit b.
+func (n *hamtNode[K, V]) index(b uint16) int { return bits.OnesCount16(n.bitmap & (b - 1)) }
 
 // get returns the value of k. It allocates nothing.
 func (m *cowMap[K, V]) get(k K) (V, bool) {
-	if len(m.shards) == 0 {
+	n := m.root
+	if n == nil {
 		var zero V
 		return zero, false
 	}
-	v, ok := m.shards[m.hash(k)>>m.shift][k]
-	return v, ok
+	h := m.hash(k)
+	for d := 0; ; d++ {
+		if d == hamtMaxDepth {
+			for i := range n.slots {
+				if n.slots[i].k == k {
+					return n.slots[i].v, true
+				}
+			}
+			break
+		}
+		b := slotBit(h, d)
+		if n.bitmap&b == 0 {
+			break
+		}
+		s := &n.slots[n.index(b)]
+		if s.sub == nil {
+			if s.k == k {
+				return s.v, true
+			}
+			break
+		}
+		n = s.sub
+	}
+	var zero V
+	return zero, false
 }
 
 // size returns the number of entries.
@@ -47,95 +89,152 @@ func (m *cowMap[K, V]) size() int { return m.n }
 
 // with returns a map in which k holds v; m is not changed.
 func (m cowMap[K, V]) with(k K, v V) cowMap[K, V] {
-	if len(m.shards) == 0 {
-		m = newCowMap[K, V](m.hash)
-	}
-	i := m.hash(k) >> m.shift
-	old := m.shards[i]
-	s := make(map[K]V, len(old)+1)
-	maps.Copy(s, old)
-	if _, had := old[k]; !had {
+	root, added := m.put(m.root, 0, m.hash(k), k, v)
+	m.root = root
+	if added {
 		m.n++
 	}
-	s[k] = v
-	m.shards = setShard(m.shards, i, s)
-	if m.n > shardMax*len(m.shards) && m.shift > 32-maxShardBits {
-		return m.resized(2 * len(m.shards))
-	}
 	return m
+}
+
+func (m *cowMap[K, V]) put(n *hamtNode[K, V], d int, h uint64, k K, v V) (*hamtNode[K, V], bool) {
+	e := hamtSlot[K, V]{k: k, v: v}
+	if d == hamtMaxDepth {
+		if n == nil {
+			return &hamtNode[K, V]{slots: []hamtSlot[K, V]{e}}, true
+		}
+		for i := range n.slots {
+			if n.slots[i].k == k {
+				return n.replaced(i, e), false
+			}
+		}
+		return &hamtNode[K, V]{slots: append(n.slots[:len(n.slots):len(n.slots)], e)}, true
+	}
+	b := slotBit(h, d)
+	if n == nil {
+		return &hamtNode[K, V]{bitmap: b, slots: []hamtSlot[K, V]{e}}, true
+	}
+	i := n.index(b)
+	if n.bitmap&b == 0 {
+		slots := make([]hamtSlot[K, V], len(n.slots)+1)
+		copy(slots, n.slots[:i])
+		slots[i] = e
+		copy(slots[i+1:], n.slots[i:])
+		return &hamtNode[K, V]{bitmap: n.bitmap | b, slots: slots}, true
+	}
+	s := n.slots[i]
+	switch {
+	case s.sub != nil:
+		sub, added := m.put(s.sub, d+1, h, k, v)
+		return n.replaced(i, hamtSlot[K, V]{sub: sub}), added
+	case s.k == k:
+		return n.replaced(i, e), false
+	}
+	// Two entries in one slot: a subtree for both.
+	sub, _ := m.put(nil, d+1, m.hash(s.k), s.k, s.v)
+	sub, _ = m.put(sub, d+1, h, k, v)
+	return n.replaced(i, hamtSlot[K, V]{sub: sub}), true
+}
+
+// replaced returns a copy of n with slot i set to s.
+func (n *hamtNode[K, V]) replaced(i int, s hamtSlot[K, V]) *hamtNode[K, V] {
+	slots := make([]hamtSlot[K, V], len(n.slots))
+	copy(slots, n.slots)
+	slots[i] = s
+	return &hamtNode[K, V]{bitmap: n.bitmap, slots: slots}
 }
 
 // without returns a map without k; m is not changed.
 func (m cowMap[K, V]) without(k K) cowMap[K, V] {
-	if len(m.shards) == 0 {
+	if m.root == nil {
 		return m
 	}
-	i := m.hash(k) >> m.shift
-	old := m.shards[i]
-	if _, had := old[k]; !had {
-		return m
-	}
-	var s map[K]V
-	if len(old) > 1 {
-		s = maps.Clone(old)
-		delete(s, k)
-	}
-	m.n--
-	m.shards = setShard(m.shards, i, s)
-	if len(m.shards) > 1 && m.n < shardMin*len(m.shards) {
-		return m.resized(len(m.shards) / 2)
+	root, removed := m.remove(m.root, 0, m.hash(k), k)
+	if removed {
+		m.root = root
+		m.n--
 	}
 	return m
 }
 
-// setShard returns a copy of dir with s at i.
-func setShard[K comparable, V any](dir []map[K]V, i uint32, s map[K]V) []map[K]V {
-	nd := make([]map[K]V, len(dir))
-	copy(nd, dir)
-	nd[i] = s
-	return nd
+// remove returns n without k, nil if that leaves it empty.
+func (m *cowMap[K, V]) remove(n *hamtNode[K, V], d int, h uint64, k K) (*hamtNode[K, V], bool) {
+	if d == hamtMaxDepth {
+		for i := range n.slots {
+			if n.slots[i].k == k {
+				return n.dropped(i, 0), true
+			}
+		}
+		return n, false
+	}
+	b := slotBit(h, d)
+	if n.bitmap&b == 0 {
+		return n, false
+	}
+	i := n.index(b)
+	s := n.slots[i]
+	if s.sub == nil {
+		if s.k != k {
+			return n, false
+		}
+		return n.dropped(i, b), true
+	}
+	sub, removed := m.remove(s.sub, d+1, h, k)
+	switch {
+	case !removed:
+		return n, false
+	case sub == nil: // (a subtree holds two entries or more: kept for safety)
+		return n.dropped(i, b), true
+	case len(sub.slots) == 1 && sub.slots[0].sub == nil:
+		return n.replaced(i, sub.slots[0]), true // pull the lone entry up
+	}
+	return n.replaced(i, hamtSlot[K, V]{sub: sub}), true
 }
 
-// resized rehashes m into n shards (n a power of two).
-func (m cowMap[K, V]) resized(n int) cowMap[K, V] {
-	shift := uint8(32)
-	for l := n; l > 1; l >>= 1 {
-		shift--
+// dropped returns a copy of n without slot i (of bit b), nil if none is left.
+func (n *hamtNode[K, V]) dropped(i int, b uint16) *hamtNode[K, V] {
+	if len(n.slots) == 1 {
+		return nil
 	}
-	r := cowMap[K, V]{shards: make([]map[K]V, n), shift: shift, n: m.n, hash: m.hash}
-	for k, v := range m.all {
-		i := r.hash(k) >> shift
-		if r.shards[i] == nil {
-			r.shards[i] = make(map[K]V, m.n/n+m.n/(4*n)+1)
-		}
-		r.shards[i][k] = v
-	}
-	return r
+	slots := make([]hamtSlot[K, V], 0, len(n.slots)-1)
+	slots = append(slots, n.slots[:i]...)
+	slots = append(slots, n.slots[i+1:]...)
+	return &hamtNode[K, V]{bitmap: n.bitmap &^ b, slots: slots}
 }
 
 // all yields every entry, in no particular order.
 func (m *cowMap[K, V]) all(yield func(K, V) bool) {
-	for _, s := range m.shards {
-		for k, v := range s {
-			if !yield(k, v) {
-				return
-			}
-		}
+	if m.root != nil {
+		m.root.all(yield)
 	}
 }
 
-// mix32 spreads the bits of x over a 32-bit hash (the finalizer of
-// MurmurHash3's 64-bit variant): SPIs and addresses chosen in sequence
-// still fall in every shard.
-func mix32(x uint64) uint32 {
+func (n *hamtNode[K, V]) all(yield func(K, V) bool) bool {
+	for i := range n.slots {
+		s := &n.slots[i]
+		if s.sub != nil {
+			if !s.sub.all(yield) {
+				return false
+			}
+		} else if !yield(s.k, s.v) {
+			return false
+		}
+	}
+	return true
+}
+
+// mix64 spreads the bits of x over a 64-bit hash (the finalizer of
+// MurmurHash3, a bijection): SPIs and addresses chosen in sequence still
+// spread over the trie, and distinct SPIs or IDs never collide.
+func mix64(x uint64) uint64 {
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
 	x *= 0xc4ceb9fe1a85ec53
 	x ^= x >> 33
-	return uint32(x)
+	return x
 }
 
-func hashSPI(spi uint32) uint32 { return mix32(uint64(spi)) }
+func hashSPI(spi uint32) uint64 { return mix64(uint64(spi)) }
 
-func hashID(id uint64) uint32 { return mix32(id) }
+func hashID(id uint64) uint64 { return mix64(id) }

@@ -54,7 +54,7 @@ func (k addrKey) masked(v6 bool, bits int) addrKey {
 	return addrKey{hi: k.hi, lo: k.lo & (^uint64(0) << (128 - bits))}
 }
 
-func hashKey(k addrKey) uint32 { return mix32(k.hi*0x9e3779b97f4a7c15 + k.lo) }
+func hashKey(k addrKey) uint64 { return mix64(k.hi*0x9e3779b97f4a7c15 + k.lo) }
 
 // matches applies the policy's selectors to a flow: source in Local,
 // destination in Remote (RFC 4301 §4.4.1).

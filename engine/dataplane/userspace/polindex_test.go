@@ -3,6 +3,7 @@ package userspace
 import (
 	"cmp"
 	"maps"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -174,11 +175,26 @@ func TestPolicyIndexAgainstReference(t *testing.T) {
 	t.Logf("%d lookups checked", checks)
 }
 
-// TestCowMap: random changes against a plain map, through the directory
-// growing and shrinking; published versions never change.
+// TestCowMap: random changes against a plain map, with a good hash and
+// with one that collides on purpose (collision nodes, deep pairs); the
+// trie stays in canonical form (no subtree holding a lone entry, every
+// entry on its hash's path) and published versions never change.
 func TestCowMap(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hash func(uint32) uint64
+	}{
+		{"spi", hashSPI},
+		{"colliding", func(k uint32) uint64 { return uint64(k%7) << 60 }},
+		{"identity", func(k uint32) uint64 { return uint64(k) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCowMap(t, tc.hash) })
+	}
+}
+
+func testCowMap(t *testing.T, hash func(uint32) uint64) {
 	r := rand.New(rand.NewPCG(3, 5))
-	m := newCowMap[uint32, int](hashSPI)
+	m := newCowMap[uint32, int](hash)
 	ref := map[uint32]int{}
 	type version struct {
 		m   cowMap[uint32, int]
@@ -205,24 +221,31 @@ func TestCowMap(t *testing.T) {
 		if n != len(v.ref) {
 			t.Fatalf("%s: all yields %d entries, want %d", when, n, len(v.ref))
 		}
+		if v.m.root != nil {
+			if err := canonical(v.m.root, 0, 0, hash); err != "" {
+				t.Fatalf("%s: %s", when, err)
+			}
+		}
 	}
-	maxShards := 0
-	// Fill to 5,000 keys (with replacements and misses), then empty.
-	for phase, ops := range []struct{ n, addPct int }{{9000, 80}, {12000, 15}} {
-		for i := range ops.n {
-			k := uint32(r.IntN(6000))
-			if r.IntN(100) < ops.addPct {
+	n := 1500
+	if hash(1) == hash(8) { // colliding: linear nodes
+		n = 300
+	}
+	// Fill (with replacements and misses), thin out, then empty.
+	for phase, addPct := range []int{80, 15} {
+		for i := range 2 * n {
+			k := uint32(r.IntN(n))
+			if r.IntN(100) < addPct {
 				m = m.with(k, i)
 				ref[k] = i
 			} else {
 				m = m.without(k)
 				delete(ref, k)
 			}
-			maxShards = max(maxShards, len(m.shards))
-			if i%1500 == 0 {
+			if i%(n/4) == 0 {
 				kept = append(kept, version{m, maps.Clone(ref)})
 			}
-			if _, ok := m.get(k + 6000); ok {
+			if _, ok := m.get(k + uint32(n)); ok {
 				t.Fatalf("phase %d: absent key found", phase)
 			}
 		}
@@ -233,12 +256,54 @@ func TestCowMap(t *testing.T) {
 		delete(ref, k)
 	}
 	same(version{m, ref}, "emptied")
+	if m.root != nil {
+		t.Errorf("emptied map keeps a root")
+	}
 	for i, v := range kept {
 		same(v, "kept version "+string(rune('a'+i)))
 	}
-	if maxShards < 64 || len(m.shards) != 1 {
-		t.Errorf("directory grew to %d shards and ended at %d with %d keys", maxShards, len(m.shards), m.size())
+}
+
+// canonical checks a trie node at depth d reached by hash bits path.
+func canonical(n *hamtNode[uint32, int], d int, path uint64, hash func(uint32) uint64) string {
+	if d == hamtMaxDepth {
+		if n.bitmap != 0 || len(n.slots) < 2 {
+			return "collision node with a bitmap or fewer than two entries"
+		}
+		for _, s := range n.slots {
+			if s.sub != nil || hash(s.k) != path {
+				return "collision node holds a subtree or a stray key"
+			}
+		}
+		return ""
 	}
+	if bits.OnesCount16(n.bitmap) != len(n.slots) || len(n.slots) == 0 {
+		return "bitmap and slots disagree"
+	}
+	if d > 0 && len(n.slots) == 1 && n.slots[0].sub == nil {
+		return "subtree holding a lone entry"
+	}
+	i := 0
+	for b := range 16 {
+		if n.bitmap&(1<<b) == 0 {
+			continue
+		}
+		s := n.slots[i]
+		i++
+		p := path | uint64(b)<<(d*hamtBits)
+		mask := uint64(1)<<((d+1)*hamtBits) - 1
+		if (d+1)*hamtBits == 64 {
+			mask = ^uint64(0)
+		}
+		if s.sub != nil {
+			if err := canonical(s.sub, d+1, p, hash); err != "" {
+				return err
+			}
+		} else if hash(s.k)&mask != p {
+			return "entry off its hash's path"
+		}
+	}
+	return ""
 }
 
 // TestPacketPathAllocs: SA and policy lookups allocate nothing, whatever

@@ -14,9 +14,9 @@ import (
 
 // tables is an immutable snapshot of the SAs and policies. The packet path
 // loads it with one atomic read per batch; control operations build a new
-// one under DataPlane.mu and publish it. A change copies only the part it
-// changes (one shard of one map, the lists of one index bucket), so its
-// cost does not grow with the number of SAs the way copying whole maps did.
+// one under DataPlane.mu and publish it. A change copies only the path to
+// its key in the maps it changes (cowMap) and the candidate list of one
+// index bucket: its cost grows with the logarithm of the number of SAs.
 type tables struct {
 	in, out cowMap[uint32, *saEntry]
 	pols    cowMap[uint64, *polEntry] // every policy, both directions, by ID

@@ -13,7 +13,7 @@ import (
 // BenchmarkInstallAt: installing one Child SA (both SAs and the outbound
 // policy) and removing it, with 10 or 10,000 others installed: what a
 // gateway's data plane adds before it answers IKE_AUTH. Each change copies
-// one shard of the map it changes and its directory (cowMap), not the map.
+// the path to its key in the trie it changes (cowMap), not the map.
 func BenchmarkInstallAt(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
