@@ -9,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/sa"
 	"github.com/mifsec/mifsec/engine/transform"
 )
 
@@ -116,6 +119,11 @@ type connection struct {
 	esp   [][]ike.Proposal // per child
 	ts    []childTS
 	addrs []netip.Addr
+	// tpl is the sa.Config a responder's IKE SAs share, made when cfgGen
+	// was tplGen; log is the connection's IKE logger (saconfig.go).
+	tpl    *sa.Config
+	tplGen uint64
+	log    hclog.Logger
 }
 
 type childTS struct{ local, remote []dataplane.Selector }

@@ -77,6 +77,9 @@ type state struct {
 	// fires flushLeases (saconfig.go).
 	leasesDirty bool
 	leaseTimer  *time.Timer
+	// cfgGen counts changes of pools and secrets: connections' sa.Config
+	// templates made before are stale (saconfig.go).
+	cfgGen uint64
 }
 
 // New loads the persisted configuration, reads the kernel's view of every

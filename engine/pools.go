@@ -166,6 +166,7 @@ func (e *Engine) CreatePool(ctx context.Context, id string, spec PoolSpec) (Pool
 		p := &pool{ID: id, PoolSpec: spec, CreateTime: st.e.cfg.Now(), ranges: rs,
 			leases: map[string]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
 		st.pools[id] = p
+		st.configChanged()
 		if err := st.persist(); err != nil {
 			delete(st.pools, id)
 			return PoolInfo{}, err
@@ -258,6 +259,7 @@ func (e *Engine) UpdatePool(ctx context.Context, id string, spec PoolSpec, field
 		}
 		old, oldRanges := p.PoolSpec, p.ranges
 		p.PoolSpec, p.ranges, p.hint = next, rs, nil
+		st.configChanged() // DNS and P-CSCF servers are in connections' templates
 		if err := st.persist(); err != nil {
 			p.PoolSpec, p.ranges = old, oldRanges
 			return PoolInfo{}, err
@@ -286,6 +288,7 @@ func (e *Engine) DeletePool(ctx context.Context, id string) error {
 			}
 		}
 		delete(st.pools, id)
+		st.configChanged()
 		if err := st.persist(); err != nil {
 			st.pools[id] = p
 			return struct{}{}, err

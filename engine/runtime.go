@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
@@ -127,7 +125,7 @@ type runtime struct {
 	// addrUsers counts the IKE SAs holding each virtual IP on the TUN
 	// (the IKE SAs of one connection's paths share its inner address).
 	addrUsers map[netip.Prefix]int
-	cookies    *sa.Cookies
+	cookies   *sa.Cookies
 	// invalidSPI rate-limits INVALID_IKE_SPI replies (RFC 7296 §2.21.4).
 	invalidSPIAt    time.Time
 	invalidSPICount int
@@ -135,9 +133,6 @@ type runtime struct {
 	// dh makes D-H pairs ahead of time (nil with a Config.Rand: tests
 	// want every random byte from their reader).
 	dh *dhPool
-	// loggers holds each connection's IKE logger: one per connection, not
-	// one (with its own copy of the fields) per IKE SA.
-	loggers map[string]hclog.Logger
 	// routes changes kernel routes and addresses (iface; tests record).
 	routes routeOps
 }
@@ -253,7 +248,6 @@ func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
 		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string][]*ikeSA{},
-		loggers:  map[string]hclog.Logger{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}, addrUsers: map[netip.Prefix]int{},
 		routes: kernelRouteOps(iface.NewRoutes())}
 	if rt.rng == nil {
@@ -776,7 +770,6 @@ func (st *state) connectionUpdated(old, c *connection) {
 
 // connectionRemoved deletes the connection's SAs.
 func (st *state) connectionRemoved(c *connection) {
-	delete(st.rt.loggers, c.ID)
 	for s := range st.rt.byConn[c.ID] {
 		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 	}

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/vishvananda/netlink"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -15,12 +14,57 @@ import (
 )
 
 // saConfig builds the sa.Config of connection c. For an initiator, local
-// and remote are the addresses to start from.
+// and remote are the addresses to start from. A responder connection's
+// IKE SAs (a gateway's many peers) share what does not vary between them
+// (identities, the PSK, children and their selectors) through its
+// template, made once; an initiator connection has one IKE SA at a time
+// (one per path with multipath), where a template would cost more than
+// it saves.
 func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Config, error) {
+	var cfg *sa.Config
+	if c.Role == RoleResponder {
+		t, err := st.saTemplate(c)
+		if err != nil {
+			return nil, err
+		}
+		cp := *t
+		cfg = &cp
+	} else {
+		var err error
+		if cfg, err = st.buildSAConfig(c); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Local, cfg.Remote = local, remote
+	if c.MOBIKE {
+		cfg.AdditionalAddrs = st.announceable(c, local.Addr()) // RFC 4555 §3.4, mobility.go
+	}
+	return cfg, nil
+}
+
+// saTemplate is connection c's sa.Config without addresses, kept on c
+// until the configuration changes (a connection update makes a new c;
+// pools and secrets bump cfgGen). IKE SAs share its slices, its PSK and
+// its identities: sa treats a Config as read-only.
+func (st *state) saTemplate(c *connection) (*sa.Config, error) {
+	if c.tpl != nil && c.tplGen == st.cfgGen {
+		return c.tpl, nil
+	}
+	cfg, err := st.buildSAConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	c.tpl, c.tplGen = cfg, st.cfgGen
+	return cfg, nil
+}
+
+// buildSAConfig makes connection c's sa.Config without addresses.
+func (st *state) buildSAConfig(c *connection) (*sa.Config, error) {
+	if c.log == nil {
+		c.log = st.e.log.Named("ike").With("connection", c.ID) // one per connection, not per IKE SA
+	}
 	cfg := &sa.Config{
 		Name:            c.ID,
-		Local:           local,
-		Remote:          remote,
 		IKEProposals:    c.ike,
 		SPIs:            st.rt,
 		DPD:             c.DPDInterval,
@@ -29,14 +73,11 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		FragmentMTU:     st.e.cfg.FragmentMTU,
 		MOBIKE:          c.MOBIKE,
 		Clone:           true, // RFC 7791: a mifsec peer adds paths without re-authenticating (multipath.go)
-		Logger:          st.ikeLogger(c.ID),
+		Logger:          c.log,
 		DH:              st.rt.dhSource(),
 		VirtualIP:       sa.VirtualIP{IPv4: c.VirtualIP4, IPv6: c.VirtualIP6, DNS: c.VirtualIP4 || c.VirtualIP6},
 		Lifetimes:       sa.Lifetimes{IKERekey: c.IKERekeyTime, ChildRekey: DefaultChildRekey, Jitter: c.IKERekeyTime / 10},
 		NoFragmentation: !c.Fragmentation,
-	}
-	if c.MOBIKE {
-		cfg.AdditionalAddrs = st.announceable(c, local.Addr()) // RFC 4555 §3.4, mobility.go
 	}
 	var err error
 	if c.LocalID != "" {
@@ -57,9 +98,13 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 		cfg.Pool = poolAdapter{p: p, st: st}
 		cfg.DNS, cfg.PCSCF = p.PoolSpec.DNS, p.PoolSpec.PCSCF
 	}
+	cfg.Children = make([]sa.ChildConfig, 0, len(c.Children))
 	for i, ch := range c.Children {
 		cc := sa.ChildConfig{Name: ch.Name, Proposals: c.esp[i], Mode: ch.Mode, RekeyTime: ch.RekeyTime,
 			Limits: dataplane.Limits{SoftBytes: ch.RekeyBytes, SoftPackets: ch.RekeyPackets}}
+		if cc.Mode == 0 {
+			cc.Mode = dataplane.Tunnel // what sa defaults to, set here so no machine writes the shared slice
+		}
 		if ch.RekeyBytes > 0 {
 			cc.Limits.HardBytes = ch.RekeyBytes + ch.RekeyBytes/10
 		}
@@ -77,15 +122,9 @@ func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Conf
 	return cfg, nil
 }
 
-// ikeLogger is connection id's IKE logger, made once.
-func (st *state) ikeLogger(id string) hclog.Logger {
-	l := st.rt.loggers[id]
-	if l == nil {
-		l = st.e.log.Named("ike").With("connection", id)
-		st.rt.loggers[id] = l
-	}
-	return l
-}
+// configChanged makes every connection's sa.Config template stale: a
+// pool or secret a connection refers to may have changed.
+func (st *state) configChanged() { st.cfgGen++ }
 
 func selectorToTS(s dataplane.Selector) ike.TrafficSelector {
 	last := s.Prefix.Addr()

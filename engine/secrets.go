@@ -145,6 +145,7 @@ func (e *Engine) CreateSecret(ctx context.Context, id string, typ SecretType, va
 		}
 		s.CreateTime = st.e.cfg.Now()
 		st.secrets[id] = s
+		st.configChanged()
 		if err := st.persistSecrets(); err != nil {
 			delete(st.secrets, id)
 			return SecretInfo{}, err
@@ -188,6 +189,7 @@ func (e *Engine) DeleteSecret(ctx context.Context, id string) error {
 			return struct{}{}, errf(FailedPrecondition, "SECRET_IN_USE", "name", "secret %q is used by connections %v", id, users)
 		}
 		delete(st.secrets, id)
+		st.configChanged()
 		if err := st.persistSecrets(); err != nil {
 			st.secrets[id] = s
 			return struct{}{}, err

@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mifsec/mifsec/engine/sa"
+)
+
+// TestSATemplate: the IKE SAs of a connection share one sa.Config
+// template (children, selectors, PSK), rebuilt when the connection, a pool
+// or a secret changes.
+func TestSATemplate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gw := scaleGateway(t, &wire{})
+	config := func(id string) *sa.Config {
+		t.Helper()
+		cfg, err := do(ctx, gw, func(st *state) (*sa.Config, error) {
+			return st.saConfig(st.connections[id], netip.AddrPort{}, netip.AddrPort{})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	shared := func(a, b *sa.Config) bool {
+		return &a.Children[0] == &b.Children[0] && &a.Children[0].LocalTS[0] == &b.Children[0].LocalTS[0] &&
+			&a.Auth.PSK.Bytes()[0] == &b.Auth.PSK.Bytes()[0]
+	}
+	a, b := config("ues"), config("ues")
+	if a == b {
+		t.Fatal("two IKE SAs got the same *sa.Config (its addresses are per SA)")
+	}
+	if !shared(a, b) {
+		t.Fatal("two IKE SAs of one connection do not share the template's children and PSK")
+	}
+	if a.Children[0].Mode == 0 {
+		t.Fatal("template child mode left for the machines to default (they would write the shared slice)")
+	}
+	dns := netip.MustParseAddr("192.0.2.53")
+	for _, step := range []struct {
+		name   string
+		change func() error
+		check  func(c *sa.Config) bool
+	}{
+		{"pool updated", func() error {
+			_, err := gw.UpdatePool(ctx, "ue", PoolSpec{DNS: []netip.Addr{dns}}, []string{"dns_servers"})
+			return err
+		}, func(c *sa.Config) bool { return slices.Equal(c.DNS, []netip.Addr{dns}) }},
+		{"secret created", func() error {
+			_, err := gw.CreateSecret(ctx, "other", SecretPSK, []byte("another-long-shared-secret"))
+			return err
+		}, func(*sa.Config) bool { return true }},
+		{"connection updated", func() error {
+			_, err := gw.UpdateConnection(ctx, "ues", ConnectionSpec{Children: []ChildSpec{{Name: "net", LocalTS: []string{"198.18.1.0/24"}}}}, []string{"children"})
+			return err
+		}, func(c *sa.Config) bool {
+			return c.Children[0].LocalTS[0].Start == netip.MustParseAddr("198.18.1.0")
+		}},
+	} {
+		if err := step.change(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		c := config("ues")
+		if shared(b, c) {
+			t.Errorf("%s: template not rebuilt", step.name)
+		}
+		if !step.check(c) {
+			t.Errorf("%s: template does not show the change", step.name)
+		}
+		if !shared(c, config("ues")) {
+			t.Errorf("%s: template not kept after the rebuild", step.name)
+		}
+		b = c
+	}
+}
