@@ -30,6 +30,7 @@ type pipeline struct {
 	writeQ  chan *inElem
 	quit    chan struct{}
 	orderMu sync.Mutex // inbound tickets and queueing, across socket readers
+	batch   uint64     // inbound batches given tickets (orderMu)
 
 	readers sync.WaitGroup // TUN reader and one per socket
 	workers sync.WaitGroup

@@ -2,11 +2,13 @@ package userspace
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -337,5 +339,44 @@ func TestPacketPathAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per lookup", allocs)
+	}
+}
+
+// TestInboundTurns: a batch holding packets of several SAs, interleaved,
+// gets one ticket per SA in order of first appearance, numbered per SA
+// across batches, and each ticket lists exactly its SA's packets in batch
+// order.
+func TestInboundTurns(t *testing.T) {
+	var p pipeline
+	a, b, c := &saEntry{}, &saEntry{}, &saEntry{}
+	name := map[*saEntry]string{a: "a", b: "b", c: "c"}
+	for round, tc := range []struct {
+		sas  []*saEntry
+		want string // per ticket: SA, ticket number, packet indices
+	}{
+		{[]*saEntry{a, b, a, c, b, a}, "a0:0,2,5 b0:1,4 c0:3"},
+		{[]*saEntry{c, c, a}, "c1:0,1 a1:2"},
+		{[]*saEntry{b}, "b1:0"},
+		{[]*saEntry{a, b, c, a, b, c}, "a2:0,3 b2:1,4 c2:2,5"},
+	} {
+		e := &inElem{}
+		for _, sa := range tc.sas {
+			e.pkts = append(e.pkts, inPkt{sa: sa, next: 99})
+		}
+		p.turns(e)
+		var got []string
+		for _, tk := range e.turn {
+			s := fmt.Sprintf("%s%d:", name[tk.sa], tk.t)
+			for i := tk.first; i >= 0; i = e.pkts[i].next {
+				if e.pkts[i].sa != tk.sa {
+					t.Fatalf("round %d: packet %d of another SA in %s's list", round, i, name[tk.sa])
+				}
+				s += fmt.Sprintf("%d,", i)
+			}
+			got = append(got, strings.TrimSuffix(s, ","))
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("round %d: turns %q, want %q", round, g, tc.want)
+		}
 	}
 }

@@ -31,11 +31,16 @@ type inPkt struct {
 	data  []byte
 	inner []byte // with headroom, nil if dropped
 	xoff  int    // transport mode: slot in xbuf; -1 in tunnel mode
+	next  int32  // the next packet of the same SA in the batch, -1 if none
 }
 
+// ticket is the turn of one SA in a batch and its packets there, a list
+// through inPkt.next: a batch with packets of many SAs (a gateway's) opens
+// each packet once instead of scanning the batch per SA.
 type ticket struct {
-	sa *saEntry
-	t  uint64
+	sa          *saEntry
+	t           uint64
+	first, last int32
 }
 
 // ikeMsg is an IKE message waiting for the handler.
@@ -125,14 +130,7 @@ func (p *pipeline) sockReader(s *sock) {
 		} else {
 			e.mu.Lock()
 			p.orderMu.Lock()
-			e.turn = e.turn[:0]
-			for i := range e.pkts {
-				sa := e.pkts[i].sa
-				if !hasTicket(e.turn, sa) {
-					e.turn = append(e.turn, ticket{sa: sa, t: sa.ordNext})
-					sa.ordNext++
-				}
-			}
+			p.turns(e)
 			p.writeQ <- e
 			p.work <- e
 			p.orderMu.Unlock()
@@ -167,13 +165,26 @@ func (e *inElem) addESP(t *tables, body []byte) {
 	e.pkts = append(e.pkts, pk)
 }
 
-func hasTicket(ts []ticket, sa *saEntry) bool {
-	for i := range ts {
-		if ts[i].sa == sa {
-			return true
+// turns hands out one ticket per SA present in the batch and links the
+// packets of each SA, in batch order. p.orderMu held: the SAs' ticket
+// fields are only used under it.
+func (p *pipeline) turns(e *inElem) {
+	p.batch++
+	e.turn = e.turn[:0]
+	for i := range e.pkts {
+		pk := &e.pkts[i]
+		pk.next = -1
+		sa := pk.sa
+		if sa.ordBatch != p.batch {
+			sa.ordBatch, sa.ordTurn = p.batch, int32(len(e.turn))
+			e.turn = append(e.turn, ticket{sa: sa, t: sa.ordNext, first: int32(i), last: int32(i)})
+			sa.ordNext++
+			continue
 		}
+		tk := &e.turn[sa.ordTurn]
+		e.pkts[tk.last].next = int32(i)
+		tk.last = int32(i)
 	}
-	return false
 }
 
 // process opens every packet of the batch, SA by SA when their turn comes,
@@ -183,10 +194,9 @@ func (e *inElem) process() {
 	now := time.Now()
 	for _, tk := range e.turn {
 		tk.sa.waitTurn(tk.t)
-		for i := range e.pkts {
-			if pk := &e.pkts[i]; pk.sa == tk.sa {
-				pk.inner = e.open(pk)
-			}
+		for i := tk.first; i >= 0; i = e.pkts[i].next {
+			pk := &e.pkts[i]
+			pk.inner = e.open(pk)
 		}
 		tk.sa.doneTurn()
 		d.raiseLimits(tk.sa)

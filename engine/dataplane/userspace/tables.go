@@ -96,8 +96,11 @@ type saEntry struct {
 	// order the readers queued them: esp.SA.Open updates the replay window
 	// as it goes, so opening two batches of one SA out of order would make
 	// the later one push the earlier out of the window. Tickets are handed
-	// out under pipeline.orderMu.
+	// out under pipeline.orderMu, as are ordBatch and ordTurn: the last
+	// batch that took one and the index of its ticket there.
 	ordNext    uint64
+	ordBatch   uint64
+	ordTurn    int32
 	ordMu      sync.Mutex
 	ordCond    sync.Cond
 	ordServing uint64
