@@ -430,9 +430,11 @@ func (st *state) migrate(s *ikeSA, p *path, why string) {
 	st.mp.migrating[s] = why
 	delete(st.mp.premove, s)
 	if why == "api" {
+		pre := make(map[uint32]bool, len(in.Children))
 		for _, c := range in.Children {
-			st.mp.premove[s] = append(st.mp.premove[s], c.OutSPI)
+			pre[c.OutSPI] = false
 		}
+		st.mp.premove[s] = pre
 	}
 	st.e.log.Info("moving IKE SA", "connection", s.conn, "ike_sa", s.name, "to", p.name(), "cause", why)
 	st.drive(s, sa.Command{Kind: sa.CmdMigrate, Local: local, Remote: remote})
@@ -619,11 +621,15 @@ func (st *state) holdOut(s *ikeSA, op *sa.DataplaneOp) bool {
 		h.upd, h.to, h.until = op.Update, nil, now.Add(holdFor)
 		return true
 	}
-	// A Child SA set up while the move was under way (a peer that cannot
-	// move its SAs rekeys them once it took the update) is already on the
-	// new pair at the peer.
+	// Only a Child SA the peer rekeyed while the move was under way is
+	// held: that is how a peer that cannot move an SA's addresses answers
+	// UPDATE_SA_ADDRESSES (strongSwan's update_hosts rekeys a CHILD_SA whose
+	// update is NOT_SUPPORTED, before its answer). A peer that moved the
+	// SA in place (RFC 4555 §3.5) may look inbound ESP up by destination
+	// address (Linux XFRM does), so its SAs leave the old pair at once.
+	// The replacement itself is on the new pair at the peer.
 	from := s.path
-	if !mbb || from == nil || !st.linkOK(from) || !slices.Contains(st.mp.premove[s], op.SPI) ||
+	if !mbb || from == nil || !st.linkOK(from) || !st.mp.premove[s][op.SPI] ||
 		op.Update.Local.Addr().Unmap() == from.local && op.Update.Remote.Addr().Unmap() == from.remote {
 		return false
 	}
@@ -635,6 +641,16 @@ func (st *state) holdOut(s *ikeSA, op *sa.DataplaneOp) bool {
 }
 
 func spiHex(spi uint32) string { return fmt.Sprintf("0x%08x", spi) }
+
+// moveRekeyed notes that the peer replaced a Child SA of s by a rekey
+// while s is under an API move (holdOut).
+func (st *state) moveRekeyed(s *ikeSA, old sa.ChildInfo) {
+	if pre := st.mp.premove[s]; pre != nil {
+		if _, ok := pre[old.OutSPI]; ok {
+			pre[old.OutSPI] = true
+		}
+	}
+}
 
 // holdsMoved notes where s's held Child SAs are going (EventMigrated).
 func (st *state) holdsMoved(s *ikeSA) {

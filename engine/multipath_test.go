@@ -21,6 +21,19 @@ type mwire struct {
 	ends  map[netip.Addr]*mtransport
 	delay map[[2]netip.Addr]time.Duration // (from, to) address pair
 	drop  map[[2]netip.Addr]bool
+	// filter, if set, sees every datagram first; false keeps it from
+	// the wire (the filter may deliver it later with inject).
+	filter func(p transport.Packet) bool
+}
+
+// inject delivers p (as the filter got it) to the end owning p.Local.
+func (w *mwire) inject(p transport.Packet) {
+	w.mu.Lock()
+	dst := w.ends[p.Local.Addr()]
+	w.mu.Unlock()
+	if dst != nil {
+		dst.in <- p
+	}
 }
 
 type mtransport struct {
@@ -50,12 +63,15 @@ func (t *mtransport) Send(local, remote netip.AddrPort, msg []byte) error {
 	t.w.mu.Lock()
 	dst := t.w.ends[remote.Addr()]
 	k := [2]netip.Addr{local.Addr(), remote.Addr()}
-	d, drop := t.w.delay[k], t.w.drop[k]
+	d, drop, filter := t.w.delay[k], t.w.drop[k], t.w.filter
 	t.w.mu.Unlock()
 	if dst == nil || drop {
 		return nil
 	}
 	p := transport.Packet{Local: remote, Remote: local, Data: append([]byte(nil), msg...)}
+	if filter != nil && !filter(p) {
+		return nil
+	}
 	deliver := func() {
 		select {
 		case dst.in <- p:

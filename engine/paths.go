@@ -178,8 +178,9 @@ type multi struct {
 	// after a make-before-break MOBIKE move, by outbound SPI (mobility.go).
 	holds map[uint32]*outHold
 	// premove: per IKE SA under an API move, the outbound SPIs its Child
-	// SAs had when the move started (only those are held).
-	premove map[*ikeSA][]uint32
+	// SAs had when the move started; true once the peer replaced that
+	// Child SA by a rekey during the move (only those are held).
+	premove map[*ikeSA]map[uint32]bool
 	// deferred runs on the next turn of the state loop (the probe timer).
 	deferred []func()
 }
@@ -211,7 +212,7 @@ func newMulti() *multi {
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
 		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},
 		cloneQ: map[*ikeSA][]*path{}, clones: map[*ikeSA]*cloneSetup{}, peerClones: map[*ikeSA]bool{},
-		lostLocal: map[*ikeSA]netip.Addr{}, holds: map[uint32]*outHold{}, premove: map[*ikeSA][]uint32{}}
+		lostLocal: map[*ikeSA]netip.Addr{}, holds: map[uint32]*outHold{}, premove: map[*ikeSA]map[uint32]bool{}}
 	m.probe.Stop()
 	return m
 }

@@ -411,6 +411,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		if ev.Kind == sa.EventChildRekeyed {
 			t = EventChildSARekeyed
 			s.resolveChildRekey(ev.OldChild.InSPI, childName(ev.Child.InSPI))
+			st.moveRekeyed(s, ev.OldChild)
 		}
 		if ev.Kind == sa.EventChildUp {
 			st.installRoutes(s, ev.Child)
