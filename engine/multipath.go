@@ -185,7 +185,7 @@ func (st *state) reconcileMultipath() {
 			continue
 		}
 		var primary *ikeSA
-		for s := range st.rt.byConn[c.ID] {
+		for _, s := range st.rt.byConn[c.ID] {
 			if s.up && (primary == nil || s.name < primary.name) {
 				primary = s
 			}

@@ -34,38 +34,93 @@ type IKETransport interface {
 	NATPort() uint16
 }
 
-// ikeSA is one live IKE SA.
+// ikeSA is one live IKE SA. A gateway holds one per peer: fields that
+// are rarely set (API callers waiting, the down detail) live in rare.
 type ikeSA struct {
+	m        *sa.IKE
+	conn     string
+	name     string // initiator SPI of the current IKE SA, 16 hex digits
+	spii     uint64 // the SPI name was made from
+	deadline time.Time
 	// applies counts outputs applied, to spot nested applies.
-	applies     uint64
-	conn        string
-	name        string // initiator SPI of the current IKE SA, 16 hex digits
-	spii        uint64 // the SPI name was made from
-	m           *sa.IKE
-	deadline    time.Time
-	hidx        int // index in the timer heap, -1 when not in it
-	bound       []uint64
-	spis        []uint32 // inbound ESP SPIs installed for it (owner in espIn)
-	waiters     []chan initResult
-	rekeyW      []chan rekeyResult
-	childRekeyW []childWaiter
-	up          bool
-	downWhy     sa.Reason
-	downText    string
-	vips        []netip.Addr
-	peerID      string
-	routes      []netip.Prefix
-	addrs       []netip.Prefix // virtual IPs it holds on the TUN (addrUsers)
+	applies uint32
+	hidx    int32 // index in the timer heap, -1 when not in it
+	// cidx is 1 + its index in runtime.byConn[conn]; 0: not indexed.
+	cidx    int32
+	up      bool
+	peered  bool // filed in runtime.byPeer under (conn, peerID)
+	downWhy sa.Reason
+	bound   []uint64
+	spis    []uint32 // inbound ESP SPIs installed for it (owner in espIn)
+	vips    []netip.Addr
+	peerID  string
+	routes  []netip.Prefix
+	addrs   []netip.Prefix // virtual IPs it holds on the TUN (addrUsers)
 	// half is set while a responder is half-open (counted by the cookies).
 	half *halfOpenKey
 	// path is the path the IKE SA lives on (paths.go, linkPath); multi is
 	// its place there and in the steering table (steertable.go).
 	path  *path
 	multi saMulti
-	// indexed: in runtime.byConn; peerKey: its key in runtime.byPeer.
-	indexed bool
-	peerKey string
+	rare  *saRare
 }
+
+// saRare holds what few IKE SAs ever have: API callers waiting for them
+// and the detail of why they went down.
+type saRare struct {
+	waiters     []chan initResult
+	rekeyW      []chan rekeyResult
+	childRekeyW []childWaiter
+	downText    string
+}
+
+func (s *ikeSA) rarely() *saRare {
+	if s.rare == nil {
+		s.rare = &saRare{}
+	}
+	return s.rare
+}
+
+// addWaiter, addRekeyWaiter and addChildRekeyWaiter register API callers.
+func (s *ikeSA) addWaiter(w chan initResult) { r := s.rarely(); r.waiters = append(r.waiters, w) }
+func (s *ikeSA) addRekeyWaiter(w chan rekeyResult) {
+	r := s.rarely()
+	r.rekeyW = append(r.rekeyW, w)
+}
+func (s *ikeSA) addChildRekeyWaiter(w childWaiter) {
+	r := s.rarely()
+	r.childRekeyW = append(r.childRekeyW, w)
+}
+
+// rekeyed answers the callers waiting for an IKE SA rekey.
+func (s *ikeSA) rekeyed(name string) {
+	if s.rare == nil {
+		return
+	}
+	for _, w := range s.rare.rekeyW {
+		w <- rekeyResult{name: name}
+	}
+	s.rare.rekeyW = nil
+}
+
+// setDown records why the IKE SA went down.
+func (s *ikeSA) setDown(why sa.Reason, detail string) {
+	s.downWhy = why
+	if detail != "" || s.rare != nil {
+		s.rarely().downText = detail
+	}
+}
+
+// downDetail is the detail setDown recorded.
+func (s *ikeSA) downDetail() string {
+	if s.rare == nil {
+		return ""
+	}
+	return s.rare.downText
+}
+
+// peerKey files IKE SAs by connection and peer identity (INITIAL_CONTACT).
+type peerKey struct{ conn, peer string }
 
 type initResult struct {
 	name string
@@ -79,7 +134,10 @@ type childWaiter struct {
 }
 
 func (s *ikeSA) resolveChildRekey(old uint32, name string) {
-	s.childRekeyW = slices.DeleteFunc(s.childRekeyW, func(w childWaiter) bool {
+	if s.rare == nil {
+		return
+	}
+	s.rare.childRekeyW = slices.DeleteFunc(s.rare.childRekeyW, func(w childWaiter) bool {
 		if w.spi == old {
 			w.c <- rekeyResult{name: name}
 			return true
@@ -89,7 +147,10 @@ func (s *ikeSA) resolveChildRekey(old uint32, name string) {
 }
 
 func (s *ikeSA) resolveChildRekeyErr(spi uint32, why sa.Reason) {
-	s.childRekeyW = slices.DeleteFunc(s.childRekeyW, func(w childWaiter) bool {
+	if s.rare == nil {
+		return
+	}
+	s.rare.childRekeyW = slices.DeleteFunc(s.rare.childRekeyW, func(w childWaiter) bool {
 		if w.spi == spi {
 			w.c <- rekeyResult{err: &Error{Code: Unavailable, Reason: "CHILD_SA_FAILED", Msg: "Child SA went down: " + why.String()}}
 			return true
@@ -114,9 +175,11 @@ type runtime struct {
 	espIn  map[uint32]*ikeSA
 	// byConn and byPeer index all by connection and by connection and
 	// peer identity, so that per-connection lookups and INITIAL_CONTACT
-	// do not walk every IKE SA of the node.
-	byConn map[string]map[*ikeSA]struct{}
-	byPeer map[string][]*ikeSA // usually one each: a slice, not a map
+	// do not walk every IKE SA of the node. Slices, not sets: an initiator
+	// connection has one IKE SA (a map each cost 270 bytes), a peer
+	// usually one. Loops that may drop IKE SAs walk a copy (connSAList).
+	byConn map[string][]*ikeSA
+	byPeer map[peerKey][]*ikeSA
 	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
 	// responder they created, by initiator SPI and address.
 	halfOpen map[halfOpenKey]*ikeSA
@@ -233,8 +296,11 @@ type timerHeap []*ikeSA
 
 func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].hidx = i; h[j].hidx = j }
-func (h *timerHeap) Push(x any)        { s := x.(*ikeSA); s.hidx = len(*h); *h = append(*h, s) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = int32(i), int32(j)
+}
+func (h *timerHeap) Push(x any) { s := x.(*ikeSA); s.hidx = int32(len(*h)); *h = append(*h, s) }
 func (h *timerHeap) Pop() any {
 	old := *h
 	s := old[len(old)-1]
@@ -247,7 +313,7 @@ func (h *timerHeap) Pop() any {
 func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
-		byConn: map[string]map[*ikeSA]struct{}{}, byPeer: map[string][]*ikeSA{},
+		byConn: map[string][]*ikeSA{}, byPeer: map[peerKey][]*ikeSA{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}, addrUsers: map[netip.Prefix]int{},
 		routes: kernelRouteOps(iface.NewRoutes())}
 	if rt.rng == nil {
@@ -458,10 +524,9 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	if spii, _ := s.m.SPIs(); spii != 0 && spii != s.spii {
 		s.spii, s.name = spii, spiName(spii)
 	}
-	if !s.indexed {
+	if s.cidx == 0 {
 		// Every new machine's first output comes through here.
-		s.indexed = true
-		addIndex(rt.byConn, s.conn, s)
+		rt.indexConn(s)
 		st.linkPath(s, s.path) // named: its path orders its IKE SAs by name
 	}
 	for _, spi := range out.Unbind {
@@ -533,10 +598,10 @@ func (st *state) schedule(s *ikeSA, at time.Time) {
 	s.deadline = at
 	switch {
 	case at.IsZero() && s.hidx >= 0:
-		heap.Remove(&rt.timers, s.hidx)
+		heap.Remove(&rt.timers, int(s.hidx))
 	case at.IsZero():
 	case s.hidx >= 0:
-		heap.Fix(&rt.timers, s.hidx)
+		heap.Fix(&rt.timers, int(s.hidx))
 	default:
 		heap.Push(&rt.timers, s)
 	}
@@ -576,7 +641,7 @@ func (st *state) dropSA(s *ikeSA) {
 		}
 	}
 	if s.hidx >= 0 {
-		heap.Remove(&rt.timers, s.hidx)
+		heap.Remove(&rt.timers, int(s.hidx))
 	}
 	for _, spi := range s.spis {
 		if rt.espIn[spi] == s {
@@ -584,25 +649,25 @@ func (st *state) dropSA(s *ikeSA) {
 		}
 	}
 	s.spis = nil
-	if s.indexed {
-		dropIndex(rt.byConn, s.conn, s)
-	}
-	st.setPeerKey(s, "")
+	rt.unindexConn(s)
+	st.filePeer(s, s.peerID, false)
 	st.removeRoutes(s)
 	st.settle(s)
 	delete(rt.all, s)
-	for _, w := range s.waiters {
-		w <- initResult{err: st.downError(s)}
+	if r := s.rare; r != nil {
+		for _, w := range r.waiters {
+			w <- initResult{err: st.downError(s)}
+		}
+		r.waiters = nil
+		for _, w := range r.rekeyW {
+			w <- rekeyResult{err: st.downError(s)}
+		}
+		r.rekeyW = nil
+		for _, w := range r.childRekeyW {
+			w.c <- rekeyResult{err: st.downError(s)}
+		}
+		r.childRekeyW = nil
 	}
-	s.waiters = nil
-	for _, w := range s.rekeyW {
-		w <- rekeyResult{err: st.downError(s)}
-	}
-	s.rekeyW = nil
-	for _, w := range s.childRekeyW {
-		w.c <- rekeyResult{err: st.downError(s)}
-	}
-	s.childRekeyW = nil
 	st.armTimer()
 	st.saGone(s)
 }
@@ -611,19 +676,19 @@ func (st *state) dropSA(s *ikeSA) {
 // output that brought it up was applied (data plane, routes, events): the
 // caller may send through the tunnel at once.
 func (st *state) answerWaiters(s *ikeSA) {
-	if !s.up || len(s.waiters) == 0 {
+	if !s.up || s.rare == nil || len(s.rare.waiters) == 0 {
 		return
 	}
-	for _, w := range s.waiters {
+	for _, w := range s.rare.waiters {
 		w <- initResult{name: s.name, seq: st.seq}
 	}
-	s.waiters = nil
+	s.rare.waiters = nil
 }
 
 func (st *state) downError(s *ikeSA) error {
 	why := s.downWhy.String()
-	if s.downText != "" {
-		why += ": " + s.downText
+	if d := s.downDetail(); d != "" {
+		why += ": " + d
 	}
 	code := Unavailable
 	switch s.downWhy {
@@ -770,7 +835,7 @@ func (st *state) connectionUpdated(old, c *connection) {
 
 // connectionRemoved deletes the connection's SAs.
 func (st *state) connectionRemoved(c *connection) {
-	for s := range st.rt.byConn[c.ID] {
+	for _, s := range st.connSAList(c.ID) {
 		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 	}
 	st.connPathsChanged(c.ID, "connection_removed")
@@ -817,41 +882,54 @@ func (st *state) listenNAT(ifc *Interface) {
 	}
 }
 
-func addIndex(ix map[string]map[*ikeSA]struct{}, key string, s *ikeSA) {
-	m := ix[key]
-	if m == nil {
-		m = map[*ikeSA]struct{}{}
-		ix[key] = m
-	}
-	m[s] = struct{}{}
+// indexConn lists s under its connection.
+func (rt *runtime) indexConn(s *ikeSA) {
+	l := append(rt.byConn[s.conn], s)
+	rt.byConn[s.conn] = l
+	s.cidx = int32(len(l))
 }
 
-func dropIndex(ix map[string]map[*ikeSA]struct{}, key string, s *ikeSA) {
-	if m := ix[key]; m != nil {
-		delete(m, s)
-		if len(m) == 0 {
-			delete(ix, key)
-		}
-	}
-}
-
-// setPeerKey files s under its connection and peer identity in byPeer
-// (empty: under none).
-func (st *state) setPeerKey(s *ikeSA, key string) {
-	if s.peerKey == key {
+// unindexConn takes s off its connection's list in constant time (the
+// last one takes its place).
+func (rt *runtime) unindexConn(s *ikeSA) {
+	if s.cidx == 0 {
 		return
 	}
-	ix := st.rt.byPeer
-	if s.peerKey != "" {
-		if l := slices.DeleteFunc(ix[s.peerKey], func(o *ikeSA) bool { return o == s }); len(l) > 0 {
-			ix[s.peerKey] = l
-		} else {
-			delete(ix, s.peerKey)
-		}
+	l := rt.byConn[s.conn]
+	i, last := int(s.cidx)-1, len(l)-1
+	l[i] = l[last]
+	l[i].cidx = int32(i + 1)
+	l[last] = nil
+	if last == 0 {
+		delete(rt.byConn, s.conn)
+	} else {
+		rt.byConn[s.conn] = l[:last]
 	}
-	s.peerKey = key
-	if key != "" {
-		ix[key] = append(ix[key], s)
+	s.cidx = 0
+}
+
+// connSAList is a copy of connection id's IKE SAs, for loops that may
+// drop some.
+func (st *state) connSAList(id string) []*ikeSA { return slices.Clone(st.rt.byConn[id]) }
+
+// filePeer files s under its connection and peer identity in byPeer (on)
+// or under none, peerID becoming its peer identity.
+func (st *state) filePeer(s *ikeSA, peerID string, on bool) {
+	ix := st.rt.byPeer
+	if s.peered {
+		k := peerKey{s.conn, s.peerID}
+		if l := slices.DeleteFunc(ix[k], func(o *ikeSA) bool { return o == s }); len(l) > 0 {
+			ix[k] = l
+		} else {
+			delete(ix, k)
+		}
+		s.peered = false
+	}
+	s.peerID = peerID
+	if on {
+		k := peerKey{s.conn, peerID}
+		ix[k] = append(ix[k], s)
+		s.peered = true
 	}
 }
 

@@ -12,24 +12,29 @@ import (
 func indexProblems(st *state) error {
 	rt := st.rt
 	n := 0
-	for _, m := range rt.byConn {
-		n += len(m)
+	for conn, l := range rt.byConn {
+		n += len(l)
+		for i, s := range l {
+			if s.conn != conn || int(s.cidx) != i+1 {
+				return fmt.Errorf("byConn[%s][%d] holds %s/%s at index %d", conn, i, s.conn, s.name, s.cidx)
+			}
+		}
 	}
 	if n != len(rt.all) {
 		return fmt.Errorf("byConn holds %d IKE SAs, all %d", n, len(rt.all))
 	}
 	for s := range rt.all {
-		if _, ok := rt.byConn[s.conn][s]; !ok {
+		if s.cidx == 0 || !slices.Contains(rt.byConn[s.conn], s) {
 			return fmt.Errorf("%s/%s not in byConn", s.conn, s.name)
 		}
-		if s.peerKey != "" && !slices.Contains(rt.byPeer[s.peerKey], s) {
+		if s.peered && !slices.Contains(rt.byPeer[peerKey{s.conn, s.peerID}], s) {
 			return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name)
 		}
 	}
 	for key, l := range rt.byPeer {
 		for _, s := range l {
-			if _, ok := rt.all[s]; !ok || s.peerKey != key {
-				return fmt.Errorf("byPeer %q holds a dropped or moved IKE SA", key)
+			if _, ok := rt.all[s]; !ok || !s.peered || (peerKey{s.conn, s.peerID}) != key {
+				return fmt.Errorf("byPeer %v holds a dropped or moved IKE SA", key)
 			}
 		}
 	}
@@ -132,7 +137,7 @@ func TestInitiateReturnsAfterChildSA(t *testing.T) {
 	if _, err := do(ctx, ue, func(st *state) (struct{}, error) {
 		s, err := st.initiate(st.connections["gw"])
 		if err == nil {
-			s.waiters = append(s.waiters, w)
+			s.addWaiter(w)
 		}
 		return struct{}{}, err
 	}); err != nil {

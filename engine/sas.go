@@ -68,7 +68,7 @@ func (st *state) ikeView(s *ikeSA) IKESAView {
 		Children: len(in.Children), MsgsIn: in.Stats.Requests + in.Stats.Responses, MsgsOut: in.Stats.Retransmits,
 		Proposal: in.Algorithms}
 	if v.DownReason == sa.ReasonNone {
-		v.DownReason, v.DownDetail = s.downWhy, s.downText
+		v.DownReason, v.DownDetail = s.downWhy, s.downDetail()
 	}
 	return v
 }
@@ -92,7 +92,7 @@ func (st *state) childViews(s *ikeSA, counters bool) []ChildSAView {
 func (st *state) connSAs(id string) ([]string, ConnState) {
 	state := ConnIdle
 	var names []string
-	for s := range st.rt.byConn[id] {
+	for _, s := range st.rt.byConn[id] {
 		names = append(names, s.name)
 		switch st := s.m.State(); {
 		case st == sa.StateEstablished:
@@ -106,13 +106,17 @@ func (st *state) connSAs(id string) ([]string, ConnState) {
 }
 
 func (st *state) findIKE(conn, name string) (*ikeSA, error) {
-	set := st.rt.all
 	if conn != "-" {
-		set = st.rt.byConn[conn]
-	}
-	for s := range set {
-		if s.name == name {
-			return s, nil
+		for _, s := range st.rt.byConn[conn] {
+			if s.name == name {
+				return s, nil
+			}
+		}
+	} else {
+		for s := range st.rt.all {
+			if s.name == name {
+				return s, nil
+			}
 		}
 	}
 	return nil, errf(NotFound, "IKE_SA_NOT_FOUND", "name", "IKE SA %s/%s not found", conn, name)
@@ -195,7 +199,7 @@ func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (stri
 		}
 		w := make(chan initResult, 1)
 		// An established IKE SA only needs its missing children.
-		for s := range st.rt.byConn[id] {
+		for _, s := range st.rt.byConn[id] {
 			if s.up {
 				st.drive(s, sa.Command{Kind: sa.CmdInitiate})
 				w <- initResult{name: s.name}
@@ -206,7 +210,7 @@ func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (stri
 		if err != nil {
 			return nil, err
 		}
-		s.waiters = append(s.waiters, w)
+		s.addWaiter(w)
 		return w, nil
 	})
 	if err != nil {
@@ -253,7 +257,7 @@ func (e *Engine) TerminateConnection(ctx context.Context, id string) error {
 		if _, err := st.connection(id, "name"); err != nil {
 			return struct{}{}, err
 		}
-		for s := range st.rt.byConn[id] {
+		for _, s := range st.connSAList(id) {
 			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 		}
 		return struct{}{}, nil
@@ -285,7 +289,7 @@ func (e *Engine) RekeyIKESA(ctx context.Context, conn, name string) (IKESAView, 
 			return nil, errf(FailedPrecondition, "IKE_SA_NOT_ESTABLISHED", "name", "IKE SA %s is not established", name)
 		}
 		w := make(chan rekeyResult, 1)
-		s.rekeyW = append(s.rekeyW, w)
+		s.addRekeyWaiter(w)
 		st.drive(s, sa.Command{Kind: sa.CmdRekeyIKE})
 		return w, nil
 	})
@@ -318,7 +322,7 @@ func (e *Engine) RekeyChildSA(ctx context.Context, conn, ikeName, name string) (
 			return nil, errf(NotFound, "CHILD_SA_NOT_FOUND", "name", "Child SA %s not found", name)
 		}
 		w := make(chan rekeyResult, 1)
-		s.childRekeyW = append(s.childRekeyW, childWaiter{spi: uint32(spi), c: w})
+		s.addChildRekeyWaiter(childWaiter{spi: uint32(spi), c: w})
 		st.drive(s, sa.Command{Kind: sa.CmdRekeyChild, SPI: uint32(spi)})
 		return w, nil
 	})
@@ -373,8 +377,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = true
 		st.upChanged(s) // paths.go
 		s.vips = ev.VirtualIPs
-		s.peerID = ev.PeerID.String()
-		st.setPeerKey(s, s.conn+"\x00"+s.peerID)
+		st.filePeer(s, ev.PeerID.String(), true)
 		why := "established"
 		if ev.ClonedFrom != 0 {
 			why = "cloned" // no handshake: the peer's RFC 7791 clone
@@ -397,15 +400,12 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		}
 		s.up = false
 		st.upChanged(s) // paths.go
-		s.downWhy, s.downText = ev.Reason, ev.Detail
+		s.setDown(ev.Reason, ev.Detail)
 		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
 		st.publishIKE(s, EventIKESADown, ev.Reason.String(), ev.Reason, ev.Detail)
 	case sa.EventIKERekeyed:
 		st.publishIKE(s, EventIKESARekeyed, "rekeyed", sa.ReasonNone, "")
-		for _, w := range s.rekeyW {
-			w <- rekeyResult{name: s.name}
-		}
-		s.rekeyW = nil
+		s.rekeyed(s.name)
 	case sa.EventChildUp, sa.EventChildRekeyed:
 		t := EventChildSAUp
 		if ev.Kind == sa.EventChildRekeyed {
@@ -448,7 +448,7 @@ func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 // initialContact deletes older IKE SAs of the same connection and peer
 // identity (RFC 7296 §2.4: the peer has no state for them any more).
 func (st *state) initialContact(s *ikeSA) {
-	for _, o := range slices.Clone(st.rt.byPeer[s.peerKey]) { // drive may drop o
+	for _, o := range slices.Clone(st.rt.byPeer[peerKey{s.conn, s.peerID}]) { // drive may drop o
 		if o != s && o.up {
 			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", s.peerID)
 			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
