@@ -186,6 +186,7 @@ func (e *Engine) loop(st *state) {
 				e.log.Error("link monitor stopped; interface state is no longer followed")
 				continue
 			}
+			st.rt.routeSrc.clear() // sources towards peers may have changed
 			st.linkChanged(c)
 		}
 	}

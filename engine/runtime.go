@@ -198,6 +198,10 @@ type runtime struct {
 	dh *dhPool
 	// routes changes kernel routes and addresses (iface; tests record).
 	routes routeOps
+	// routeSrc caches the kernel's source addresses towards peers
+	// (localFor, saconfig.go); routeGet asks the kernel.
+	routeSrc routeCache
+	routeGet func(remote netip.Addr) ([]netip.Addr, error)
 }
 
 // routeOps are the kernel changes that bring inner traffic to the TUN.
@@ -315,7 +319,7 @@ func newRuntime(cfg Config) *runtime {
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
 		byConn: map[string][]*ikeSA{}, byPeer: map[peerKey][]*ikeSA{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}, addrUsers: map[netip.Prefix]int{},
-		routes: kernelRouteOps(iface.NewRoutes())}
+		routes: kernelRouteOps(iface.NewRoutes()), routeGet: kernelRouteSources}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
 		rt.dh = newDHPool(dhPoolSize)

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -209,6 +210,56 @@ func (st *state) flushLeases() {
 	}
 }
 
+// routeSrcTTL bounds how long the kernel's answer to a route lookup is
+// reused. Link and address notifications clear the cache; route changes
+// alone are not followed (the link monitor does not subscribe to them),
+// so a new route is seen within this time.
+const routeSrcTTL = time.Second
+
+// routeCache holds the route source addresses towards each remote looked
+// up since at: one lookup per peer address and second instead of one per
+// InitiateConnection (a netlink round trip, ~7 % of an initiator's CPU).
+type routeCache struct {
+	at  time.Time
+	src map[netip.Addr][]netip.Addr
+}
+
+func (rc *routeCache) clear() { rc.src = nil }
+
+// routeSources is the kernel's route source addresses towards remote, in
+// its order, from the cache when fresh.
+func (st *state) routeSources(remote netip.Addr) []netip.Addr {
+	rc, now := &st.rt.routeSrc, st.e.cfg.Now()
+	if rc.src == nil || now.Sub(rc.at) >= routeSrcTTL || now.Before(rc.at) {
+		rc.src, rc.at = map[netip.Addr][]netip.Addr{}, now
+	}
+	if srcs, ok := rc.src[remote]; ok {
+		return srcs
+	}
+	srcs, err := st.rt.routeGet(remote)
+	if err != nil {
+		st.e.log.Debug("route lookup failed", "remote", remote, "error", err)
+	}
+	rc.src[remote] = srcs // a failure too: the fallback stands for the TTL
+	return srcs
+}
+
+// kernelRouteSources asks the kernel (ip route get REMOTE) for the source
+// addresses of its routes towards remote.
+func kernelRouteSources(remote netip.Addr) ([]netip.Addr, error) {
+	routes, err := netlink.RouteGet(remote.AsSlice())
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, r := range routes {
+		if src, ok := netip.AddrFromSlice(r.Src); ok {
+			out = append(out, src.Unmap())
+		}
+	}
+	return out, nil
+}
+
 // localFor picks our address towards remote: the kernel's route source,
 // restricted to the connection's interfaces when it names some.
 func (st *state) localFor(c *connection, remote netip.Addr) (netip.Addr, error) {
@@ -222,19 +273,9 @@ func (st *state) localFor(c *connection, remote netip.Addr) (netip.Addr, error) 
 			}
 		}
 	}
-	if routes, err := netlink.RouteGet(remote.AsSlice()); err == nil {
-		for _, r := range routes {
-			if src, ok := netip.AddrFromSlice(r.Src); ok {
-				src = src.Unmap()
-				if len(c.LocalInterfaces) == 0 {
-					return src, nil
-				}
-				for _, a := range allowed {
-					if a == src {
-						return src, nil
-					}
-				}
-			}
+	for _, src := range st.routeSources(remote) {
+		if len(c.LocalInterfaces) == 0 || slices.Contains(allowed, src) {
+			return src, nil
 		}
 	}
 	if len(allowed) > 0 {

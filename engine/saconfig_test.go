@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mifsec/mifsec/engine/iface/ifacetest"
 	"github.com/mifsec/mifsec/engine/sa"
 )
 
@@ -76,5 +78,63 @@ func TestSATemplate(t *testing.T) {
 			t.Errorf("%s: template not kept after the rebuild", step.name)
 		}
 		b = c
+	}
+}
+
+// TestLocalForCache: route lookups towards a peer are reused for
+// routeSrcTTL and forgotten on link notifications.
+func TestLocalForCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	now := time.Unix(1e9, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	links := ifacetest.New()
+	links.AddLink("eth0", "192.0.2.2/24")
+	e, err := New(Config{StateDir: t.TempDir(), Links: links, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	lookups := 0
+	src := netip.MustParseAddr("192.0.2.2")
+	if _, err := do(ctx, e, func(st *state) (struct{}, error) {
+		st.rt.routeGet = func(netip.Addr) ([]netip.Addr, error) { lookups++; return []netip.Addr{src}, nil }
+		return struct{}{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	peer := netip.MustParseAddr("198.51.100.7")
+	local := func() {
+		t.Helper()
+		got, err := do(ctx, e, func(st *state) (netip.Addr, error) { return st.localFor(&connection{}, peer) })
+		if err != nil || got != src {
+			t.Fatalf("localFor = %v, %v; want %v", got, err, src)
+		}
+	}
+	for _, step := range []struct {
+		name  string
+		do    func()
+		count int // lookups after the step and two localFor calls
+	}{
+		{"first", func() {}, 1},
+		{"within the TTL", func() { mu.Lock(); now = now.Add(routeSrcTTL / 2); mu.Unlock() }, 1},
+		{"TTL over", func() { mu.Lock(); now = now.Add(routeSrcTTL); mu.Unlock() }, 2},
+		{"link notification", func() { links.AddLink("eth1", "203.0.113.2/24") }, 3},
+	} {
+		step.do()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			local()
+			local()
+			n, _ := do(ctx, e, func(*state) (int, error) { return lookups, nil })
+			if n == step.count {
+				break
+			}
+			if n > step.count || time.Now().After(deadline) {
+				t.Fatalf("%s: %d route lookups, want %d", step.name, n, step.count)
+			}
+			time.Sleep(10 * time.Millisecond) // the notification is on its way
+		}
 	}
 }
