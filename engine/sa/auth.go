@@ -205,10 +205,10 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 	s.established = s.stamp(now)
 	s.state = StateEstablished
 	s.scheduleIKE(now)
-	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips, PeerID: s.peerID, Replaces: s.replaces})
+	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, Replaces: s.replaces})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if offer != nil {
-		if (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips) == 0 && m.errorNotify() == nil {
+		if (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips()) == 0 && m.errorNotify() == nil {
 			// §2.19: we asked for an address and got none. The responder
 			// may have made the Child SA anyway: delete its half.
 			if payloadOf[*ike.SA](m.payloads) != nil {
@@ -320,7 +320,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	s.state = StateEstablished
 	s.halfOpenAt = 0
 	s.scheduleIKE(now)
-	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips, PeerID: s.peerID, InitialContact: initialContact})
+	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, InitialContact: initialContact})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if child != nil {
 		s.emit(Event{Kind: EventChildUp, Child: child.info()})
@@ -384,26 +384,28 @@ func (s *IKE) readCPReply(ps []ike.Payload) {
 	if cp == nil || cp.CFGType != ike.CFGReply {
 		return
 	}
+	vips, dns, pcscf := s.vips(), s.dns(), s.pcscf()
 	for _, a := range cp.Attributes {
 		switch a.Type {
 		case ike.CPInternalIP4Address:
 			if ip, ok := a.Addr(); ok && ip.Is4() {
-				s.vips = append(s.vips, ip)
+				vips = append(vips, ip)
 			}
 		case ike.CPInternalIP6Address:
 			if p, ok := a.Prefix(); ok && p.Addr().Is6() {
-				s.vips = append(s.vips, p.Addr())
+				vips = append(vips, p.Addr())
 			}
 		case ike.CPInternalIP4DNS, ike.CPInternalIP6DNS:
 			if ip, ok := a.Addr(); ok {
-				s.dns = append(s.dns, ip)
+				dns = append(dns, ip)
 			}
 		case ike.CPPCSCFIP4Address, ike.CPPCSCFIP6Address:
 			if ip, ok := a.Addr(); ok {
-				s.pcscf = append(s.pcscf, ip)
+				pcscf = append(pcscf, ip)
 			}
 		}
 	}
+	s.setCP(vips, dns, pcscf)
 }
 
 // handleCP answers a CFG_REQUEST from the pool (responder, §2.19).
@@ -423,6 +425,7 @@ func (s *IKE) handleCP(ps []ike.Payload) (*ike.Config, *ike.Notify) {
 		want[a.Type] = true
 	}
 	var attrs []ike.CPAttribute
+	var leased []netip.Addr
 	for _, fam := range []struct {
 		addr, dns, pcscf ike.CPAttributeType
 		v6               bool
@@ -434,13 +437,12 @@ func (s *IKE) handleCP(ps []ike.Payload) (*ike.Config, *ike.Notify) {
 		a, err := s.cfg.Pool.Lease(s.peerID.String(), fam.v6)
 		if err != nil || !a.IsValid() || a.Is6() != fam.v6 {
 			s.log.Warn("no virtual IP for peer", "peer", s.peerID.String(), "ipv6", fam.v6, "error", err)
-			for _, l := range s.vips {
+			for _, l := range leased {
 				s.cfg.Pool.Release(s.peerID.String(), l)
 			}
-			s.vips = nil
 			return nil, &ike.Notify{NotifyType: ike.InternalAddressFailure}
 		}
-		s.vips = append(s.vips, a)
+		leased = append(leased, a)
 		if fam.v6 {
 			attrs = append(attrs, ike.CPPrefix(fam.addr, netip.PrefixFrom(a, 128)))
 		} else {
@@ -457,5 +459,6 @@ func (s *IKE) handleCP(ps []ike.Payload) (*ike.Config, *ike.Notify) {
 			}
 		}
 	}
+	s.setCP(leased, nil, nil)
 	return &ike.Config{CFGType: ike.CFGReply, Attributes: attrs}, nil
 }

@@ -98,8 +98,8 @@ func (s *IKE) offerTS(cfg *ChildConfig, ikeAuth bool) (tsi, tsr []ike.TrafficSel
 		if s.cfg.VirtualIP.IPv6 {
 			tsi = append(tsi, anyTS(true))
 		}
-	case len(s.vips) > 0 && s.origRole == Initiator:
-		for _, v := range s.vips {
+	case len(s.vips()) > 0 && s.origRole == Initiator:
+		for _, v := range s.vips() {
 			tsi = append(tsi, HostTS(v))
 		}
 	default:
@@ -129,9 +129,9 @@ func (s *IKE) localTSConf(cfg *ChildConfig) []ike.TrafficSelector {
 	if len(cfg.LocalTS) > 0 {
 		return slices.Clone(cfg.LocalTS)
 	}
-	if len(s.vips) > 0 && s.origRole == Initiator {
+	if len(s.vips()) > 0 && s.origRole == Initiator {
 		var ts []ike.TrafficSelector
-		for _, v := range s.vips {
+		for _, v := range s.vips() {
 			ts = append(ts, HostTS(v))
 		}
 		return ts
@@ -309,7 +309,8 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	out.TFCPadding = p.cfg.TFCPadding && !s.caps.NoTFC && p.mode == dataplane.Tunnel
 	p.keys.Zero()
 	// Both SAs and, for a new group, both policies: one allocation.
-	s.o.DataplaneOps = slices.Grow(s.o.DataplaneOps, 4)
+	o := s.out()
+	o.DataplaneOps = slices.Grow(o.DataplaneOps, 4)
 	s.op(DataplaneOp{Kind: OpAddSA, SA: in})
 	s.op(DataplaneOp{Kind: OpAddSA, SA: out})
 	if p.old != nil && p.old.group != nil {
@@ -319,8 +320,8 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		s.groups = append(s.groups, c.group)
 	}
 	s.children = append(s.children, c)
-	if s.hooks != nil && s.hooks.child != nil {
-		s.hooks.child(c)
+	if h := s.hooks(); h != nil && h.child != nil {
+		h.child(c)
 	}
 	s.syncPolicy(c.group)
 	rekey, life := s.childLifetimes(p.cfg)
@@ -486,7 +487,8 @@ func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
 		was[k] = halves{x.outGone, x.inGone}
 		x.outGone, x.inGone = true, true
 	}
-	s.o.DataplaneOps = slices.Grow(s.o.DataplaneOps, 2+2*len(gone))
+	o := s.out()
+	o.DataplaneOps = slices.Grow(o.DataplaneOps, 2+2*len(gone))
 	s.syncPolicy(c.group)
 	for k, x := range gone {
 		if !was[k].out {

@@ -174,22 +174,22 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.caps = s.caps
 	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
 	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
-	n.vips = slices.Clone(s.vips)
 	n.keepLeases = true // the original IKE SA returns them
-	n.dns, n.pcscf = slices.Clone(s.dns), slices.Clone(s.pcscf)
+	n.setCP(s.vips(), s.dns(), s.pcscf())
 	n.mob.peerAddrs, n.mob.addrs, n.mob.announced = slices.Clone(s.mob.peerAddrs), slices.Clone(s.mob.addrs), s.mob.announced
 	n.established = n.stamp(now)
 	n.scheduleIKE(now)
-	n.o.Bind = []uint64{ns.localSPI()}
-	n.emit(Event{Kind: EventIKEUp, Caps: n.caps, PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips), ClonedFrom: s.cur.localSPI()})
+	o := n.out()
+	o.Bind = append(o.Bind, ns.localSPI())
+	n.emit(Event{Kind: EventIKEUp, Caps: n.caps, PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips()), ClonedFrom: s.cur.localSPI()})
 	out := n.finish(now)
 	s.log.Info("IKE SA cloned", "clone_spii", ns.spii, "clone_spir", ns.spir)
-	if s.o.Spawn != nil {
+	if s.spawning() {
 		// One spawn per call: the other (a re-authentication) goes first
 		// and the clone is closed rather than leaked.
 		n.down(now, ReasonInternal, 0, "two spawns in one call")
 		s.cloneFailed(ReasonInternal, 0, "a re-authentication started at the same time")
 		return
 	}
-	s.o.Spawn = &Spawned{IKE: n, Output: out}
+	s.out().Spawn = &Spawned{IKE: n, Output: out}
 }

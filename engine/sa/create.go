@@ -284,7 +284,7 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 			s.handleCloneRequest(now, ss, m, sa) // RFC 7791, not a rekey
 			return
 		}
-		if len(s.retiring) >= maxRetiring {
+		if len(s.retiring()) >= maxRetiring {
 			reply(ike.TemporaryFailure)
 			return
 		}
@@ -446,23 +446,26 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 	}
 	r.pending = false
 	r.ours = ns
-	if s.hooks != nil && s.hooks.session != nil {
-		s.hooks.session(ns)
+	if h := s.hooks(); h != nil && h.session != nil {
+		h.session(ns)
 	}
-	s.o.Bind = append(s.o.Bind, ns.localSPI())
+	o := s.out()
+	o.Bind = append(o.Bind, ns.localSPI())
 	if peer := r.peer; peer != nil {
 		// §2.8.2: the new IKE SA with the lowest nonce is redundant; its
 		// creator deletes it; the survivor inherits the Child SAs.
 		if redundant(ns.nonces, peer.nonces) {
 			s.log.Debug("IKE SA rekey collision lost")
 			s.switchTo(now, peer, false)
-			s.retiring = append(s.retiring, ns)
+			x := s.rareState()
+			x.retiring = append(x.retiring, ns)
 			s.deleteSession(now, ns)
 			return
 		}
 		s.log.Debug("IKE SA rekey collision won")
 		peer.retireAt = now.Add(s.giveUp())
-		s.retiring = append(s.retiring, peer)
+		x := s.rareState()
+		x.retiring = append(x.retiring, peer)
 	}
 	s.switchTo(now, ns, true)
 }
@@ -478,8 +481,8 @@ func (s *IKE) switchTo(now time.Time, ns *session, deleteOld bool) {
 	s.rekeyed = s.stamp(now)
 	s.scheduleIKE(now)
 	s.emit(Event{Kind: EventIKERekeyed, SPIi: ns.spii, SPIr: ns.spir, OldSPIi: old.spii, OldSPIr: old.spir})
-	if !slices.Contains(s.retiring, old) {
-		s.retiring = append(s.retiring, old)
+	if x := s.rareState(); !slices.Contains(x.retiring, old) {
+		x.retiring = append(x.retiring, old)
 	}
 	if deleteOld {
 		s.deleteSession(now, old)
@@ -510,7 +513,9 @@ func (s *IKE) dropSession(now time.Time, ss *session) {
 	if ss == s.cur {
 		return
 	}
-	s.retiring = slices.DeleteFunc(s.retiring, func(x *session) bool { return x == ss })
+	if x := s.x; x != nil {
+		x.retiring = slices.DeleteFunc(x.retiring, func(r *session) bool { return r == ss })
+	}
 	if r := s.ikeRekey; r != nil {
 		if r.peer == ss {
 			r.peer = nil
@@ -529,7 +534,8 @@ func (s *IKE) dropSession(now time.Time, ss *session) {
 		}
 	}
 	ss.destroy()
-	s.o.Unbind = append(s.o.Unbind, ss.localSPI())
+	o := s.out()
+	o.Unbind = append(o.Unbind, ss.localSPI())
 	for _, r := range moved {
 		r.packets = nil
 		s.request(now, s.cur, r)
@@ -546,9 +552,10 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 	if ns == nil {
 		return
 	}
-	s.o.Bind = append(s.o.Bind, ns.localSPI())
-	if s.hooks != nil && s.hooks.session != nil {
-		s.hooks.session(ns)
+	o := s.out()
+	o.Bind = append(o.Bind, ns.localSPI())
+	if h := s.hooks(); h != nil && h.session != nil {
+		h.session(ns)
 	}
 	if r := s.ikeRekey; r != nil {
 		r.peer = ns // decided when our own exchange ends

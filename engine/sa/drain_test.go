@@ -118,7 +118,7 @@ func TestRekeyKeepsOldInbound(t *testing.T) {
 			f := &espFlow{t: t, p: p}
 			oldIn := map[*node]uint32{p.i: p.i.ike.Info().Children[0].InSPI, p.r: p.r.ike.Info().Children[0].InSPI}
 			var made []*childSA // the initiator's new SAs
-			p.i.ike.hooks = &testHooks{child: func(c *childSA) { made = append(made, c) }}
+			p.i.ike.rareState().hooks = &testHooks{child: func(c *childSA) { made = append(made, c) }}
 			f.send(0)
 			for _, byI := range tc.rekeyBy {
 				n, _ := side(p, byI)

@@ -57,12 +57,13 @@ type IKE struct {
 	// natLocal, natRemote: we are / the peer is behind a NAT (§2.23).
 	natLocal, natRemote bool
 	natdSeen            bool
-	keepLeases          bool // a clone: the original IKE SA returns the leases (RFC 7791)
-	kidsOK              bool // kids is valid
+	keepLeases          bool  // a clone: the original IKE SA returns the leases (RFC 7791)
+	kidsOK              bool  // kids is valid
+	nVIP, nDNS          uint8 // in cp
 
 	cur      *session
-	retiring []*session
 	ikeRekey *ikeRekey
+	x        *rare // nil while none of its state is in use
 
 	local, remote netip.AddrPort
 	caps          Capabilities
@@ -73,9 +74,10 @@ type IKE struct {
 
 	init *initState
 
-	vips  []netip.Addr // ours (initiator) or leased to the peer (responder)
-	dns   []netip.Addr
-	pcscf []netip.Addr
+	// cp holds the addresses of the configuration exchange (§2.19): the
+	// virtual IPs, ours (initiator) or leased to the peer (responder), then
+	// nDNS DNS servers, then the P-CSCF servers (RFC 7651); one slice.
+	cp []netip.Addr
 
 	children []*childSA
 	groups   []*policyGroup
@@ -88,17 +90,81 @@ type IKE struct {
 	halfOpenAt            stamp
 	ikeRekeyAt, ikeLifeAt stamp
 	reauthAt              stamp
-	later                 []delayed
 	replaces              uint64 // local SPI of the IKE SA a re-authentication replaces
 
-	stats Stats
-	o     Output
+	stats counters
+	// o collects what the input being handled produces; nil between
+	// inputs, so an idle IKE SA keeps none.
+	o *Output
 	// kids is Info's Child SA list, valid while kidsOK: built once per
 	// input, not once per call (the glue reads Info of every IKE SA on
 	// many events: paths, steering).
 	kids []ChildInfo
+}
 
-	hooks *testHooks // nil outside tests
+// rare is the state of an IKE SA that most never have, or have only for
+// a while, kept apart so that an idle IKE SA carries one nil pointer for
+// it (per-SA memory); finish drops it once empty.
+type rare struct {
+	retiring []*session // replaced by IKE rekeys, not yet deleted (§2.18)
+	later    []delayed
+	hooks    *testHooks // nil outside tests
+}
+
+// rareState returns the rare state, made on first use.
+func (s *IKE) rareState() *rare {
+	if s.x == nil {
+		s.x = new(rare)
+	}
+	return s.x
+}
+
+// dropRare forgets the rare state once nothing is left in it.
+func (s *IKE) dropRare() {
+	if x := s.x; x != nil && len(x.retiring) == 0 && len(x.later) == 0 && x.hooks == nil {
+		s.x = nil
+	}
+}
+
+func (s *IKE) retiring() []*session {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.retiring
+}
+
+func (s *IKE) later() []delayed {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.later
+}
+
+func (s *IKE) hooks() *testHooks {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.hooks
+}
+
+// vips are our virtual IPs (initiator) or the peer's (responder).
+func (s *IKE) vips() []netip.Addr { return s.cp[:s.nVIP:s.nVIP] }
+
+// dns and pcscf are the servers of our CFG_REPLY (initiator).
+func (s *IKE) dns() []netip.Addr {
+	return s.cp[s.nVIP : s.nVIP+s.nDNS : s.nVIP+s.nDNS]
+}
+
+func (s *IKE) pcscf() []netip.Addr { return ro(s.cp[s.nVIP+s.nDNS:]) }
+
+// setCP keeps the addresses of the configuration exchange in one
+// allocation (at most 255 of each kind).
+func (s *IKE) setCP(vips, dns, pcscf []netip.Addr) {
+	vips, dns, pcscf = vips[:min(len(vips), 255)], dns[:min(len(dns), 255)], pcscf[:min(len(pcscf), 255)]
+	s.cp, s.nVIP, s.nDNS = nil, uint8(len(vips)), uint8(len(dns))
+	if n := len(vips) + len(dns) + len(pcscf); n > 0 {
+		s.cp = append(append(append(make([]netip.Addr, 0, n), vips...), dns...), pcscf...)
+	}
 }
 
 // testHooks let tests see every Child SA and rekeyed IKE SA made (with
@@ -114,7 +180,7 @@ func (s *IKE) leased() []netip.Addr {
 	if s.origRole != Responder {
 		return nil
 	}
-	return s.vips
+	return s.vips()
 }
 
 // stamp is an instant as an offset from the IKE SA's creation, 0 for
@@ -187,19 +253,55 @@ func failed(s *IKE, r Reason, detail string) (*IKE, Output) {
 		s.init.dh.Destroy()
 	}
 	s.emit(Event{Kind: EventIKEDown, Reason: r, Detail: detail})
-	o := s.o
-	s.o = Output{}
+	o := s.takeOutput()
 	o.Done = true
 	return s, o
 }
 
+// outBuf holds the Output of one input with room for its usual first
+// datagram and bound SPI, so the holder costs no allocation of its own.
+type outBuf struct {
+	Output
+	dg   [1]Datagram
+	bind [1]uint64
+}
+
+// out returns the Output of the input being handled, made on first use.
+func (s *IKE) out() *Output {
+	if s.o == nil {
+		b := new(outBuf)
+		b.Datagrams, b.Bind = b.dg[:0:1], b.bind[:0:1]
+		s.o = &b.Output
+	}
+	return s.o
+}
+
+// spawning reports whether this input already spawned an IKE SA.
+func (s *IKE) spawning() bool { return s.o != nil && s.o.Spawn != nil }
+
+// takeOutput returns what the input produced and forgets it.
+func (s *IKE) takeOutput() Output {
+	if s.o == nil {
+		return Output{}
+	}
+	o := *s.o
+	s.o = nil
+	if len(o.Datagrams) == 0 {
+		o.Datagrams = nil
+	}
+	if len(o.Bind) == 0 {
+		o.Bind = nil
+	}
+	return o
+}
+
 // Handle processes one input and returns what to do.
 func (s *IKE) Handle(now time.Time, in Input) Output {
-	s.o = Output{}
+	s.takeOutput()
 	s.kids, s.kidsOK = nil, false // every input may change what Info shows
 	if s.state == StateClosed {
 		if _, ok := in.(Datagram); ok {
-			s.stats.Drops[DropClosed]++
+			s.stats.drop(DropClosed)
 		}
 		return Output{Done: true}
 	}
@@ -225,8 +327,8 @@ func (s *IKE) Handle(now time.Time, in Input) Output {
 }
 
 func (s *IKE) finish(now time.Time) Output {
-	o := s.o
-	s.o = Output{}
+	o := s.takeOutput()
+	s.dropRare()
 	if s.state == StateClosed {
 		o.Done = true
 		o.Deadline = time.Time{}
@@ -244,18 +346,21 @@ func (s *IKE) emit(e Event) {
 	if e.SPIi == 0 && e.SPIr == 0 && s.cur != nil {
 		e.SPIi, e.SPIr = s.cur.spii, s.cur.spir
 	}
-	s.o.Events = append(s.o.Events, e)
+	o := s.out()
+	o.Events = append(o.Events, e)
 }
 
 func (s *IKE) op(o DataplaneOp) {
 	s.kidsOK = false
-	s.o.DataplaneOps = append(s.o.DataplaneOps, o)
+	out := s.out()
+	out.DataplaneOps = append(out.DataplaneOps, o)
 }
 
 func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
 	s.kidsOK = false
+	o := s.out()
 	for _, p := range pk {
-		s.o.Datagrams = append(s.o.Datagrams, Datagram{Local: local, Remote: remote, Data: p})
+		o.Datagrams = append(o.Datagrams, Datagram{Local: local, Remote: remote, Data: p})
 	}
 }
 
@@ -280,7 +385,7 @@ func (s *IKE) SPIs() (spii, spir uint64) {
 func (s *IKE) State() State { return s.state }
 
 // Stats returns the counters.
-func (s *IKE) Stats() Stats { return s.stats }
+func (s *IKE) Stats() Stats { return s.stats.public() }
 
 func (s *IKE) randomBytes(n int) ([]byte, error) {
 	b := make([]byte, n)
@@ -338,7 +443,7 @@ func (s *IKE) sessions() []*session {
 			out = append(out, r.peer)
 		}
 	}
-	return append(out, s.retiring...)
+	return append(out, s.retiring()...)
 }
 
 func (s *IKE) sessionFor(h ike.Header) *session {
@@ -364,27 +469,27 @@ func (s *IKE) sessionFor(h ike.Header) *session {
 
 func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 	if len(d.Data) > maxDatagramSize {
-		s.stats.Drops[DropMalformed]++
+		s.stats.drop(DropMalformed)
 		return
 	}
 	h, err := ike.DecodeHeader(d.Data)
 	if err != nil {
-		s.stats.Drops[DropMalformed]++
+		s.stats.drop(DropMalformed)
 		return
 	}
 	ss := s.sessionFor(h)
 	if ss == nil {
-		s.stats.Drops[DropWrongSPI]++
+		s.stats.drop(DropWrongSPI)
 		return
 	}
 	msg, err := ike.Decode(d.Data)
 	if err != nil {
-		s.stats.Drops[DropMalformed]++
+		s.stats.drop(DropMalformed)
 		return
 	}
 	// §3.1: the I flag marks the original initiator of this IKE SA.
 	if h.IsInitiator() == ss.initiator {
-		s.stats.Drops[DropUnexpected]++
+		s.stats.drop(DropUnexpected)
 		return
 	}
 	if h.Exchange == ike.IKESAInit {
@@ -392,17 +497,17 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		return
 	}
 	if ss.keys == nil {
-		s.stats.Drops[DropWrongState]++
+		s.stats.drop(DropWrongState)
 		return
 	}
 	if h.IsResponse() {
 		if ss.req == nil || ss.req.id != h.MessageID || ss.req.exch != h.Exchange {
-			s.stats.Drops[DropUnexpected]++
+			s.stats.drop(DropUnexpected)
 			return
 		}
 		r := s.open(ss, h, d.Data, msg, true)
 		if r.drop {
-			s.stats.Drops[r.reason]++
+			s.stats.drop(r.reason)
 			return
 		}
 		if !r.complete {
@@ -410,7 +515,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		}
 		req := ss.req
 		ss.req = nil
-		s.stats.Responses++
+		s.stats.responses++
 		s.lastSeen = s.stamp(now)
 		s.peerMoved(ss, d)
 		s.answered(now, ss, req, d)
@@ -440,28 +545,28 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		// integrity is checked; with fragments, once, on fragment 1.
 		r := s.open(ss, h, d.Data, msg, false)
 		if r.drop {
-			s.stats.Drops[r.reason]++
+			s.stats.drop(r.reason)
 			return
 		}
 		if r.first {
-			s.stats.ResponsesResent++
+			s.stats.resent++
 			s.sendPackets(d.Local, d.Remote, ss.resp.packets)
 		}
 		return
 	default:
-		s.stats.Drops[DropBadMessageID]++
+		s.stats.drop(DropBadMessageID)
 		return
 	}
 	r := s.open(ss, h, d.Data, msg, true)
 	if r.drop {
-		s.stats.Drops[r.reason]++
+		s.stats.drop(r.reason)
 		return
 	}
 	if !r.complete {
 		return
 	}
 	ss.expect++
-	s.stats.Requests++
+	s.stats.requests++
 	s.lastSeen = s.stamp(now)
 	s.peerMoved(ss, d)
 	in := &inbound{hdr: h, payloads: r.payloads, dg: d}
@@ -495,7 +600,7 @@ func (s *IKE) handleRequest(now time.Time, ss *session, in *inbound) {
 	default:
 		// §2.21: an exchange type we do not know; answer so the peer's
 		// window moves on.
-		s.stats.Drops[DropWrongState]++
+		s.stats.drop(DropWrongState)
 		s.respond(now, ss, in, []ike.Payload{&ike.Notify{NotifyType: ike.InvalidSyntax}})
 	}
 }
@@ -630,7 +735,8 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 
 // after schedules fn (bounded).
 func (s *IKE) after(at time.Time, fn func(now time.Time)) {
-	if len(s.later) < maxDelayed {
-		s.later = append(s.later, delayed{at: at, fn: fn})
+	if len(s.later()) < maxDelayed {
+		x := s.rareState()
+		x.later = append(x.later, delayed{at: at, fn: fn})
 	}
 }

@@ -71,7 +71,8 @@ func NewInitiator(cfg *Config, now time.Time, rng io.Reader) (*IKE, Output) {
 	if err := s.sendInit(now); err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	s.o.Bind = []uint64{spi}
+	o := s.out()
+	o.Bind = append(o.Bind, spi)
 	return s, s.finish(now)
 }
 
@@ -201,16 +202,16 @@ func (s *IKE) handleInit(now time.Time, ss *session, msg *ike.Message, d Datagra
 	if !h.IsResponse() {
 		// A retransmitted IKE_SA_INIT request gets the same response (§2.1).
 		if ss.initiator || ss.resp == nil || ss.resp.reqRaw == nil || !bytes.Equal(d.Data, ss.resp.reqRaw) {
-			s.stats.Drops[DropUnexpected]++
+			s.stats.drop(DropUnexpected)
 			return
 		}
-		s.stats.ResponsesResent++
+		s.stats.resent++
 		s.sendPackets(d.Local, d.Remote, ss.resp.packets)
 		return
 	}
 	if !ss.initiator || ss != s.cur || s.state != StateConnecting || ss.req == nil ||
 		ss.req.exch != ike.IKESAInit || h.MessageID != 0 {
-		s.stats.Drops[DropUnexpected]++
+		s.stats.drop(DropUnexpected)
 		return
 	}
 	s.initResponse(now, ss, &inbound{hdr: h, payloads: msg.Payloads, dg: d})
@@ -220,7 +221,7 @@ func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
 	in := s.init
 	if n := m.notify(ike.Cookie); n != nil {
 		if len(n.Data) < 1 || len(n.Data) > 64 {
-			s.stats.Drops[DropInvalidPayloads]++
+			s.stats.drop(DropInvalidPayloads)
 			return
 		}
 		if in.cookieTries >= maxInitRetries {
@@ -229,7 +230,7 @@ func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
 		}
 		in.cookieTries++
 		in.cookie = bytes.Clone(n.Data)
-		s.stats.Responses++
+		s.stats.responses++
 		if err := s.sendInit(now); err != nil {
 			s.down(now, ReasonInternal, 0, err.Error())
 		}
@@ -238,10 +239,10 @@ func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
 	if n := m.notify(ike.InvalidKEPayload); n != nil {
 		g, ok := n.Group()
 		if !ok {
-			s.stats.Drops[DropInvalidPayloads]++
+			s.stats.drop(DropInvalidPayloads)
 			return
 		}
-		s.stats.Responses++
+		s.stats.responses++
 		// §1.2: retry only with a group we offered.
 		if !transform.GroupOffered(s.cfg.IKEProposals, g) || g == in.dh.Group() || in.keTries >= maxInitRetries {
 			s.down(now, ReasonInvalidKE, ike.InvalidKEPayload, "responder wants "+g.String())
@@ -272,11 +273,11 @@ func (s *IKE) initResponse(now time.Time, ss *session, m *inbound) {
 	sa, ke, nonce := payloadOf[*ike.SA](m.payloads), payloadOf[*ike.KE](m.payloads), payloadOf[*ike.Nonce](m.payloads)
 	if sa == nil || ke == nil || nonce == nil || m.hdr.SPIr == 0 || len(sa.Proposals) != 1 ||
 		len(nonce.Data) < ike.MinNonceLen || len(nonce.Data) > ike.MaxNonceLen {
-		s.stats.Drops[DropInvalidPayloads]++
+		s.stats.drop(DropInvalidPayloads)
 		return
 	}
 	ss.req = nil
-	s.stats.Responses++
+	s.stats.responses++
 	chosen := sa.Proposals[0]
 	suite, err := transform.SuiteOf(chosen)
 	if err == nil {
@@ -335,13 +336,13 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	}
 	if msg == nil {
 		if msg, err = ike.Decode(req.Data); err != nil {
-			s.stats.Drops[DropMalformed]++
+			s.stats.drop(DropMalformed)
 			return failed(s, ReasonProtocolError, err.Error())
 		}
 	}
 	h := msg.Header
 	if h.Exchange != ike.IKESAInit || h.IsResponse() || !h.IsInitiator() || h.SPIi == 0 || h.SPIr != 0 || h.MessageID != 0 {
-		s.stats.Drops[DropUnexpected]++
+		s.stats.drop(DropUnexpected)
 		return failed(s, ReasonProtocolError, "not a first IKE_SA_INIT request")
 	}
 	s.local, s.remote = req.Local, req.Remote
@@ -425,9 +426,10 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	s.init.respRaw = raw
 	ss.resp = &cachedResp{id: 0, packets: [][]byte{raw}, reqRaw: s.init.reqRaw}
 	ss.expect = 1
-	s.stats.Requests++
+	s.stats.requests++
 	s.sendPackets(req.Local, req.Remote, [][]byte{raw})
 	s.halfOpenAt = s.stamp(now.Add(c.halfOpenTimeout()))
-	s.o.Bind = []uint64{spir}
+	o := s.out()
+	o.Bind = append(o.Bind, spir)
 	return s, s.finish(now)
 }

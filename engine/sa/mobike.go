@@ -41,8 +41,7 @@ type mobike struct {
 	addrs     []netip.Addr // ours from CmdAnnounce (announced = true)
 	announced bool
 	rtt       time.Duration
-	sent      *request // the request last (re)transmitted on s.cur
-	sentAt    time.Time
+	sent      *request // the request last (re)transmitted on s.cur (at its sentAt)
 	pins      []*pin
 	mig       *migration
 	// recovering is the request whose retransmissions go to every pair.
@@ -283,7 +282,7 @@ func (s *IKE) unpin(r *request) {
 // the session that carries it.
 func (s *IKE) pathOf(now time.Time, ss *session, r *request) (netip.AddrPort, netip.AddrPort) {
 	if ss == s.cur {
-		s.mob.sent, s.mob.sentAt = r, now
+		s.mob.sent, r.sentAt = r, now
 	}
 	p := s.pinOf(r)
 	if p == nil {
@@ -582,7 +581,7 @@ func (s *IKE) mobikeInformational(now time.Time, ss *session, m *inbound) []ike.
 func (s *IKE) peerUpdate(now time.Time, ss *session, m *inbound) *ike.Notify {
 	if !s.caps.MOBIKE || s.origRole != Responder {
 		// §1.3: only the MOBIKE initiator moves the SAs.
-		s.stats.Drops[DropUnexpected]++
+		s.stats.drop(DropUnexpected)
 		return nil
 	}
 	// 1. Ignore an update older than one already processed.
@@ -641,10 +640,10 @@ func (s *IKE) beforeTick(now time.Time) tickMark {
 		r.onFail = func(now time.Time) {
 			s.down(now, ReasonDPDTimeout, 0, "no answer to a path test, also on the path in use")
 		}
-		s.stats.Retransmits++
+		s.stats.retransmits++
 		s.sendPackets(r.local, r.remote, r.packets)
 		if ss == s.cur {
-			s.mob.sent, s.mob.sentAt = r, now
+			s.mob.sent, r.sentAt = r, now
 		}
 		p.fail(now)
 	}
@@ -670,7 +669,7 @@ func (s *IKE) afterTick(now time.Time, t tickMark) {
 	if r == nil || r != t.r || r.tries <= t.tries {
 		return
 	}
-	s.mob.sent, s.mob.sentAt = r, now
+	s.mob.sent, r.sentAt = r, now
 	if !s.canMove() || s.mob.mig != nil || s.pinOf(r) != nil || r.tries < recoverAfter {
 		return
 	}
@@ -729,7 +728,7 @@ func (s *IKE) answered(now time.Time, ss *session, req *request, d Datagram) {
 	if p := s.pinOf(req); p != nil {
 		s.mob.rtt = now.Sub(p.sentAt)
 	} else if req == s.mob.sent {
-		s.mob.rtt = now.Sub(s.mob.sentAt)
+		s.mob.rtt = now.Sub(req.sentAt)
 	}
 	if req != s.mob.recovering {
 		return

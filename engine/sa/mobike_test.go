@@ -819,7 +819,7 @@ func TestMOBIKECookie2Mismatch(t *testing.T) {
 			s := a.ike
 			mg := &migration{local: at4500(ip2I), remote: at4500(ip1R), reason: ReasonAddressChange}
 			s.mob.mig = mg
-			s.o = Output{}
+			s.takeOutput()
 			s.sendUpdate(m.now, mg, true)
 			r := mg.req
 			var ps []ike.Payload
@@ -831,7 +831,7 @@ func TestMOBIKECookie2Mismatch(t *testing.T) {
 			if s.State() != StateClosed || s.Info().DownReason != ReasonProtocolError || len(s.Info().Children) != 0 {
 				t.Fatalf("state %v reason %v", s.State(), s.Info().DownReason)
 			}
-			if slices.ContainsFunc(s.o.Events, func(e Event) bool { return e.Kind == EventMigrated }) {
+			if s.o != nil && slices.ContainsFunc(s.o.Events, func(e Event) bool { return e.Kind == EventMigrated }) {
 				t.Fatal("moved")
 			}
 		})

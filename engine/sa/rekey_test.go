@@ -98,8 +98,8 @@ func TestIKERekey(t *testing.T) {
 				t.Errorf("message IDs did not restart: %d %d %d %d", ai.NextRequestID, bi.ExpectedID, ai.ExpectedID, bi.NextRequestID)
 			}
 			for _, n := range []*node{a, b} {
-				if n.count(EventIKERekeyed) != 1 || len(n.ike.retiring) != 0 {
-					t.Fatalf("%s: rekeyed %d, retiring %d", n.name, n.count(EventIKERekeyed), len(n.ike.retiring))
+				if n.count(EventIKERekeyed) != 1 || len(n.ike.retiring()) != 0 {
+					t.Fatalf("%s: rekeyed %d, retiring %d", n.name, n.count(EventIKERekeyed), len(n.ike.retiring()))
 				}
 				if len(n.bound) != 1 {
 					t.Errorf("%s: bound SPIs %v", n.name, n.bound)
@@ -132,7 +132,7 @@ func TestChildRekeyCollision(t *testing.T) {
 	for seed := uint64(50); seed < 62; seed++ {
 		p := establish(t, seed, nil)
 		made := map[uint32]*childSA{} // by the initiator's inbound SPI
-		p.i.ike.hooks = &testHooks{child: func(c *childSA) { made[c.inSPI] = c }}
+		p.i.ike.rareState().hooks = &testHooks{child: func(c *childSA) { made[c.inSPI] = c }}
 		ci := p.i.ike.Info().Children[0]
 		cr := p.r.ike.Info().Children[0]
 		p.command(p.i, Command{Kind: CmdRekeyChild, SPI: ci.InSPI})
@@ -189,7 +189,7 @@ func TestIKERekeyCollision(t *testing.T) {
 	for seed := uint64(70); seed < 82; seed++ {
 		p := establish(t, seed, nil)
 		var made []*session
-		p.i.ike.hooks = &testHooks{session: func(ss *session) { made = append(made, ss) }}
+		p.i.ike.rareState().hooks = &testHooks{session: func(ss *session) { made = append(made, ss) }}
 		p.command(p.i, Command{Kind: CmdRekeyIKE})
 		p.command(p.r, Command{Kind: CmdRekeyIKE})
 		p.settle()
@@ -214,8 +214,8 @@ func TestIKERekeyCollision(t *testing.T) {
 		}
 		outcomes[surv.initiator]++
 		for _, n := range []*node{p.i, p.r} {
-			if len(n.ike.retiring) != 0 || len(n.bound) != 1 || n.count(EventIKEDown) != 0 {
-				t.Errorf("seed %d: %s retiring %d bound %v", seed, n.name, len(n.ike.retiring), n.bound)
+			if len(n.ike.retiring()) != 0 || len(n.bound) != 1 || n.count(EventIKEDown) != 0 {
+				t.Errorf("seed %d: %s retiring %d bound %v", seed, n.name, len(n.ike.retiring()), n.bound)
 			}
 		}
 		// The survivor carries the Child SAs and works.
@@ -241,7 +241,7 @@ func TestCreateChildDuringIKERekey(t *testing.T) {
 	p.command(p.r, Command{Kind: CmdRekeyIKE})
 	p.command(p.i, Command{Kind: CmdCreateChild, Name: "extra"})
 	p.settle()
-	if len(p.i.ike.Info().Children) != 1 || len(p.i.ike.later) != 1 {
+	if len(p.i.ike.Info().Children) != 1 || len(p.i.ike.later()) != 1 {
 		t.Fatalf("expected a TEMPORARY_FAILURE and a retry scheduled")
 	}
 	p.advance(time.Minute)

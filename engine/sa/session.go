@@ -90,6 +90,7 @@ type request struct {
 	remote   netip.AddrPort
 	tries    int
 	deadline time.Time
+	sentAt   time.Time // last (re)transmission on the path in use, for the RTT (mobike.go)
 	// limit, when set, bounds the whole exchange: it fails at giveUpAt
 	// even when retransmissions are left (liveness checks, DPDTimeout).
 	limit    time.Duration

@@ -104,10 +104,10 @@ func (c *childSA) info() ChildInfo {
 func (s *IKE) Info() Info {
 	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
 		LocalID: s.localID, RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
-		VirtualIPs: ro(s.vips), DNS: ro(s.dns), PCSCF: ro(s.pcscf),
+		VirtualIPs: s.vips(), DNS: s.dns(), PCSCF: s.pcscf(),
 		Created: s.created, Established: s.at(s.established), Rekeyed: s.at(s.rekeyed),
 		RekeyAt: s.at(s.ikeRekeyAt), ExpireAt: s.at(s.ikeLifeAt), ReauthAt: s.at(s.reauthAt),
-		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats,
+		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats.public(),
 		RTT: s.mob.rtt, PeerAddrs: ro(s.mob.peerAddrs), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
 	i.Capabilities.SignatureHashes = ro(s.caps.SignatureHashes)
 	if s.cfg != nil {

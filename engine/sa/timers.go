@@ -56,7 +56,7 @@ func (s *IKE) deadline(now time.Time) time.Time {
 			min(c.deleteAt)
 		}
 	}
-	for _, l := range s.later {
+	for _, l := range s.later() {
 		min(l.at)
 	}
 	return d
@@ -83,14 +83,14 @@ func (s *IKE) handleTick(now time.Time) {
 		// §2.1: the same bytes again, every fragment.
 		r.tries++
 		r.deadline = s.retryAt(now, r)
-		s.stats.Retransmits++
+		s.stats.retransmits++
 		s.sendPackets(r.local, r.remote, r.packets)
 	}
 	if due(s.at(s.halfOpenAt), now) {
 		s.down(now, ReasonTimeout, 0, "no IKE_AUTH after IKE_SA_INIT")
 		return
 	}
-	for _, ss := range slices.Clone(s.retiring) {
+	for _, ss := range slices.Clone(s.retiring()) {
 		if due(ss.retireAt, now) {
 			s.dropSession(now, ss)
 		}
@@ -132,9 +132,9 @@ func (s *IKE) handleTick(now time.Time) {
 			}
 		}
 	}
-	if len(s.later) > 0 && s.state != StateClosed {
+	if x := s.x; x != nil && len(x.later) > 0 && s.state != StateClosed {
 		var run []delayed
-		s.later = slices.DeleteFunc(s.later, func(l delayed) bool {
+		x.later = slices.DeleteFunc(x.later, func(l delayed) bool {
 			if due(l.at, now) {
 				run = append(run, l)
 				return true
@@ -204,7 +204,7 @@ func (s *IKE) handleCommand(now time.Time, c Command) {
 
 // startChildren creates the StartNow Child SAs that do not exist.
 func (s *IKE) startChildren(now time.Time) {
-	if s.origRole == Initiator && (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips) == 0 {
+	if s.origRole == Initiator && (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips()) == 0 {
 		// No virtual IP: our selectors would be wrong (§2.19).
 		return
 	}
@@ -251,12 +251,12 @@ func (s *IKE) handleDataplane(now time.Time, e DataplaneEvent) {
 // (make-before-break); when it is up (EventIKEUp with Replaces set) the
 // glue terminates this one.
 func (s *IKE) reauthenticate(now time.Time) {
-	if s.origRole != Initiator || s.o.Spawn != nil {
+	if s.origRole != Initiator || s.spawning() {
 		return
 	}
 	cfg := *s.cfg
 	cfg.NoInitialContact = true // P5: the old IKE SA still exists
 	n, out := NewInitiator(&cfg, now, s.rng)
 	n.replaces = s.cur.localSPI()
-	s.o.Spawn = &Spawned{IKE: n, Output: out}
+	s.out().Spawn = &Spawned{IKE: n, Output: out}
 }
