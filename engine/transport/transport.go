@@ -4,6 +4,11 @@
 // an Encap, the socket shared with the data plane by the non-ESP marker
 // (RFC 3948 §2.2).
 //
+// Each socket's reader takes up to readBatch queued datagrams per system
+// call (recvmmsg); sends write the source address's control message into
+// a reused buffer and the destination as a netip.AddrPort, allocating
+// nothing.
+//
 // It must not import gen/, server/, grpc or protobuf.
 package transport
 
@@ -48,10 +53,14 @@ type Transport struct {
 	encap Encap
 	v4    *ipv4.PacketConn
 	v6    *ipv6.PacketConn
-	c4    net.PacketConn
-	c6    net.PacketConn
+	c4    *net.UDPConn
+	c6    *net.UDPConn
 	recv  chan Packet
 	wg    sync.WaitGroup
+
+	// smu guards oob, the control message buffer of Send.
+	smu sync.Mutex
+	oob []byte
 
 	mu      sync.Mutex
 	closed  bool
@@ -69,17 +78,19 @@ func New(cfg Config, encap Encap, log hclog.Logger) (*Transport, error) {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
 	}
-	t := &Transport{cfg: cfg, log: log.Named("transport"), encap: encap, recv: make(chan Packet, cfg.Queue)}
-	var err error
-	if t.c4, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", cfg.Port)); err != nil {
+	t := &Transport{cfg: cfg, log: log.Named("transport"), encap: encap, recv: make(chan Packet, cfg.Queue),
+		oob: make([]byte, pktinfoSpace)}
+	c4, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero, Port: int(cfg.Port)})
+	if err != nil {
 		return nil, fmt.Errorf("listen on udp4 port %d: %w", cfg.Port, err)
 	}
+	t.c4 = c4
 	t.v4 = ipv4.NewPacketConn(t.c4)
 	if err := t.v4.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
 		t.c4.Close()
 		return nil, fmt.Errorf("IP_PKTINFO: %w", err)
 	}
-	if c6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", cfg.Port)); err == nil {
+	if c6, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6unspecified, Port: int(cfg.Port)}); err == nil {
 		t.c6 = c6
 		t.v6 = ipv6.NewPacketConn(c6)
 		if err := t.v6.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
@@ -91,10 +102,10 @@ func New(cfg Config, encap Encap, log hclog.Logger) (*Transport, error) {
 		t.log.Info("no IPv6 IKE socket", "error", err)
 	}
 	t.wg.Add(1)
-	go t.read4()
+	go t.read("udp4", t.v4.ReadBatch, ipv4.NewControlMessage(ipv4.FlagDst|ipv4.FlagInterface))
 	if t.v6 != nil {
 		t.wg.Add(1)
-		go t.read6()
+		go t.read("udp6", t.v6.ReadBatch, ipv6.NewControlMessage(ipv6.FlagDst|ipv6.FlagInterface))
 	}
 	if encap != nil {
 		encap.SetIKEHandler(func(local, remote netip.AddrPort, msg []byte) {
@@ -130,45 +141,39 @@ func (t *Transport) deliver(p Packet) {
 
 const maxDatagram = 65535
 
-func (t *Transport) read4() {
-	defer t.wg.Done()
-	buf := make([]byte, maxDatagram)
-	for {
-		n, cm, src, err := t.v4.ReadFrom(buf)
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				t.log.Error("udp4 read failed", "error", err)
-			}
-			return
-		}
-		ua, ok := src.(*net.UDPAddr)
-		if !ok || cm == nil {
-			continue
-		}
-		local, _ := netip.AddrFromSlice(cm.Dst)
-		t.deliver(Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: ua.AddrPort(),
-			Data: append([]byte(nil), buf[:n]...)})
-	}
-}
+// readBatch is how many datagrams one receive call may return: under a
+// burst of handshakes (a gateway after a restart) one recvmmsg instead
+// of one recvmsg each; a lone datagram still costs one call.
+const readBatch = 16
 
-func (t *Transport) read6() {
+// read receives one socket's datagrams until it is closed. oob is a
+// control message buffer of the right size for the family.
+func (t *Transport) read(network string, readBatchFn func([]ipv4.Message, int) (int, error), oob []byte) {
 	defer t.wg.Done()
-	buf := make([]byte, maxDatagram)
+	ms := make([]ipv4.Message, readBatch) // ipv4.Message and ipv6.Message are one type
+	for i := range ms {
+		// Pages of the buffers the kernel never fills stay unbacked.
+		ms[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		ms[i].OOB = make([]byte, len(oob))
+	}
 	for {
-		n, cm, src, err := t.v6.ReadFrom(buf)
+		n, err := readBatchFn(ms, 0)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				t.log.Error("udp6 read failed", "error", err)
+				t.log.Error(network+" read failed", "error", err)
 			}
 			return
 		}
-		ua, ok := src.(*net.UDPAddr)
-		if !ok || cm == nil {
-			continue
+		for i := range ms[:n] {
+			m := &ms[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			local, okDst := pktinfoDst(m.OOB[:m.NN])
+			if ok && okDst {
+				t.deliver(Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: ua.AddrPort(),
+					Data: append([]byte(nil), m.Buffers[0][:m.N]...)})
+			}
+			m.Addr, m.N, m.NN = nil, 0, 0
 		}
-		local, _ := netip.AddrFromSlice(cm.Dst)
-		t.deliver(Packet{Local: netip.AddrPortFrom(local, t.cfg.Port), Remote: ua.AddrPort(),
-			Data: append([]byte(nil), buf[:n]...)})
 	}
 }
 
@@ -190,17 +195,21 @@ func (t *Transport) Send(local, remote netip.AddrPort, msg []byte) error {
 		}
 		return t.encap.SendIKE(local, remote, msg)
 	}
-	dst := net.UDPAddrFromAddrPort(remote)
+	conn, src := t.c4, local.Addr().Unmap()
 	if remote.Addr().Unmap().Is4() {
-		cm := &ipv4.ControlMessage{Src: local.Addr().AsSlice()}
-		dst = net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
-		_, err := t.v4.WriteTo(msg, cm, dst)
-		return err
+		remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	} else {
+		if t.c6 == nil {
+			return errors.New("transport: no IPv6 socket")
+		}
+		conn, src = t.c6, local.Addr()
 	}
-	if t.v6 == nil {
-		return errors.New("transport: no IPv6 socket")
+	if src.Is4() != remote.Addr().Is4() {
+		return fmt.Errorf("transport: cannot send from %s to %s", local, remote)
 	}
-	_, err := t.v6.WriteTo(msg, &ipv6.ControlMessage{Src: local.Addr().AsSlice()}, dst)
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	_, _, err := conn.WriteMsgUDPAddrPort(msg, pktinfoSrc(t.oob, src), remote)
 	return err
 }
 

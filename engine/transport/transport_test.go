@@ -60,3 +60,52 @@ func TestLoopback(t *testing.T) {
 		t.Fatal("NAT-T send without an encap succeeded")
 	}
 }
+
+// TestLoopback6 sends and receives over ::1 (skipped without IPv6).
+func TestLoopback6(t *testing.T) {
+	a, err := New(Config{Port: 15510}, nil, hclog.NewNullLogger())
+	if err != nil {
+		t.Skipf("cannot bind: %v", err)
+	}
+	defer a.Close()
+	if a.v6 == nil {
+		t.Skip("no IPv6 socket")
+	}
+	lo := netip.MustParseAddr("::1")
+	// A burst: several datagrams may come back from one receive call.
+	const n = 40
+	for i := range n {
+		if err := a.Send(netip.AddrPortFrom(lo, 15510), netip.AddrPortFrom(lo, 15510), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case p := <-a.Packets():
+			if len(p.Data) != 1 || p.Data[0] != byte(i) || p.Local != netip.AddrPortFrom(lo, 15510) || p.Remote != netip.AddrPortFrom(lo, 15510) {
+				t.Fatalf("datagram %d: got %+v", i, p)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("datagram %d not received", i)
+		}
+	}
+}
+
+// BenchmarkLoopback is one IKE-sized datagram sent and received over
+// 127.0.0.1: the allocations of Send and of the reader.
+func BenchmarkLoopback(b *testing.B) {
+	a, err := New(Config{Port: 15520}, nil, hclog.NewNullLogger())
+	if err != nil {
+		b.Skipf("cannot bind: %v", err)
+	}
+	defer a.Close()
+	lo := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 15520)
+	msg := make([]byte, 300)
+	b.ReportAllocs()
+	for range b.N {
+		if err := a.Send(lo, lo, msg); err != nil {
+			b.Fatal(err)
+		}
+		<-a.Packets()
+	}
+}
