@@ -543,8 +543,17 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 		rt.bySPI[spi] = s
 		s.bound = append(s.bound, spi)
 	}
-	for i := range out.DataplaneOps {
-		st.dataplaneOp(s, &out.DataplaneOps[i])
+	if len(out.DataplaneOps) > 0 {
+		// One deadline for the output's operations (a timer and a context
+		// per operation were a tenth of the engine's allocations).
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if rt.dp != nil {
+			ctx, cancel = context.WithTimeout(ctx, dataplaneTimeout)
+		}
+		for i := range out.DataplaneOps {
+			st.dataplaneOp(ctx, s, &out.DataplaneOps[i])
+		}
+		cancel()
 	}
 	st.routesFirst(s, out.Events)
 	for _, d := range out.Datagrams {
@@ -704,7 +713,10 @@ func (st *state) downError(s *ikeSA) error {
 	return &Error{Code: code, Reason: "IKE_SA_FAILED", Msg: "IKE SA failed: " + why}
 }
 
-func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
+// dataplaneTimeout bounds the data-plane operations of one machine output.
+const dataplaneTimeout = 5 * time.Second
+
+func (st *state) dataplaneOp(ctx context.Context, s *ikeSA, op *sa.DataplaneOp) {
 	rt := st.rt
 	if st.e.log.IsDebug() {
 		st.logOp(s, op)
@@ -722,8 +734,6 @@ func (st *state) dataplaneOp(s *ikeSA, op *sa.DataplaneOp) {
 	if rt.dp == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	var err error
 	switch op.Kind {
 	case sa.OpAddSA:
