@@ -200,6 +200,7 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 		return
 	}
 	s.peerID = pid
+	ss.authDone()
 	s.learnAuthCaps(m.payloads, m.dg)
 	s.readCPReply(m.payloads)
 	s.established = s.stamp(now)
@@ -316,6 +317,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	}
 	ps = append(ps, s.authNotifies()...)
 	s.respond(now, ss, m, ps)
+	ss.authDone()
 	s.established = s.stamp(now)
 	s.state = StateEstablished
 	s.halfOpenAt = 0

@@ -139,6 +139,7 @@ func (s *IKE) cloneResponse(now time.Time, old *session, m *inbound, c *cloneSta
 		fail(ReasonInternal, 0, err.Error())
 		return
 	}
+	ns.authDone() // a clone has no IKE_AUTH (RFC 7791 §2)
 	s.spawnClone(now, ns)
 }
 

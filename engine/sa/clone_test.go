@@ -51,6 +51,9 @@ func TestClone(t *testing.T) {
 				orig, clone *mnode
 			}{{a, ca}, {b, cb}} {
 				oi, ci := x.orig.ike.Info(), x.clone.ike.Info()
+				if k := x.clone.ike.cur.keys; k.PI.Len() != 0 || k.PR.Len() != 0 || k.D.Len() == 0 {
+					t.Error("the clone keeps SK_pi/SK_pr (or lost SK_d)")
+				}
 				if ci.State != StateEstablished || len(ci.Children) != 0 || len(oi.Children) != 1 || oi.State != StateEstablished {
 					t.Fatalf("original %v with %d children, clone %v with %d", oi.State, len(oi.Children), ci.State, len(ci.Children))
 				}

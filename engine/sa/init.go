@@ -194,6 +194,7 @@ func deriveRekeyed(ss *session, suite transform.Suite, skeyseed transform.Secret
 		return err
 	}
 	ss.nonces = newNonces(ni, nr)
+	ss.authDone() // no IKE_AUTH on a rekeyed IKE SA (§2.18)
 	return nil
 }
 

@@ -39,6 +39,12 @@ func TestInitStateDropped(t *testing.T) {
 			if i.init != nil || r.init != nil {
 				t.Fatalf("IKE_SA_INIT state kept: initiator %v responder %v", i.init != nil, r.init != nil)
 			}
+			// SK_pi and SK_pr signed IKE_AUTH and are gone (RFC 7296 §2.15).
+			for _, m := range []*IKE{i, r} {
+				if k := m.cur.keys; k.PI.Len() != 0 || k.PR.Len() != 0 || k.D.Len() == 0 || k.EI.Len() == 0 {
+					t.Fatalf("keys after IKE_AUTH: SK_pi %d SK_pr %d SK_d %d SK_ei %d bytes", k.PI.Len(), k.PR.Len(), k.D.Len(), k.EI.Len())
+				}
+			}
 			// Idle: the IKE ciphers are parked; the DELETE exchange builds
 			// them again on both sides.
 			if i.cur.out != nil || r.cur.out != nil {

@@ -98,6 +98,9 @@ func TestIKERekey(t *testing.T) {
 				t.Errorf("message IDs did not restart: %d %d %d %d", ai.NextRequestID, bi.ExpectedID, ai.ExpectedID, bi.NextRequestID)
 			}
 			for _, n := range []*node{a, b} {
+				if k := n.ike.cur.keys; k.PI.Len() != 0 || k.PR.Len() != 0 || k.D.Len() == 0 {
+					t.Errorf("%s: the rekeyed IKE SA keeps SK_pi/SK_pr (or lost SK_d)", n.name)
+				}
 				if n.count(EventIKERekeyed) != 1 || len(n.ike.retiring()) != 0 {
 					t.Fatalf("%s: rekeyed %d, retiring %d", n.name, n.count(EventIKERekeyed), len(n.ike.retiring()))
 				}

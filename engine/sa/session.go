@@ -199,6 +199,15 @@ func (ss *session) park() {
 	ss.out, ss.in = nil, nil
 }
 
+// authDone drops SK_pi and SK_pr (zeroed) once the session's IKE_AUTH is
+// over or when it has none: they only sign its AUTH payloads (RFC 7296
+// §2.15); rekeys and RFC 7791 clones derive from SK_d (§2.18).
+func (ss *session) authDone() {
+	if ss.keys != nil && ss.keys.PI.Len() > 0 {
+		ss.keys = ss.keys.WithoutAuth()
+	}
+}
+
 // destroy clears the keys of the session.
 func (ss *session) destroy() {
 	if ss.keys != nil {

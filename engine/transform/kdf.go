@@ -72,6 +72,43 @@ func DeriveIKEKeys(s Suite, skeyseed Secret, ni, nr, spii, spir []byte) (*Keys, 
 	return k, nil
 }
 
+// compactInline is the room for key bytes inside the allocation of the
+// Keys WithoutAuth returns: SK_d and SK_a*/SK_e* of the usual suites
+// (SHA-256 PRF, AES-GCM or AES-CBC with HMAC-SHA-256: at most 104 bytes).
+const compactInline = 104
+
+// WithoutAuth returns a copy of the keys without SK_pi and SK_pr in one
+// allocation (two for larger suites) and zeroes k. SK_pi and SK_pr only
+// sign the AUTH payloads of IKE_AUTH (RFC 7296 §2.15, §2.16); after it an
+// IKE SA needs SK_d (Child SA keys §2.17, rekeys §2.18, RFC 7791 clones)
+// and the keys of its messages. Ciphers built from k stay usable: they
+// hold their own copies.
+func (k *Keys) WithoutAuth() *Keys {
+	parts := []Secret{k.D, k.AI, k.AR, k.EI, k.ER}
+	var lens [5]int
+	n := 0
+	for i, s := range parts {
+		lens[i] = s.Len()
+		n += lens[i]
+	}
+	box := &struct {
+		Keys
+		cells [5]secretCell
+		buf   [compactInline]byte
+	}{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
+	buf := box.buf[:0:compactInline]
+	if n > compactInline {
+		buf = make([]byte, 0, n)
+	}
+	for _, s := range parts {
+		buf = append(buf, s.Bytes()...)
+	}
+	nk := &box.Keys
+	splitInto(buf[:n:n], box.cells[:], []*Secret{&nk.D, &nk.AI, &nk.AR, &nk.EI, &nk.ER}, lens[:])
+	k.Zero()
+	return nk
+}
+
 // Ciphers builds the Cipher for each direction: out protects what we send,
 // in checks what we receive.
 func (k *Keys) Ciphers(initiator bool) (out, in Cipher, err error) {

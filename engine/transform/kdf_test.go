@@ -97,6 +97,30 @@ func TestIKEKeyLengths(t *testing.T) {
 		if _, err := OpenPayload(iIn, mustSeal(t, iOut), 32); err == nil {
 			t.Fatalf("%s: a message opened with the other direction's key", c.props)
 		}
+		// Without SK_pi and SK_pr: the same other keys, the old ones
+		// zeroed, the ciphers built before still working.
+		wantKeys := [][]byte{bytes.Clone(k.D.Bytes()), bytes.Clone(k.AI.Bytes()), bytes.Clone(k.AR.Bytes()), bytes.Clone(k.EI.Bytes()), bytes.Clone(k.ER.Bytes())}
+		old := k
+		k = k.WithoutAuth()
+		for i, s := range []Secret{k.D, k.AI, k.AR, k.EI, k.ER} {
+			if !bytes.Equal(s.Bytes(), wantKeys[i]) {
+				t.Fatalf("%s: key %d differs after WithoutAuth", c.props, i)
+			}
+		}
+		if k.PI.Len() != 0 || k.PR.Len() != 0 || old.D.Len() != 0 || old.PI.Len() != 0 || old.PR.Len() != 0 || old.ER.Len() != 0 {
+			t.Fatalf("%s: WithoutAuth left SK_p* or the old keys", c.props)
+		}
+		k2Out, k2In, err := k.Ciphers(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pair := range [][2]Cipher{{iOut, k2In}, {k2Out, iIn}} {
+			aad := testHeader(pair[0], 5, false, 0)
+			msg, _ := SealPayload(pair[0], bytes.Clone(aad), []byte("hello"))
+			if got, err := OpenPayload(pair[1], msg, len(aad)); err != nil || string(got) != "hello" {
+				t.Fatalf("%s after WithoutAuth: %q %v", c.props, got, err)
+			}
+		}
 		k.Zero()
 		if k.D.Len() != 0 || k.EI.Len() != 0 {
 			t.Fatal("Zero left key bytes")
