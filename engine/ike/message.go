@@ -144,12 +144,21 @@ func DecodeHeader(b []byte) (Header, error) {
 // Decode decodes a whole IKE message. Decoded payloads refer to a private copy
 // of b, so b may be reused afterwards. Errors are *Error.
 func Decode(b []byte) (*Message, error) {
+	m, _, err := DecodeOwned(b)
+	return m, err
+}
+
+// DecodeOwned is Decode that also returns its copy of the whole message
+// (header included), which the payloads refer to: the caller may decrypt
+// the SK or SKF payload in place there (transform.OpenPayload) instead of
+// copying the datagram once more.
+func DecodeOwned(b []byte) (*Message, []byte, error) {
 	h, first, err := decodeHeader(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	own := make([]byte, len(b)-HeaderLen)
-	copy(own, b[HeaderLen:])
+	whole := slices.Clone(b)
+	own := whole[HeaderLen:]
 	c := countChain(first, own)
 	// The Message, for up to 8 payloads the payload slice, and the SK
 	// payload in one block.
@@ -170,10 +179,10 @@ func Decode(b []byte) (*Message, error) {
 	a.sk = &box.sk
 	ps, err = decodeChain(first, own, true, ps, a)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	box.m = Message{Header: h, Payloads: ps}
-	return &box.m, nil
+	return &box.m, whole, nil
 }
 
 // DecodePayloads decodes a decrypted inner payload chain (RFC 7296 §3.14)

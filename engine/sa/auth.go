@@ -156,7 +156,7 @@ func (s *IKE) sendAuth(now time.Time) {
 // wait for (RFC 7296 §2.21.2), before the SA goes.
 func (s *IKE) authFailedNotify(ss *session) {
 	h := ss.header(ike.Informational, ss.nextReq, false)
-	if pk, err := s.seal(ss, h, []ike.Payload{&ike.Notify{NotifyType: ike.AuthenticationFailed}}, s.local, s.remote); err == nil {
+	if pk, err := s.seal(ss, h, []ike.Payload{&ike.Notify{NotifyType: ike.AuthenticationFailed}}, s.local, s.remote, nil); err == nil {
 		ss.nextReq++
 		s.sendPackets(s.local, s.remote, pk)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/transform"
 )
 
 // lastTo returns the last datagram seen going to n with the exchange and
@@ -112,7 +113,10 @@ func TestErrorNotifyForBadInnerPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	inner[1] |= 0x80
-	b, err := sealOne(ss.out, ss.header(ike.Informational, ss.nextReq, false), &ike.Encrypted{First: first, Body: make([]byte, ss.out.SealedLen(len(inner)))}, inner)
+	b, err := ike.AppendSKHeader(nil, ss.header(ike.Informational, ss.nextReq, false), first, ss.out.SealedLen(len(inner)))
+	if err == nil {
+		b, err = transform.SealPayload(ss.out, b, inner)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

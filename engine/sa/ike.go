@@ -482,7 +482,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		s.stats.drop(DropWrongSPI)
 		return
 	}
-	msg, err := ike.Decode(d.Data)
+	msg, raw, err := ike.DecodeOwned(d.Data)
 	if err != nil {
 		s.stats.drop(DropMalformed)
 		return
@@ -505,7 +505,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 			s.stats.drop(DropUnexpected)
 			return
 		}
-		r := s.open(ss, h, d.Data, msg, true)
+		r := s.open(ss, h, raw, msg, true)
 		if r.drop {
 			s.stats.drop(r.reason)
 			return
@@ -543,7 +543,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 	case ss.resp != nil && h.MessageID == ss.resp.id:
 		// §2.1: a retransmitted request gets the cached response, after its
 		// integrity is checked; with fragments, once, on fragment 1.
-		r := s.open(ss, h, d.Data, msg, false)
+		r := s.open(ss, h, raw, msg, false)
 		if r.drop {
 			s.stats.drop(r.reason)
 			return
@@ -557,7 +557,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		s.stats.drop(DropBadMessageID)
 		return
 	}
-	r := s.open(ss, h, d.Data, msg, true)
+	r := s.open(ss, h, raw, msg, true)
 	if r.drop {
 		s.stats.drop(r.reason)
 		return
@@ -642,7 +642,7 @@ func (s *IKE) transmit(now time.Time, ss *session, r *request) {
 	r.local, r.remote = s.pathOf(now, ss, r)
 	if r.packets == nil {
 		r.id = ss.nextReq
-		pk, err := s.seal(ss, ss.header(r.exch, r.id, false), r.payloads, r.local, r.remote)
+		pk, err := s.seal(ss, ss.header(r.exch, r.id, false), r.payloads, r.local, r.remote, &r.one)
 		if err != nil {
 			s.log.Error("cannot encode request", "exchange", r.exch.String(), "error", err)
 			if r.onFail != nil {
@@ -694,12 +694,14 @@ func (s *IKE) timeout(k int) time.Duration {
 
 // respond answers the request in on ss and caches the answer (§2.1).
 func (s *IKE) respond(now time.Time, ss *session, in *inbound, payloads []ike.Payload) {
-	pk, err := s.seal(ss, ss.header(in.hdr.Exchange, in.hdr.MessageID, true), payloads, in.dg.Local, in.dg.Remote)
+	c := &cachedResp{id: in.hdr.MessageID}
+	pk, err := s.seal(ss, ss.header(in.hdr.Exchange, in.hdr.MessageID, true), payloads, in.dg.Local, in.dg.Remote, &c.one)
 	if err != nil {
 		s.log.Error("cannot encode response", "exchange", in.hdr.Exchange.String(), "error", err)
 		return
 	}
-	ss.resp = &cachedResp{id: in.hdr.MessageID, packets: pk}
+	c.packets = pk
+	ss.resp = c
 	s.sendPackets(in.dg.Local, in.dg.Remote, pk)
 }
 

@@ -110,8 +110,10 @@ func (s *IKE) sendInit(now time.Time) error {
 	}
 	in.reqRaw = raw
 	ss.req = nil
-	s.transmit(now, ss, &request{exch: ike.IKESAInit, packets: [][]byte{raw},
-		onFail: func(now time.Time) { s.down(now, ReasonTimeout, 0, "no answer to IKE_SA_INIT") }})
+	r := &request{exch: ike.IKESAInit, onFail: func(now time.Time) { s.down(now, ReasonTimeout, 0, "no answer to IKE_SA_INIT") }}
+	r.one[0] = raw
+	r.packets = r.one[:]
+	s.transmit(now, ss, r)
 	ss.nextReq = 1
 	return nil
 }
@@ -425,10 +427,12 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	}
 	dh.Destroy()
 	s.init.respRaw = raw
-	ss.resp = &cachedResp{id: 0, packets: [][]byte{raw}, reqRaw: s.init.reqRaw}
+	ss.resp = &cachedResp{id: 0, reqRaw: s.init.reqRaw}
+	ss.resp.one[0] = raw
+	ss.resp.packets = ss.resp.one[:]
 	ss.expect = 1
 	s.stats.requests++
-	s.sendPackets(req.Local, req.Remote, [][]byte{raw})
+	s.sendPackets(req.Local, req.Remote, ss.resp.packets)
 	s.halfOpenAt = s.stamp(now.Add(c.halfOpenTimeout()))
 	o := s.out()
 	o.Bind = append(o.Bind, spir)

@@ -936,7 +936,7 @@ func FuzzMOBIKEInformational(f *testing.F) {
 		srcs := []netip.AddrPort{at4500(ip1I), at4500(ip2I), at4500(ip3R), natHop}
 		src := srcs[int(from)%len(srcs)]
 		ss := a.cur
-		pk, err := a.seal(ss, ss.header(ike.Informational, ss.nextReq, false), ps, src, at4500(ip1R))
+		pk, err := a.seal(ss, ss.header(ike.Informational, ss.nextReq, false), ps, src, at4500(ip1R), nil)
 		if err != nil {
 			return
 		}

@@ -86,6 +86,7 @@ type request struct {
 	payloads []ike.Payload
 	id       uint32
 	packets  [][]byte
+	one      [1][]byte // backs packets when the request is one datagram
 	local    netip.AddrPort
 	remote   netip.AddrPort
 	tries    int
@@ -103,7 +104,8 @@ type request struct {
 type cachedResp struct {
 	id      uint32
 	packets [][]byte
-	reqRaw  []byte // IKE_SA_INIT only: the request, to recognise its retransmission
+	one     [1][]byte // backs packets when the response is one datagram
+	reqRaw  []byte    // IKE_SA_INIT only: the request, to recognise its retransmission
 }
 
 // inbound is an authenticated, decrypted (or IKE_SA_INIT) message.
@@ -235,8 +237,9 @@ var errNoKeys = errors.New("sa: no IKE SA keys yet")
 
 // seal encrypts payloads into one SK message or, when the peer accepts
 // fragments and the message would exceed the MTU, into SKF fragments
-// (RFC 7383 §2.5). It returns the datagrams (non-ESP marker excluded).
-func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, remote netip.AddrPort) ([][]byte, error) {
+// (RFC 7383 §2.5). It returns the datagrams (non-ESP marker excluded); a
+// single one in one[:] when one is not nil.
+func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, remote netip.AddrPort, one *[1][]byte) ([][]byte, error) {
 	if err := ss.ciphers(); err != nil {
 		return nil, err
 	}
@@ -260,8 +263,10 @@ func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, rem
 		if err == nil {
 			out := make([][]byte, 0, len(frags))
 			for _, f := range frags {
-				b, err := sealOne(ss.out, h, &ike.EncryptedFragment{First: f.First, Number: f.Number, Total: f.Total,
-					Body: placeholder(ss.out.SealedLen(len(f.Data)))}, f.Data)
+				b, err := ike.AppendSKFHeader(nil, h, f.First, f.Number, f.Total, ss.out.SealedLen(len(f.Data)))
+				if err == nil {
+					b, err = transform.SealPayload(ss.out, b, f.Data)
+				}
 				if err != nil {
 					return nil, err
 				}
@@ -271,38 +276,20 @@ func (s *IKE) seal(ss *session, h ike.Header, payloads []ike.Payload, local, rem
 		}
 		// The MTU leaves no room for fragments: send the message whole.
 	}
-	b, err := sealOne(ss.out, h, &ike.Encrypted{First: first, Body: placeholder(ss.out.SealedLen(len(inner)))}, inner)
+	// The header with every length final, then the body sealed after it in
+	// the same buffer (AEAD data or ICV input: RFC 7296 §3.14, RFC 5282 §5.1).
+	b, err := ike.AppendSKHeader(nil, h, first, ss.out.SealedLen(len(inner)))
+	if err == nil {
+		b, err = transform.SealPayload(ss.out, b, inner)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return [][]byte{b}, nil
-}
-
-// zeros backs placeholder; it is only ever read.
-var zeros [4096]byte
-
-// placeholder is n bytes that only size an SK payload for encoding:
-// SealPayload overwrites them in the encoded message.
-func placeholder(n int) []byte {
-	if n <= len(zeros) {
-		return zeros[:n:n]
+	if one == nil {
+		return [][]byte{b}, nil
 	}
-	return make([]byte, n)
-}
-
-// sealOne encodes a message whose last payload is sk (Body sized for the
-// sealed data) and seals plain into it.
-func sealOne(c transform.Cipher, h ike.Header, sk ike.Payload, plain []byte) ([]byte, error) {
-	m := ike.Message{Header: h, Payloads: []ike.Payload{sk}}
-	b, err := m.Encode()
-	if err != nil {
-		return nil, err
-	}
-	off, err := ike.EncryptedOffset(b)
-	if err != nil {
-		return nil, err
-	}
-	return transform.SealPayload(c, b[:off], plain)
+	one[0] = b
+	return one[:], nil
 }
 
 // openResult is what open found in an encrypted message.
@@ -317,16 +304,16 @@ type openResult struct {
 
 // open authenticates and decrypts an SK message or one SKF fragment
 // (RFC 7296 §3.14, RFC 7383 §2.6: fragments are checked before
-// reassembly). assemble is false for a retransmitted request, whose
-// fragments are only checked.
-func (s *IKE) open(ss *session, h ike.Header, data []byte, msg *ike.Message, assemble bool) openResult {
+// reassembly), in place in buf: the copy of the datagram that msg was
+// decoded from (ike.DecodeOwned). assemble is false for a retransmitted
+// request, whose fragments are only checked.
+func (s *IKE) open(ss *session, h ike.Header, buf []byte, msg *ike.Message, assemble bool) openResult {
 	if ss.keys == nil || len(msg.Payloads) == 0 {
 		return openResult{drop: true, reason: DropNotEncrypted}
 	}
 	if err := ss.ciphers(); err != nil {
 		return openResult{drop: true, reason: DropNotEncrypted}
 	}
-	buf := bytes.Clone(data)
 	off, err := ike.EncryptedOffset(buf)
 	if err != nil {
 		return openResult{drop: true, reason: DropNotEncrypted}
