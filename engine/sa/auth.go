@@ -206,6 +206,7 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 	s.established = s.stamp(now)
 	s.state = StateEstablished
 	s.scheduleIKE(now)
+	s.growEvents(3) // IKE up, capabilities, Child SA up or failed
 	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, Replaces: s.replaces})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if offer != nil {
@@ -322,6 +323,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	s.state = StateEstablished
 	s.halfOpenAt = 0
 	s.scheduleIKE(now)
+	s.growEvents(3) // IKE up, capabilities, Child SA up or failed
 	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, InitialContact: initialContact})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if child != nil {

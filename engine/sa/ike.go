@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -348,6 +349,13 @@ func (s *IKE) emit(e Event) {
 	}
 	o := s.out()
 	o.Events = append(o.Events, e)
+}
+
+// growEvents makes room for n more events at once: an Event is large
+// (752 B), and growing the list by appends copies it at each step.
+func (s *IKE) growEvents(n int) {
+	o := s.out()
+	o.Events = slices.Grow(o.Events, n)
 }
 
 func (s *IKE) op(o DataplaneOp) {
@@ -711,6 +719,7 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	if s.state == StateClosed {
 		return
 	}
+	s.growEvents(len(s.children) + 1) // EventChildDown each, EventIKEDown
 	for _, c := range append([]*childSA(nil), s.children...) {
 		s.removeChild(now, c, r, true)
 	}
