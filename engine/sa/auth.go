@@ -327,7 +327,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, InitialContact: initialContact})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if child != nil {
-		s.emit(Event{Kind: EventChildUp, Child: child.info()})
+		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(child)})
 	} else if childErr != nil {
 		s.emit(Event{Kind: EventChildFailed, Reason: notifyReason(childErr.NotifyType), Notify: childErr.NotifyType,
 			Detail: "refused the Child SA of IKE_AUTH"})

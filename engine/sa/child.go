@@ -42,9 +42,10 @@ type childSA struct {
 	inGone, outGone   bool
 	encap             bool
 	weInitiated       bool
-	created           time.Time
-	rekeyAt, expireAt time.Time
-	deleteAt          time.Time
+	// Instants as stamps of the IKE SA (8 bytes each, not 24).
+	created           stamp
+	rekeyAt, expireAt stamp
+	deleteAt          stamp
 	nonces            *nonces     // of the rekey that created it (§2.8.1), else nil
 	rekey             *childOffer // our rekey of this SA in flight
 	peerNew           *childSA    // the SA the peer made by rekeying this one meanwhile
@@ -56,12 +57,14 @@ type childSA struct {
 }
 
 // policyGroup is the pair of policies of one logical Child SA: it lives
-// across rekeys, its SPIs follow the SAs.
+// across rekeys, its SPIs follow the SAs. Its selectors are those of its
+// first Child SA, whose slices it shares (as do later Child SAs with the
+// same ones); the data plane's form is made only for policy operations.
 type policyGroup struct {
-	idIn, idOut   uint64
-	local, remote []dataplane.Selector
-	installed     bool
-	in, out       []uint32
+	idIn, idOut       uint64
+	localTS, remoteTS []ike.TrafficSelector
+	installed         bool
+	in, out           []uint32
 }
 
 // childOffer is a Child SA we proposed and wait to hear about.
@@ -279,7 +282,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	}
 	c := &childSA{cfg: p.cfg, inSPI: p.inSPI, outSPI: p.outSPI, suite: p.suite, mode: p.mode,
 		localTS: p.localTS, remoteTS: p.remoteTS, state: childActive, encap: s.natLocal || s.natRemote,
-		created: now, weInitiated: p.weInitiated}
+		created: s.stamp(now), weInitiated: p.weInitiated}
 	if p.old != nil {
 		// Only a rekey can collide with the peer's rekey of the same SA,
 		// settled by the nonces (§2.8.1).
@@ -315,21 +318,26 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	s.op(DataplaneOp{Kind: OpAddSA, SA: out})
 	if p.old != nil && p.old.group != nil {
 		c.group = p.old.group
+		// A rekey keeps the selectors (§2.9.2): one copy for the group.
+		if g := c.group; slices.Equal(c.localTS, g.localTS) && slices.Equal(c.remoteTS, g.remoteTS) {
+			c.localTS, c.remoteTS = g.localTS, g.remoteTS
+		}
+		lsel, rsel = nil, nil // the group's own
 	} else {
-		c.group = &policyGroup{idIn: s.policyID(), idOut: s.policyID(), local: lsel, remote: rsel}
+		c.group = &policyGroup{idIn: s.policyID(), idOut: s.policyID(), localTS: c.localTS, remoteTS: c.remoteTS}
 		s.groups = append(s.groups, c.group)
 	}
 	s.children = append(s.children, c)
 	if h := s.hooks(); h != nil && h.child != nil {
 		h.child(c)
 	}
-	s.syncPolicy(c.group)
+	s.syncPolicySel(c.group, lsel, rsel)
 	rekey, life := s.childLifetimes(p.cfg)
 	if rekey > 0 {
-		c.rekeyAt = now.Add(s.jitter(rekey))
+		c.rekeyAt = s.stamp(now.Add(s.jitter(rekey)))
 	}
 	if life > 0 {
-		c.expireAt = now.Add(life)
+		c.expireAt = s.stamp(now.Add(life))
 	}
 	return c
 }
@@ -344,7 +352,11 @@ func (s *IKE) policyID() uint64 {
 
 // syncPolicy brings the group's policies in line with its SAs: outbound
 // traffic goes to the newest active SA, inbound is accepted on all.
-func (s *IKE) syncPolicy(g *policyGroup) {
+func (s *IKE) syncPolicy(g *policyGroup) { s.syncPolicySel(g, nil, nil) }
+
+// syncPolicySel is syncPolicy given the group's selectors in the data
+// plane's form (nil: made here when a policy operation needs them).
+func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
 	var in, out []uint32
 	var cur, fallback, held *childSA
 	for _, c := range s.children {
@@ -378,7 +390,10 @@ func (s *IKE) syncPolicy(g *policyGroup) {
 		out = []uint32{cur.outSPI}
 	}
 	pol := func(id uint64, dir dataplane.Direction, spis []uint32) dataplane.Policy {
-		return dataplane.Policy{ID: id, Direction: dir, Local: g.local, Remote: g.remote, Action: dataplane.Protect, SPIs: spis}
+		if lsel == nil && rsel == nil {
+			lsel, rsel = selectors(g.localTS), selectors(g.remoteTS)
+		}
+		return dataplane.Policy{ID: id, Direction: dir, Local: lsel, Remote: rsel, Action: dataplane.Protect, SPIs: spis}
 	}
 	switch {
 	case len(in) == 0 && len(out) == 0:
@@ -432,8 +447,8 @@ func (s *IKE) drain(now time.Time, c *childSA) {
 	}
 	c.peerNew, c.waitFor = nil, nil
 	c.state = childDraining
-	c.rekeyAt, c.expireAt = time.Time{}, time.Time{}
-	c.deleteAt = now.Add(s.cfg.rekeyedDelete())
+	c.rekeyAt, c.expireAt = 0, 0
+	c.deleteAt = s.stamp(now.Add(s.cfg.rekeyedDelete()))
 	s.removeOut(c)
 	if c.inGone {
 		s.removeChild(now, c, ReasonRekeyed, false)
@@ -504,7 +519,7 @@ func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
 		}
 	}
 	if event && c.live() {
-		s.emit(Event{Kind: EventChildDown, Reason: r, Child: c.info()})
+		s.emit(Event{Kind: EventChildDown, Reason: r, Child: s.childInfo(c)})
 	}
 }
 
@@ -742,7 +757,7 @@ func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffe
 		outSPI: binary.BigEndian.Uint32(chosen.SPI), keys: keys, weInitiated: true,
 		localTS: slices.Clone(tsi.Selectors), remoteTS: slices.Clone(tsr.Selectors), mode: mode, ni: ni, nr: nr})
 	if ikeAuth {
-		s.emit(Event{Kind: EventChildUp, Child: c.info()})
+		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 	}
 	return c, nil
 }

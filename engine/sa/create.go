@@ -153,7 +153,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 			s.emit(Event{Kind: EventChildFailed, Reason: f.reason, Notify: f.notify, Detail: f.detail, Child: ChildInfo{Name: o.cfg.Name}})
 			return
 		}
-		s.emit(Event{Kind: EventChildUp, Child: c.info()})
+		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 		return
 	}
 	old.rekey = nil
@@ -173,7 +173,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 		return
 	}
 	old.state = childRekeyed
-	s.emit(Event{Kind: EventChildRekeyed, Child: c.info(), OldChild: old.info()})
+	s.emit(Event{Kind: EventChildRekeyed, Child: s.childInfo(c), OldChild: s.childInfo(old)})
 	s.deleteRekeyed(now, old)
 }
 
@@ -183,9 +183,9 @@ func (s *IKE) resolveAfterOurRekeyFailed(now time.Time, old *childSA) {
 	if peer := old.peerNew; peer != nil {
 		old.peerNew = nil
 		old.state = childRekeyed
-		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
+		old.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
 		s.syncPolicy(old.group)
-		s.emit(Event{Kind: EventChildRekeyed, Child: peer.info(), OldChild: old.info()})
+		s.emit(Event{Kind: EventChildRekeyed, Child: s.childInfo(peer), OldChild: s.childInfo(old)})
 	}
 }
 
@@ -195,17 +195,17 @@ func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 	if redundant(ours.nonces, peer.nonces) {
 		s.log.Debug("Child SA rekey collision lost", "child", old.cfg.Name)
 		old.state = childRekeyed
-		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
-		s.emit(Event{Kind: EventChildRekeyed, Child: peer.info(), OldChild: old.info()})
+		old.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
+		s.emit(Event{Kind: EventChildRekeyed, Child: s.childInfo(peer), OldChild: s.childInfo(old)})
 		s.deleteChild(now, ours, ReasonRedundant)
 		return
 	}
 	s.log.Debug("Child SA rekey collision won", "child", old.cfg.Name)
 	old.state = childRekeyed
 	peer.state = childRekeyed // redundant: the peer deletes it
-	peer.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
+	peer.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
 	s.syncPolicy(old.group)
-	s.emit(Event{Kind: EventChildRekeyed, Child: ours.info(), OldChild: old.info()})
+	s.emit(Event{Kind: EventChildRekeyed, Child: s.childInfo(ours), OldChild: s.childInfo(old)})
 	s.deleteRekeyed(now, old)
 }
 
@@ -213,7 +213,7 @@ func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 // the answer on (drain), or goes after RekeyedDelete without one.
 func (s *IKE) deleteRekeyed(now time.Time, old *childSA) {
 	old.state = childDeleting
-	old.deleteAt = now.Add(s.cfg.rekeyedDelete())
+	old.deleteAt = s.stamp(now.Add(s.cfg.rekeyedDelete()))
 	s.removeOut(old)
 	s.sendDelete(now, old, func(now time.Time) { s.drain(now, old) })
 }
@@ -325,7 +325,7 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 	s.respond(now, ss, m, ps)
 	switch {
 	case old == nil:
-		s.emit(Event{Kind: EventChildUp, Child: c.info()})
+		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 	case old.rekey != nil:
 		// Our own rekey of old is in flight: decide when it completes.
 		// Meanwhile c waits for old like any SA we answered (waitFor).
@@ -334,9 +334,9 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		// The peer deletes old (§1.3.3); delete it ourselves if it does not.
 		// Until then old carries our outbound traffic (see waitFor).
 		old.state = childRekeyed
-		old.deleteAt = now.Add(s.giveUp() + s.cfg.rekeyedDelete())
+		old.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
 		s.syncPolicy(old.group)
-		s.emit(Event{Kind: EventChildRekeyed, Child: c.info(), OldChild: old.info()})
+		s.emit(Event{Kind: EventChildRekeyed, Child: s.childInfo(c), OldChild: s.childInfo(old)})
 	}
 }
 

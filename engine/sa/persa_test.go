@@ -3,6 +3,7 @@ package sa
 import (
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,6 +162,39 @@ func TestStampRoundTrip(t *testing.T) {
 		v := s.stamp(tc.at)
 		if got := s.at(v); !got.Equal(tc.at) || (v == 0) != tc.at.IsZero() {
 			t.Errorf("%s: stamp %d gives %v, want %v", tc.name, v, got, tc.at)
+		}
+	}
+}
+
+// A Child SA and its policy group hold one copy of the selectors, also
+// after a rekey, and the policies carry them in the data plane's form.
+func TestChildSharesSelectors(t *testing.T) {
+	p := establish(t, 23, nil)
+	for _, n := range []*node{p.i, p.r} {
+		c := n.ike.children[0]
+		g := c.group
+		if len(c.localTS) == 0 || &c.localTS[0] != &g.localTS[0] || &c.remoteTS[0] != &g.remoteTS[0] {
+			t.Fatalf("%s: the Child SA and its group hold separate selectors", n.name)
+		}
+		var adds int
+		for _, o := range n.ops {
+			if o.Kind == OpAddPolicy {
+				adds++
+				if !slices.Equal(o.Policy.Local, selectors(c.localTS)) || !slices.Equal(o.Policy.Remote, selectors(c.remoteTS)) {
+					t.Errorf("%s: policy %d selectors %v -> %v, want %v -> %v", n.name, o.Policy.ID, o.Policy.Local, o.Policy.Remote, c.localTS, c.remoteTS)
+				}
+			}
+		}
+		if adds != 2 {
+			t.Errorf("%s: %d policies added, want 2", n.name, adds)
+		}
+	}
+	p.command(p.i, Command{Kind: CmdRekeyChild, SPI: p.i.ike.children[0].inSPI})
+	p.settle()
+	for _, n := range []*node{p.i, p.r} {
+		c := n.ike.children[len(n.ike.children)-1]
+		if len(n.ike.Info().Children) != 1 || c.state != childActive || &c.localTS[0] != &c.group.localTS[0] || &c.remoteTS[0] != &c.group.remoteTS[0] {
+			t.Fatalf("%s: the rekeyed Child SA holds its own selectors", n.name)
 		}
 	}
 }

@@ -86,10 +86,10 @@ func suiteProposal(s transform.Suite) ike.Proposal {
 // to it gets a copy instead of writing into the machine's spare capacity.
 func ro[T any](v []T) []T { return v[:len(v):len(v)] }
 
-func (c *childSA) info() ChildInfo {
+func (s *IKE) childInfo(c *childSA) ChildInfo {
 	ci := ChildInfo{Name: c.cfg.Name, InSPI: c.inSPI, OutSPI: c.outSPI, State: childStateNames[c.state], Mode: c.mode,
 		Algorithms: transform.FormatProposal(suiteProposal(c.suite)), LocalTS: ro(c.localTS), RemoteTS: ro(c.remoteTS), Encap: c.encap,
-		Created: c.created, RekeyAt: c.rekeyAt, ExpireAt: c.expireAt}
+		Created: s.at(c.created), RekeyAt: s.at(c.rekeyAt), ExpireAt: s.at(c.expireAt)}
 	if c.group != nil {
 		ci.PolicyIn, ci.PolicyOut = c.group.idIn, c.group.idOut
 	}
@@ -131,7 +131,7 @@ func (s *IKE) Info() Info {
 		s.kids, s.kidsOK = nil, true
 		for _, c := range s.children {
 			if c.live() {
-				s.kids = append(s.kids, c.info())
+				s.kids = append(s.kids, s.childInfo(c))
 			}
 		}
 	}

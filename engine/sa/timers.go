@@ -50,10 +50,10 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		min(s.at(s.reauthAt))
 		for _, c := range s.children {
 			if c.state == childActive && c.rekey == nil && c.peerNew == nil {
-				min(c.rekeyAt)
+				min(s.at(c.rekeyAt))
 			}
-			min(c.expireAt)
-			min(c.deleteAt)
+			min(s.at(c.expireAt))
+			min(s.at(c.deleteAt))
 		}
 	}
 	for _, l := range s.later() {
@@ -115,19 +115,19 @@ func (s *IKE) handleTick(now time.Time) {
 				continue
 			}
 			switch {
-			case due(c.expireAt, now):
-				c.expireAt = time.Time{}
+			case due(s.at(c.expireAt), now):
+				c.expireAt = 0
 				s.deleteChild(now, c, ReasonExpired)
-			case due(c.deleteAt, now):
-				c.deleteAt = time.Time{}
+			case due(s.at(c.deleteAt), now):
+				c.deleteAt = 0
 				switch c.state {
 				case childRekeyed:
 					s.deleteRekeyed(now, c)
 				case childDeleting, childDraining:
 					s.removeChild(now, c, ReasonRekeyed, false)
 				}
-			case due(c.rekeyAt, now) && c.state == childActive && c.rekey == nil && c.peerNew == nil:
-				c.rekeyAt = time.Time{}
+			case due(s.at(c.rekeyAt), now) && c.state == childActive && c.rekey == nil && c.peerNew == nil:
+				c.rekeyAt = 0
 				s.rekeyChild(now, c)
 			}
 		}
