@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
@@ -202,6 +204,8 @@ type runtime struct {
 	// (localFor, saconfig.go); routeGet asks the kernel.
 	routeSrc routeCache
 	routeGet func(remote netip.Addr) ([]netip.Addr, error)
+	// ikeLog is the engine's "ike" logger, parent of the connections' ones.
+	ikeLog hclog.Logger
 }
 
 // routeOps are the kernel changes that bring inner traffic to the TUN.

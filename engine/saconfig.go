@@ -2,10 +2,13 @@ package engine
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/vishvananda/netlink"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -62,7 +65,7 @@ func (st *state) saTemplate(c *connection) (*sa.Config, error) {
 // buildSAConfig makes connection c's sa.Config without addresses.
 func (st *state) buildSAConfig(c *connection) (*sa.Config, error) {
 	if c.log == nil {
-		c.log = st.e.log.Named("ike").With("connection", c.ID) // one per connection, not per IKE SA
+		c.log = &connLogger{Logger: st.ikeLog(), conn: c.ID} // one per connection, not per IKE SA
 	}
 	cfg := &sa.Config{
 		Name:            c.ID,
@@ -121,6 +124,78 @@ func (st *state) buildSAConfig(c *connection) (*sa.Config, error) {
 		cfg.Children = append(cfg.Children, cc)
 	}
 	return cfg, nil
+}
+
+// ikeLog is the engine's "ike" logger, named once.
+func (st *state) ikeLog() hclog.Logger {
+	if st.rt.ikeLog == nil {
+		st.rt.ikeLog = st.e.log.Named("ike")
+	}
+	return st.rt.ikeLog
+}
+
+// connLogger is a connection's IKE logger ("connection" field), made on
+// the first line logged: machines log rarely, and hclog's With copies the
+// logger (about 250 bytes) for each of an end user's connections. Level
+// queries go to the shared logger, which has the same level.
+type connLogger struct {
+	hclog.Logger // the engine's "ike" logger
+	conn         string
+	with         hclog.Logger
+}
+
+func (l *connLogger) made() hclog.Logger {
+	if l.with == nil {
+		l.with = l.Logger.With("connection", l.conn)
+	}
+	return l.with
+}
+
+func (l *connLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level >= l.Logger.GetLevel() {
+		l.made().Log(level, msg, args...)
+	}
+}
+
+func (l *connLogger) Trace(msg string, args ...any) {
+	if l.Logger.IsTrace() {
+		l.made().Trace(msg, args...)
+	}
+}
+
+func (l *connLogger) Debug(msg string, args ...any) {
+	if l.Logger.IsDebug() {
+		l.made().Debug(msg, args...)
+	}
+}
+
+func (l *connLogger) Info(msg string, args ...any) {
+	if l.Logger.IsInfo() {
+		l.made().Info(msg, args...)
+	}
+}
+
+func (l *connLogger) Warn(msg string, args ...any) {
+	if l.Logger.IsWarn() {
+		l.made().Warn(msg, args...)
+	}
+}
+
+func (l *connLogger) Error(msg string, args ...any) {
+	if l.Logger.IsError() {
+		l.made().Error(msg, args...)
+	}
+}
+
+func (l *connLogger) ImpliedArgs() []any                  { return l.made().ImpliedArgs() }
+func (l *connLogger) With(args ...any) hclog.Logger       { return l.made().With(args...) }
+func (l *connLogger) Named(name string) hclog.Logger      { return l.made().Named(name) }
+func (l *connLogger) ResetNamed(name string) hclog.Logger { return l.made().ResetNamed(name) }
+func (l *connLogger) StandardLogger(o *hclog.StandardLoggerOptions) *log.Logger {
+	return l.made().StandardLogger(o)
+}
+func (l *connLogger) StandardWriter(o *hclog.StandardLoggerOptions) io.Writer {
+	return l.made().StandardWriter(o)
 }
 
 // configChanged makes every connection's sa.Config template stale: a

@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/mifsec/mifsec/engine/iface/ifacetest"
 	"github.com/mifsec/mifsec/engine/sa"
@@ -135,6 +139,35 @@ func TestLocalForCache(t *testing.T) {
 				t.Fatalf("%s: %d route lookups, want %d", step.name, n, step.count)
 			}
 			time.Sleep(10 * time.Millisecond) // the notification is on its way
+		}
+	}
+}
+
+// TestConnLogger: a connection's IKE logger adds its "connection" field,
+// made only when a line is logged.
+func TestConnLogger(t *testing.T) {
+	var buf bytes.Buffer
+	base := hclog.New(&hclog.LoggerOptions{Name: "e", Output: &buf, Level: hclog.Info}).Named("ike")
+	l := &connLogger{Logger: base, conn: "c7"}
+	l.Debug("hidden")
+	if l.IsDebug() || !l.IsInfo() || l.with != nil {
+		t.Fatalf("before any line: debug %v info %v made %v", l.IsDebug(), l.IsInfo(), l.with != nil)
+	}
+	for _, tc := range []struct {
+		log  func()
+		want []string
+	}{
+		{func() { l.Info("up", "k", 1) }, []string{"[INFO]  e.ike: up:", "connection=c7", "k=1"}},
+		{func() { l.Warn("odd") }, []string{"[WARN]  e.ike: odd:", "connection=c7"}},
+		{func() { l.With("clone_of", "x").Error("bad") }, []string{"[ERROR] e.ike: bad:", "connection=c7", "clone_of=x"}},
+		{func() { l.Named("sub").Info("named") }, []string{"[INFO]  e.ike.sub: named:", "connection=c7"}},
+	} {
+		buf.Reset()
+		tc.log()
+		for _, w := range tc.want {
+			if !strings.Contains(buf.String(), w) {
+				t.Errorf("logged %q, want %q in it", buf.String(), w)
+			}
 		}
 	}
 }
