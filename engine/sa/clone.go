@@ -177,7 +177,10 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
 	n.keepLeases = true // the original IKE SA returns them
 	n.setCP(s.vips(), s.dns(), s.pcscf())
-	n.mob.peerAddrs, n.mob.addrs, n.mob.announced = slices.Clone(s.mob.peerAddrs), slices.Clone(s.mob.addrs), s.mob.announced
+	if m := s.mob; m != nil && (m.peerAddrs != nil || m.announced) {
+		nm := n.mobState()
+		nm.peerAddrs, nm.addrs, nm.announced = slices.Clone(m.peerAddrs), slices.Clone(m.addrs), m.announced
+	}
 	n.established = n.stamp(now)
 	n.scheduleIKE(now)
 	o := n.out()

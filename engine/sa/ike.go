@@ -83,7 +83,11 @@ type IKE struct {
 	children []*childSA
 	groups   []*policyGroup
 
-	mob mobike // RFC 4555 and RFC 7791 state (mobike.go)
+	// sent is the request last (re)transmitted on cur (at its sentAt),
+	// rtt the round-trip time of the last answered one.
+	sent *request
+	rtt  time.Duration
+	mob  *mobike // RFC 4555 state (mobike.go); nil while there is none
 
 	created               time.Time
 	established, rekeyed  stamp
@@ -330,6 +334,7 @@ func (s *IKE) Handle(now time.Time, in Input) Output {
 func (s *IKE) finish(now time.Time) Output {
 	o := s.takeOutput()
 	s.dropRare()
+	s.dropMob()
 	if s.state == StateClosed {
 		o.Done = true
 		o.Deadline = time.Time{}
@@ -527,10 +532,10 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		s.lastSeen = s.stamp(now)
 		s.peerMoved(ss, d)
 		s.answered(now, ss, req, d)
-		if s.mob.sent == req {
+		if s.sent == req {
 			// Its RTT is taken: an idle SA keeps no answered request
 			// (payloads, packets, callbacks) alive.
-			s.mob.sent = nil
+			s.sent = nil
 		}
 		in := &inbound{hdr: h, payloads: r.payloads, dg: d}
 		if r.decode != nil {

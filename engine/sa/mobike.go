@@ -51,6 +51,56 @@ type mobike struct {
 	updID      uint32
 }
 
+// mobState returns the MOBIKE state, made on first use.
+func (s *IKE) mobState() *mobike {
+	if s.mob == nil {
+		s.mob = new(mobike)
+	}
+	return s.mob
+}
+
+// dropMob forgets the MOBIKE state once nothing is left in it.
+func (s *IKE) dropMob() {
+	if m := s.mob; m != nil && m.peerAddrs == nil && m.addrs == nil && !m.announced && len(m.pins) == 0 &&
+		m.mig == nil && m.recovering == nil && m.updSession == nil {
+		s.mob = nil
+	}
+}
+
+// mig is the move in progress, if any.
+func (s *IKE) mig() *migration {
+	if s.mob == nil {
+		return nil
+	}
+	return s.mob.mig
+}
+
+// clearMig ends the move in progress.
+func (s *IKE) clearMig() {
+	if s.mob != nil {
+		s.mob.mig = nil
+	}
+}
+
+// recovering is the request whose retransmissions go to every pair.
+func (s *IKE) recovering() *request {
+	if s.mob == nil {
+		return nil
+	}
+	return s.mob.recovering
+}
+
+// peerAddrs are the peer's announced additional addresses.
+func (s *IKE) peerAddrs() []netip.Addr {
+	if s.mob == nil {
+		return nil
+	}
+	return s.mob.peerAddrs
+}
+
+// announced reports whether CmdAnnounce set our addresses (mob.addrs).
+func (s *IKE) announced() bool { return s.mob != nil && s.mob.announced }
+
 // pin sends a request on its own address pair, not the IKE SA's.
 type pin struct {
 	r             *request
@@ -87,7 +137,7 @@ func (s *IKE) canMove() bool {
 // ourAddrs are our additional addresses: the last CmdAnnounce, else the
 // configured ones.
 func (s *IKE) ourAddrs() []netip.Addr {
-	if s.mob.announced {
+	if s.announced() {
 		return slices.Clone(s.mob.addrs)
 	}
 	if s.cfg == nil {
@@ -170,7 +220,9 @@ func (s *IKE) learnPeerAddrs(ps []ike.Payload, d Datagram) {
 	if !found {
 		return
 	}
-	s.mob.peerAddrs = addrs
+	if addrs != nil || s.mob != nil {
+		s.mobState().peerAddrs = addrs
+	}
 	s.emit(Event{Kind: EventPeerAddresses, PeerAddrs: slices.Clone(addrs), PeerID: s.peerID, Local: d.Local, Remote: d.Remote})
 }
 
@@ -181,7 +233,8 @@ func (s *IKE) learnPeerAddrs(ps []ike.Payload, d Datagram) {
 // (§3.6). The answer moves nothing; the peer, if it is the MOBIKE
 // initiator, sees where the announcement came from and decides.
 func (s *IKE) announce(now time.Time, addrs []netip.Addr, local, remote netip.AddrPort) {
-	s.mob.addrs, s.mob.announced = slices.Clone(addrs), true
+	m := s.mobState()
+	m.addrs, m.announced = slices.Clone(addrs), true
 	if s.state != StateEstablished || !s.mobikeOn() {
 		return // kept for IKE_AUTH and recovery; nothing to tell
 	}
@@ -262,7 +315,7 @@ func validPair(local, remote netip.AddrPort) bool {
 }
 
 func (s *IKE) pinOf(r *request) *pin {
-	if r == nil {
+	if r == nil || s.mob == nil {
 		return nil
 	}
 	for _, p := range s.mob.pins {
@@ -274,7 +327,9 @@ func (s *IKE) pinOf(r *request) *pin {
 }
 
 func (s *IKE) unpin(r *request) {
-	s.mob.pins = slices.DeleteFunc(s.mob.pins, func(p *pin) bool { return p.r == r })
+	if s.mob != nil {
+		s.mob.pins = slices.DeleteFunc(s.mob.pins, func(p *pin) bool { return p.r == r })
+	}
 }
 
 // pathOf is the address pair a request goes out on when first sent: its
@@ -282,7 +337,7 @@ func (s *IKE) unpin(r *request) {
 // the session that carries it.
 func (s *IKE) pathOf(now time.Time, ss *session, r *request) (netip.AddrPort, netip.AddrPort) {
 	if ss == s.cur {
-		s.mob.sent, r.sentAt = r, now
+		s.sent, r.sentAt = r, now
 	}
 	p := s.pinOf(r)
 	if p == nil {
@@ -302,7 +357,8 @@ func (s *IKE) pathOf(now time.Time, ss *session, r *request) (netip.AddrPort, ne
 // sendPinned queues r on the current IKE SA, pinned to a pair.
 func (s *IKE) sendPinned(now time.Time, r *request, p *pin) bool {
 	p.r = r
-	s.mob.pins = append(s.mob.pins, p)
+	m := s.mobState()
+	m.pins = append(m.pins, p)
 	if !s.request(now, s.cur, r) {
 		s.unpin(r)
 		return false
@@ -351,7 +407,7 @@ func (s *IKE) probe(now time.Time, local, remote netip.AddrPort) {
 		_, ok := s.pathTest(now, local, remote, func(now time.Time, r *request, m *inbound) {
 			p := ev
 			p.OK = true
-			p.RTT = s.mob.rtt
+			p.RTT = s.rtt
 			s.emit(p)
 		}, func(time.Time) {
 			p := ev
@@ -389,14 +445,14 @@ func (s *IKE) migrate(now time.Time, local, remote netip.AddrPort) {
 		return
 	}
 	mg := &migration{local: local, remote: remote, reason: ReasonAddressChange}
-	if old := s.mob.mig; old != nil && !old.update {
+	if old := s.mig(); old != nil && !old.update {
 		// §3.5 step 6: the addresses changed again; an unanswered path test
 		// now tests the new pair, its old answer can no longer come.
 		if p := s.pinOf(old.req); p != nil {
 			p.local, p.remote = local, remote
 			r := old.req
 			mg.req = r
-			s.mob.mig = mg
+			s.mobState().mig = mg
 			if r.packets != nil && s.cur.req == r {
 				r.local, r.remote = local, remote
 				r.tries, r.giveUpAt = 0, now.Add(r.limit)
@@ -407,7 +463,7 @@ func (s *IKE) migrate(now time.Time, local, remote netip.AddrPort) {
 			return
 		}
 	}
-	s.mob.mig = mg
+	s.mobState().mig = mg
 	s.startPathTest(now, mg)
 }
 
@@ -415,13 +471,13 @@ func (s *IKE) startPathTest(now time.Time, mg *migration) {
 	var r *request
 	r, ok := s.pathTest(now, mg.local, mg.remote, s.pathTestAnswered, func(time.Time) {
 		// The migration that owns r now (it may have been retargeted).
-		if cur := s.mob.mig; cur != nil && cur.req == r {
-			s.mob.mig = nil
+		if cur := s.mig(); cur != nil && cur.req == r {
+			s.clearMig()
 			s.migrateFailed(cur.local, cur.remote, ReasonTimeout, 0, "path test unanswered")
 		}
 	})
 	if !ok {
-		s.mob.mig = nil
+		s.clearMig()
 		s.migrateFailed(mg.local, mg.remote, ReasonInternal, 0, "too many requests queued")
 		return
 	}
@@ -429,7 +485,7 @@ func (s *IKE) startPathTest(now time.Time, mg *migration) {
 }
 
 func (s *IKE) pathTestAnswered(now time.Time, r *request, m *inbound) {
-	mg := s.mob.mig
+	mg := s.mig()
 	if mg == nil || mg.req != r || s.state != StateEstablished {
 		return // superseded (§3.5 step 6)
 	}
@@ -441,7 +497,7 @@ func (s *IKE) pathTestAnswered(now time.Time, r *request, m *inbound) {
 	natL, natR, seen := natCheck(m)
 	pathNAT := seen && (natL || natR)
 	if pathNAT && s.cfg.NoNATsAllowed {
-		s.mob.mig = nil
+		s.clearMig()
 		s.migrateFailed(mg.local, mg.remote, ReasonUnsupported, ike.UnexpectedNATDetected, "a NAT on the new path and NATs are not allowed (RFC 4555 §3.9)")
 		return
 	}
@@ -453,7 +509,7 @@ func (s *IKE) pathTestAnswered(now time.Time, r *request, m *inbound) {
 func (s *IKE) sendUpdate(now time.Time, mg *migration, noNATs bool) {
 	cookie, err := s.randomBytes(cookie2Len)
 	if err != nil {
-		s.mob.mig = nil
+		s.clearMig()
 		s.migrateFailed(mg.local, mg.remote, ReasonInternal, 0, err.Error())
 		return
 	}
@@ -470,15 +526,15 @@ func (s *IKE) sendUpdate(now time.Time, mg *migration, noNATs bool) {
 	}
 	r.onFail = func(now time.Time) {
 		s.unpin(r)
-		if s.mob.mig == mg {
-			s.mob.mig = nil
+		if s.mig() == mg {
+			s.clearMig()
 			s.migrateFailed(mg.local, mg.remote, ReasonTimeout, 0, "no answer to UPDATE_SA_ADDRESSES")
 		}
 		s.down(now, ReasonDPDTimeout, 0, "no answer to UPDATE_SA_ADDRESSES")
 	}
 	mg.req, mg.update, mg.cookie, mg.noNATs = r, true, cookie, noNATs
 	if !s.sendPinned(now, r, &pin{local: mg.local, remote: mg.remote, natd: true}) {
-		s.mob.mig = nil
+		s.clearMig()
 		s.migrateFailed(mg.local, mg.remote, ReasonInternal, 0, "too many requests queued")
 	}
 }
@@ -486,8 +542,8 @@ func (s *IKE) sendUpdate(now time.Time, mg *migration, noNATs bool) {
 func (s *IKE) updateAnswered(now time.Time, mg *migration, r *request, m *inbound, cookie []byte) {
 	// §3.7: the COOKIE2 must come back unchanged, or the IKE SA closes.
 	if n := m.notify(ike.Cookie2); n == nil || !bytes.Equal(n.Data, cookie) {
-		if s.mob.mig != nil && s.mob.mig.req == r {
-			s.mob.mig = nil
+		if s.mig() != nil && s.mig().req == r {
+			s.clearMig()
 		}
 		s.down(now, ReasonProtocolError, ike.Cookie2, "COOKIE2 not echoed in the UPDATE_SA_ADDRESSES answer (RFC 4555 §3.7)")
 		return
@@ -495,7 +551,7 @@ func (s *IKE) updateAnswered(now time.Time, mg *migration, r *request, m *inboun
 	if s.state != StateEstablished {
 		return
 	}
-	if cur := s.mob.mig; cur == nil || cur.req != r {
+	if cur := s.mig(); cur == nil || cur.req != r {
 		// Superseded (§3.5 step 6): the newer move goes on, but the peer
 		// did take these addresses, so ours follow until it is done.
 		if m.errorNotify() == nil {
@@ -506,13 +562,13 @@ func (s *IKE) updateAnswered(now time.Time, mg *migration, r *request, m *inboun
 		}
 		return
 	}
-	s.mob.mig = nil
+	s.clearMig()
 	if n := m.errorNotify(); n != nil {
 		if n.NotifyType == ike.UnexpectedNATDetected && mg.noNATs && !mg.natRetried && !s.cfg.NoNATsAllowed {
 			// §3.9: a NAT after all; again without NO_NATS_ALLOWED, so the
 			// peer uses NAT-D and UDP encapsulation.
 			mg.natRetried = true
-			s.mob.mig = mg
+			s.mobState().mig = mg
 			s.sendUpdate(now, mg, false)
 			return
 		}
@@ -547,7 +603,9 @@ func (s *IKE) moveTo(now time.Time, local, remote netip.AddrPort, why Reason) {
 			r.local, r.remote = local, remote
 		}
 	}
-	s.mob.recovering = nil
+	if s.mob != nil {
+		s.mob.recovering = nil
+	}
 	s.log.Info("IKE SA moved", "from_local", oldL.String(), "from_remote", oldR.String(),
 		"local", local.String(), "remote", remote.String(), "reason", why.String(), "encap", encap)
 	s.emit(Event{Kind: EventMigrated, Reason: why, Local: local, Remote: remote, OldLocal: oldL, OldRemote: oldR})
@@ -585,10 +643,11 @@ func (s *IKE) peerUpdate(now time.Time, ss *session, m *inbound) *ike.Notify {
 		return nil
 	}
 	// 1. Ignore an update older than one already processed.
-	if s.mob.updSession == ss && m.hdr.MessageID < s.mob.updID {
+	if mob := s.mob; mob != nil && mob.updSession == ss && m.hdr.MessageID < mob.updID {
 		return nil
 	}
-	s.mob.updSession, s.mob.updID = ss, m.hdr.MessageID
+	mob := s.mobState()
+	mob.updSession, mob.updID = ss, m.hdr.MessageID
 	// 2. NO_NATS_ALLOWED: the addresses the peer sent from and to must be
 	// those we see (§3.9).
 	if n := m.notify(ike.NoNATsAllowed); n != nil {
@@ -643,7 +702,7 @@ func (s *IKE) beforeTick(now time.Time) tickMark {
 		s.stats.retransmits++
 		s.sendPackets(r.local, r.remote, r.packets)
 		if ss == s.cur {
-			s.mob.sent, r.sentAt = r, now
+			s.sent, r.sentAt = r, now
 		}
 		p.fail(now)
 	}
@@ -661,26 +720,26 @@ func (s *IKE) afterTick(now time.Time, t tickMark) {
 	if s.state != StateEstablished || s.cur == nil {
 		return
 	}
-	if mg := s.mob.mig; mg != nil && !s.requestLive(mg.req) {
-		s.mob.mig = nil
+	if mg := s.mig(); mg != nil && !s.requestLive(mg.req) {
+		s.clearMig()
 		s.migrateFailed(mg.local, mg.remote, ReasonInternal, 0, "the request of the move was dropped")
 	}
 	r := s.cur.req
 	if r == nil || r != t.r || r.tries <= t.tries {
 		return
 	}
-	s.mob.sent, r.sentAt = r, now
-	if !s.canMove() || s.mob.mig != nil || s.pinOf(r) != nil || r.tries < recoverAfter {
+	s.sent, r.sentAt = r, now
+	if !s.canMove() || s.mig() != nil || s.pinOf(r) != nil || r.tries < recoverAfter {
 		return
 	}
 	pairs := s.candidatePairs()
 	if len(pairs) == 0 {
 		return
 	}
-	if s.mob.recovering != r {
+	if s.recovering() != r {
 		s.log.Info("path in use unanswered, trying other address pairs", "pairs", len(pairs))
 	}
-	s.mob.recovering = r
+	s.mobState().recovering = r
 	for _, p := range pairs {
 		s.sendPackets(p[0], p[1], r.packets)
 	}
@@ -701,7 +760,7 @@ func (s *IKE) requestLive(r *request) bool {
 // family, on the ports in use.
 func (s *IKE) candidatePairs() [][2]netip.AddrPort {
 	locals := append([]netip.Addr{s.local.Addr().Unmap()}, s.ourAddrs()...)
-	remotes := append([]netip.Addr{s.remote.Addr().Unmap()}, s.mob.peerAddrs...)
+	remotes := append([]netip.Addr{s.remote.Addr().Unmap()}, s.peerAddrs()...)
 	var out [][2]netip.AddrPort
 	for i, l := range locals {
 		l = l.Unmap()
@@ -726,20 +785,22 @@ func (s *IKE) candidatePairs() [][2]netip.AddrPort {
 // answer to a recovery's retransmission came on another pair.
 func (s *IKE) answered(now time.Time, ss *session, req *request, d Datagram) {
 	if p := s.pinOf(req); p != nil {
-		s.mob.rtt = now.Sub(p.sentAt)
-	} else if req == s.mob.sent {
-		s.mob.rtt = now.Sub(req.sentAt)
+		s.rtt = now.Sub(p.sentAt)
+	} else if req == s.sent {
+		s.rtt = now.Sub(req.sentAt)
 	}
-	if req != s.mob.recovering {
+	if req != s.recovering() {
 		return
 	}
-	s.mob.recovering = nil
-	if ss != s.cur || !s.canMove() || s.mob.mig != nil || samePair(d.Local, d.Remote, s.local, s.remote) {
+	if s.mob != nil {
+		s.mob.recovering = nil
+	}
+	if ss != s.cur || !s.canMove() || s.mig() != nil || samePair(d.Local, d.Remote, s.local, s.remote) {
 		return
 	}
 	// The answer proves this pair both ways; UPDATE_SA_ADDRESSES on it
 	// goes out at once, ahead of the queue.
 	mg := &migration{local: d.Local, remote: d.Remote, reason: ReasonPathFailed}
-	s.mob.mig = mg
+	s.mobState().mig = mg
 	s.sendUpdate(now, mg, !s.natLocal && !s.natRemote)
 }

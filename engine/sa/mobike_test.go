@@ -818,7 +818,7 @@ func TestMOBIKECookie2Mismatch(t *testing.T) {
 			a := m.a.ms[0]
 			s := a.ike
 			mg := &migration{local: at4500(ip2I), remote: at4500(ip1R), reason: ReasonAddressChange}
-			s.mob.mig = mg
+			s.mobState().mig = mg
 			s.takeOutput()
 			s.sendUpdate(m.now, mg, true)
 			r := mg.req
@@ -988,7 +988,7 @@ func TestMOBIKEAnnouncePinned(t *testing.T) {
 			if !ok || a.count(EventPeerAddresses) != before+1 || e.Local != tc.wantL || e.Remote != tc.wantR {
 				t.Fatalf("event %+v", e)
 			}
-			if len(b.ike.mob.pins) != 0 || b.ike.cur.req != nil {
+			if (b.ike.mob != nil && len(b.ike.mob.pins) != 0) || b.ike.cur.req != nil {
 				t.Fatalf("the pinned announcement was not answered on its pair")
 			}
 		})

@@ -108,7 +108,7 @@ func (s *IKE) Info() Info {
 		Created: s.created, Established: s.at(s.established), Rekeyed: s.at(s.rekeyed),
 		RekeyAt: s.at(s.ikeRekeyAt), ExpireAt: s.at(s.ikeLifeAt), ReauthAt: s.at(s.reauthAt),
 		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats.public(),
-		RTT: s.mob.rtt, PeerAddrs: ro(s.mob.peerAddrs), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
+		RTT: s.rtt, PeerAddrs: ro(s.peerAddrs()), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
 	i.Capabilities.SignatureHashes = ro(s.caps.SignatureHashes)
 	if s.cfg != nil {
 		i.Name = s.cfg.Name
@@ -142,7 +142,7 @@ func (s *IKE) Info() Info {
 // localAddrs is ourAddrs without the copy: both sources are replaced,
 // never written into.
 func (s *IKE) localAddrs() []netip.Addr {
-	if s.mob.announced {
+	if s.announced() {
 		return s.mob.addrs
 	}
 	if s.cfg == nil {
