@@ -207,7 +207,7 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 	s.state = StateEstablished
 	s.scheduleIKE(now)
 	s.growEvents(3) // IKE up, capabilities, Child SA up or failed
-	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, Replaces: s.replaces})
+	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, Replaces: s.replaces()})
 	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
 	if offer != nil {
 		if (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips()) == 0 && m.errorNotify() == nil {
@@ -440,7 +440,7 @@ func (s *IKE) handleCP(ps []ike.Payload) (*ike.Config, *ike.Notify) {
 		}
 		a, err := s.cfg.Pool.Lease(s.peerID.String(), fam.v6)
 		if err != nil || !a.IsValid() || a.Is6() != fam.v6 {
-			s.log.Warn("no virtual IP for peer", "peer", s.peerID.String(), "ipv6", fam.v6, "error", err)
+			s.logger().Warn("no virtual IP for peer", "peer", s.peerID.String(), "ipv6", fam.v6, "error", err)
 			for _, l := range leased {
 				s.cfg.Pool.Release(s.peerID.String(), l)
 			}

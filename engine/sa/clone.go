@@ -31,7 +31,7 @@ type cloneState struct {
 }
 
 func (s *IKE) cloneFailed(r Reason, n ike.NotifyType, detail string) {
-	s.log.Warn("IKE SA clone failed", "reason", r.String(), "detail", detail)
+	s.logger().Warn("IKE SA clone failed", "reason", r.String(), "detail", detail)
 	s.emit(Event{Kind: EventCloneFailed, Reason: r, Notify: n, Detail: detail})
 }
 
@@ -167,7 +167,7 @@ func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike
 func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n := newIKE(s.cfg, now, s.rng, s.origRole)
 	n.path = s.path
-	n.log = s.log.With("clone_of", s.cur.localSPI())
+	n.rareState().log = s.logger().With("clone_of", s.cur.localSPI())
 	n.state = StateEstablished
 	n.cur = ns
 	n.local, n.remote = s.local, s.remote
@@ -187,7 +187,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	o.Bind = append(o.Bind, ns.localSPI())
 	n.emit(Event{Kind: EventIKEUp, Caps: n.caps, PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips()), ClonedFrom: s.cur.localSPI()})
 	out := n.finish(now)
-	s.log.Info("IKE SA cloned", "clone_spii", ns.spii, "clone_spir", ns.spir)
+	s.logger().Info("IKE SA cloned", "clone_spii", ns.spii, "clone_spir", ns.spir)
 	if s.spawning() {
 		// One spawn per call: the other (a re-authentication) goes first
 		// and the clone is closed rather than leaked.

@@ -158,7 +158,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 	}
 	old.rekey = nil
 	if f != nil {
-		s.log.Warn("Child SA rekey failed", "child", o.cfg.Name, "reason", f.reason.String(), "detail", f.detail)
+		s.logger().Warn("Child SA rekey failed", "child", o.cfg.Name, "reason", f.reason.String(), "detail", f.detail)
 		s.resolveAfterOurRekeyFailed(now, old)
 		return
 	}
@@ -193,14 +193,14 @@ func (s *IKE) resolveAfterOurRekeyFailed(now time.Time, old *childSA) {
 // created with the lowest nonce is redundant and its creator closes it.
 func (s *IKE) resolveChildCollision(now time.Time, old, ours, peer *childSA) {
 	if redundant(ours.nonces, peer.nonces) {
-		s.log.Debug("Child SA rekey collision lost", "child", old.cfg.Name)
+		s.logger().Debug("Child SA rekey collision lost", "child", old.cfg.Name)
 		old.state = childRekeyed
 		old.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
 		s.emit(Event{Kind: EventChildRekeyed, Child: s.childInfo(peer), OldChild: s.childInfo(old)})
 		s.deleteChild(now, ours, ReasonRedundant)
 		return
 	}
-	s.log.Debug("Child SA rekey collision won", "child", old.cfg.Name)
+	s.logger().Debug("Child SA rekey collision won", "child", old.cfg.Name)
 	old.state = childRekeyed
 	peer.state = childRekeyed // redundant: the peer deletes it
 	peer.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
@@ -256,7 +256,7 @@ func (s *IKE) rekeyChild(now time.Time, c *childSA) {
 	}
 	o, err := s.newOffer(c.cfg, c, false)
 	if err != nil {
-		s.log.Warn("cannot rekey Child SA", "child", c.cfg.Name, "error", err)
+		s.logger().Warn("cannot rekey Child SA", "child", c.cfg.Name, "error", err)
 		return
 	}
 	c.rekey = o
@@ -397,7 +397,7 @@ func (s *IKE) ikeRekeyFailed(now time.Time, r *ikeRekey, detail string) {
 		return
 	}
 	s.ikeRekey = nil
-	s.log.Warn("IKE SA rekey failed", "detail", detail)
+	s.logger().Warn("IKE SA rekey failed", "detail", detail)
 	s.retryLater(now, func(now time.Time) { s.rekeyIKE(now) })
 }
 
@@ -455,14 +455,14 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 		// §2.8.2: the new IKE SA with the lowest nonce is redundant; its
 		// creator deletes it; the survivor inherits the Child SAs.
 		if redundant(ns.nonces, peer.nonces) {
-			s.log.Debug("IKE SA rekey collision lost")
+			s.logger().Debug("IKE SA rekey collision lost")
 			s.switchTo(now, peer, false)
 			x := s.rareState()
 			x.retiring = append(x.retiring, ns)
 			s.deleteSession(now, ns)
 			return
 		}
-		s.log.Debug("IKE SA rekey collision won")
+		s.logger().Debug("IKE SA rekey collision won")
 		peer.retireAt = now.Add(s.giveUp())
 		x := s.rareState()
 		x.retiring = append(x.retiring, peer)

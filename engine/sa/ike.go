@@ -49,8 +49,6 @@ const (
 type IKE struct {
 	cfg      *Config
 	rng      io.Reader
-	log      hclog.Logger
-	whyText  string
 	path     uint32 // data-plane path tag of new Child SAs (Config.Path, CmdSetPath)
 	origRole Role   // role when created; RFC 4555 §1.3 "initiator" keeps it
 	state    State
@@ -95,7 +93,6 @@ type IKE struct {
 	halfOpenAt            stamp
 	ikeRekeyAt, ikeLifeAt stamp
 	reauthAt              stamp
-	replaces              uint64 // local SPI of the IKE SA a re-authentication replaces
 
 	stats counters
 	// o collects what the input being handled produces; nil between
@@ -113,7 +110,10 @@ type IKE struct {
 type rare struct {
 	retiring []*session // replaced by IKE rekeys, not yet deleted (§2.18)
 	later    []delayed
-	hooks    *testHooks // nil outside tests
+	hooks    *testHooks   // nil outside tests
+	log      hclog.Logger // a clone's (with clone_of), else Config.Logger
+	whyText  string       // the detail of the reason the IKE SA went down
+	replaces uint64       // local SPI of the IKE SA a re-authentication replaces
 }
 
 // rareState returns the rare state, made on first use.
@@ -126,7 +126,8 @@ func (s *IKE) rareState() *rare {
 
 // dropRare forgets the rare state once nothing is left in it.
 func (s *IKE) dropRare() {
-	if x := s.x; x != nil && len(x.retiring) == 0 && len(x.later) == 0 && x.hooks == nil {
+	if x := s.x; x != nil && len(x.retiring) == 0 && len(x.later) == 0 && x.hooks == nil && x.log == nil &&
+		x.whyText == "" && x.replaces == 0 {
 		s.x = nil
 	}
 }
@@ -136,6 +137,40 @@ func (s *IKE) retiring() []*session {
 		return nil
 	}
 	return s.x.retiring
+}
+
+// logger is the IKE SA's logger.
+func (s *IKE) logger() hclog.Logger {
+	switch {
+	case s.x != nil && s.x.log != nil:
+		return s.x.log
+	case s.cfg != nil && s.cfg.Logger != nil:
+		return s.cfg.Logger
+	}
+	return hclog.NewNullLogger()
+}
+
+// whyText is the detail of DownReason.
+func (s *IKE) whyText() string {
+	if s.x == nil {
+		return ""
+	}
+	return s.x.whyText
+}
+
+func (s *IKE) replaces() uint64 {
+	if s.x == nil {
+		return 0
+	}
+	return s.x.replaces
+}
+
+// closeWith marks the IKE SA closed for r.
+func (s *IKE) closeWith(r Reason, detail string) {
+	s.state, s.why = StateClosed, r
+	if detail != "" {
+		s.rareState().whyText = detail
+	}
 }
 
 func (s *IKE) later() []delayed {
@@ -243,17 +278,12 @@ func newIKE(cfg *Config, now time.Time, rng io.Reader, role Role) *IKE {
 	if cfg != nil {
 		s.path = cfg.Path
 	}
-	if cfg != nil && cfg.Logger != nil {
-		s.log = cfg.Logger
-	} else {
-		s.log = hclog.NewNullLogger()
-	}
 	return s
 }
 
 // failed returns a closed machine for a constructor that could not start.
 func failed(s *IKE, r Reason, detail string) (*IKE, Output) {
-	s.state, s.why, s.whyText = StateClosed, r, detail
+	s.closeWith(r, detail)
 	if s.init != nil && s.init.dh != nil {
 		s.init.dh.Destroy()
 	}
@@ -625,7 +655,7 @@ func (s *IKE) peerMoved(ss *session, d Datagram) {
 	if ss != s.cur || s.state != StateEstablished || !s.natRemote || s.caps.MOBIKE || d.Remote == s.remote {
 		return
 	}
-	s.log.Info("peer address changed", "from", s.remote.String(), "to", d.Remote.String())
+	s.logger().Info("peer address changed", "from", s.remote.String(), "to", d.Remote.String())
 	s.remote = d.Remote
 	for _, c := range s.children {
 		u := dataplane.AddrUpdate{Local: s.local, Remote: s.remote, Encap: c.encap}
@@ -657,7 +687,7 @@ func (s *IKE) transmit(now time.Time, ss *session, r *request) {
 		r.id = ss.nextReq
 		pk, err := s.seal(ss, ss.header(r.exch, r.id, false), r.payloads, r.local, r.remote, &r.one)
 		if err != nil {
-			s.log.Error("cannot encode request", "exchange", r.exch.String(), "error", err)
+			s.logger().Error("cannot encode request", "exchange", r.exch.String(), "error", err)
 			if r.onFail != nil {
 				r.onFail(now)
 			}
@@ -710,7 +740,7 @@ func (s *IKE) respond(now time.Time, ss *session, in *inbound, payloads []ike.Pa
 	c := &cachedResp{id: in.hdr.MessageID}
 	pk, err := s.seal(ss, ss.header(in.hdr.Exchange, in.hdr.MessageID, true), payloads, in.dg.Local, in.dg.Remote, &c.one)
 	if err != nil {
-		s.log.Error("cannot encode response", "exchange", in.hdr.Exchange.String(), "error", err)
+		s.logger().Error("cannot encode response", "exchange", in.hdr.Exchange.String(), "error", err)
 		return
 	}
 	c.packets = pk
@@ -736,7 +766,7 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	}
 	e := Event{Kind: EventIKEDown, Reason: r, Notify: n, Detail: detail, PeerID: s.peerID}
 	s.emit(e)
-	s.log.Info("IKE SA down", "reason", r.String(), "detail", detail)
+	s.logger().Info("IKE SA down", "reason", r.String(), "detail", detail)
 	for _, ss := range s.sessions() {
 		ss.destroy()
 	}
@@ -746,7 +776,7 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	if s.ikeRekey != nil && s.ikeRekey.dh != nil {
 		s.ikeRekey.dh.Destroy()
 	}
-	s.state, s.why, s.whyText = StateClosed, r, detail
+	s.closeWith(r, detail)
 }
 
 // after schedules fn (bounded).

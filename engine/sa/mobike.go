@@ -423,7 +423,7 @@ func (s *IKE) probe(now time.Time, local, remote netip.AddrPort) {
 }
 
 func (s *IKE) migrateFailed(local, remote netip.AddrPort, r Reason, n ike.NotifyType, detail string) {
-	s.log.Warn("MOBIKE move failed", "local", local.String(), "remote", remote.String(), "reason", r.String(), "detail", detail)
+	s.logger().Warn("MOBIKE move failed", "local", local.String(), "remote", remote.String(), "reason", r.String(), "detail", detail)
 	s.emit(Event{Kind: EventMigrateFailed, Reason: r, Notify: n, Detail: detail, Local: local, Remote: remote,
 		OldLocal: s.local, OldRemote: s.remote})
 }
@@ -606,7 +606,7 @@ func (s *IKE) moveTo(now time.Time, local, remote netip.AddrPort, why Reason) {
 	if s.mob != nil {
 		s.mob.recovering = nil
 	}
-	s.log.Info("IKE SA moved", "from_local", oldL.String(), "from_remote", oldR.String(),
+	s.logger().Info("IKE SA moved", "from_local", oldL.String(), "from_remote", oldR.String(),
 		"local", local.String(), "remote", remote.String(), "reason", why.String(), "encap", encap)
 	s.emit(Event{Kind: EventMigrated, Reason: why, Local: local, Remote: remote, OldLocal: oldL, OldRemote: oldR})
 }
@@ -656,13 +656,13 @@ func (s *IKE) peerUpdate(now time.Time, ss *session, m *inbound) *ike.Notify {
 			return &ike.Notify{NotifyType: ike.InvalidSyntax}
 		}
 		if !samePair(src, dst, m.dg.Remote, m.dg.Local) {
-			s.log.Warn("UPDATE_SA_ADDRESSES through a NAT refused", "sent_from", src.String(), "seen_from", m.dg.Remote.String())
+			s.logger().Warn("UPDATE_SA_ADDRESSES through a NAT refused", "sent_from", src.String(), "seen_from", m.dg.Remote.String())
 			return &ike.Notify{NotifyType: ike.UnexpectedNATDetected}
 		}
 	}
 	// 3. Local policy on the new pair.
 	if f := s.cfg.AcceptAddress; f != nil && !f(m.dg.Local, m.dg.Remote) {
-		s.log.Warn("UPDATE_SA_ADDRESSES to an unacceptable pair", "local", m.dg.Local.String(), "remote", m.dg.Remote.String())
+		s.logger().Warn("UPDATE_SA_ADDRESSES to an unacceptable pair", "local", m.dg.Local.String(), "remote", m.dg.Remote.String())
 		return &ike.Notify{NotifyType: ike.UnacceptableAddresses}
 	}
 	// 4, 5. The new addresses come from the IP header; NAT-T is redone.
@@ -737,7 +737,7 @@ func (s *IKE) afterTick(now time.Time, t tickMark) {
 		return
 	}
 	if s.recovering() != r {
-		s.log.Info("path in use unanswered, trying other address pairs", "pairs", len(pairs))
+		s.logger().Info("path in use unanswered, trying other address pairs", "pairs", len(pairs))
 	}
 	s.mobState().recovering = r
 	for _, p := range pairs {

@@ -107,7 +107,7 @@ func (s *IKE) Info() Info {
 		VirtualIPs: s.vips(), DNS: s.dns(), PCSCF: s.pcscf(),
 		Created: s.created, Established: s.at(s.established), Rekeyed: s.at(s.rekeyed),
 		RekeyAt: s.at(s.ikeRekeyAt), ExpireAt: s.at(s.ikeLifeAt), ReauthAt: s.at(s.reauthAt),
-		DownReason: s.why, DownDetail: s.whyText, Stats: s.stats.public(),
+		DownReason: s.why, DownDetail: s.whyText(), Stats: s.stats.public(),
 		RTT: s.rtt, PeerAddrs: ro(s.peerAddrs()), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
 	i.Capabilities.SignatureHashes = ro(s.caps.SignatureHashes)
 	if s.cfg != nil {

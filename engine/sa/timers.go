@@ -257,6 +257,6 @@ func (s *IKE) reauthenticate(now time.Time) {
 	cfg := *s.cfg
 	cfg.NoInitialContact = true // P5: the old IKE SA still exists
 	n, out := NewInitiator(&cfg, now, s.rng)
-	n.replaces = s.cur.localSPI()
+	n.rareState().replaces = s.cur.localSPI()
 	s.out().Spawn = &Spawned{IKE: n, Output: out}
 }
