@@ -21,18 +21,59 @@ const nonceLen = 32
 // maxInitRetries bounds COOKIE and INVALID_KE_PAYLOAD round trips.
 const maxInitRetries = 3
 
-// natHash is the NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port)
+// natSum is the NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port)
 // (RFC 7296 §2.23).
-func natHash(spii, spir uint64, ap netip.AddrPort) []byte {
-	h := sha1.New()
-	var b [18]byte
+func natSum(spii, spir uint64, ap netip.AddrPort) [sha1.Size]byte {
+	var b [8 + 8 + 16 + 2]byte
 	binary.BigEndian.PutUint64(b[0:], spii)
 	binary.BigEndian.PutUint64(b[8:], spir)
-	h.Write(b[:16])
-	h.Write(ap.Addr().Unmap().AsSlice())
-	binary.BigEndian.PutUint16(b[16:], ap.Port())
-	h.Write(b[16:18])
-	return h.Sum(nil)
+	n := 16
+	if a := ap.Addr().Unmap(); a.Is4() {
+		a4 := a.As4()
+		n += copy(b[n:], a4[:])
+	} else {
+		a16 := a.As16()
+		n += copy(b[n:], a16[:])
+	}
+	binary.BigEndian.PutUint16(b[n:], ap.Port())
+	return sha1.Sum(b[:n+2])
+}
+
+// natNotifies are NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a
+// message from src to dst (RFC 7296 §2.23), both hashes in one allocation.
+func natNotifies(spii, spir uint64, src, dst netip.AddrPort) (*ike.Notify, *ike.Notify) {
+	h := new([2 * sha1.Size]byte)
+	*(*[sha1.Size]byte)(h[:sha1.Size]) = natSum(spii, spir, src)
+	*(*[sha1.Size]byte)(h[sha1.Size:]) = natSum(spii, spir, dst)
+	return &ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: h[:sha1.Size:sha1.Size]},
+		&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: h[sha1.Size:]}
+}
+
+// natMatch compares the NAT_DETECTION_* notifies in ps with the hashes of
+// the addresses the message came on (local: ours, remote: the peer's):
+// natLocal when we are behind a NAT, natRemote when the peer is; seen is
+// false without both kinds of notify (RFC 7296 §2.23).
+func natMatch(ps []ike.Payload, spii, spir uint64, local, remote netip.AddrPort) (natLocal, natRemote, seen bool) {
+	var srcSeen, dstSeen, srcOK, dstOK bool
+	var peer, us [sha1.Size]byte
+	for _, p := range ps {
+		n, ok := p.(*ike.Notify)
+		if !ok || (n.NotifyType != ike.NATDetectionSourceIP && n.NotifyType != ike.NATDetectionDestinationIP) {
+			continue
+		}
+		if !srcSeen && !dstSeen {
+			peer, us = natSum(spii, spir, remote), natSum(spii, spir, local)
+		}
+		if n.NotifyType == ike.NATDetectionSourceIP {
+			srcSeen, srcOK = true, srcOK || bytes.Equal(n.Data, peer[:])
+		} else {
+			dstSeen, dstOK = true, dstOK || bytes.Equal(n.Data, us[:])
+		}
+	}
+	if !srcSeen || !dstSeen {
+		return false, false, false
+	}
+	return !dstOK, !srcOK, true
 }
 
 // NewInitiator starts an IKE SA as the original initiator. Its Output
@@ -95,12 +136,11 @@ func (s *IKE) sendInit(now time.Time) error {
 		// §2.6: COOKIE is the first payload of the retried request.
 		ps = append(ps, &ike.Notify{NotifyType: ike.Cookie, Data: in.cookie})
 	}
+	nsrc, ndst := natNotifies(ss.spii, 0, s.local, s.remote)
 	ps = append(ps,
 		&ike.SA{Proposals: slices.Clone(s.cfg.IKEProposals)},
 		&ike.KE{Group: in.dh.Group(), Data: in.dh.PublicValue()},
-		&ike.Nonce{Data: in.ni},
-		&ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: natHash(ss.spii, 0, s.local)},
-		&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: natHash(ss.spii, 0, s.remote)},
+		&ike.Nonce{Data: in.ni}, nsrc, ndst,
 	)
 	ps = append(ps, s.initNotifies()...)
 	m := ike.Message{Header: ss.header(ike.IKESAInit, 0, false), Payloads: ps}
@@ -151,22 +191,9 @@ func (s *IKE) learnInitCaps(ps []ike.Payload) {
 // detectNAT compares the peer's NAT_DETECTION_* hashes with ours (§2.23).
 // spir is the SPIr of the message's header (0 in the request).
 func (s *IKE) detectNAT(ps []ike.Payload, spii, spir uint64, d Datagram) {
-	var src, dst [][]byte
-	for _, n := range payloadsOf[*ike.Notify](ps) {
-		switch n.NotifyType {
-		case ike.NATDetectionSourceIP:
-			src = append(src, n.Data)
-		case ike.NATDetectionDestinationIP:
-			dst = append(dst, n.Data)
-		}
+	if natLocal, natRemote, seen := natMatch(ps, spii, spir, d.Local, d.Remote); seen {
+		s.natdSeen, s.natLocal, s.natRemote = true, natLocal, natRemote
 	}
-	if len(src) == 0 || len(dst) == 0 {
-		return
-	}
-	s.natdSeen = true
-	peer, us := natHash(spii, spir, d.Remote), natHash(spii, spir, d.Local)
-	s.natRemote = !slices.ContainsFunc(src, func(b []byte) bool { return bytes.Equal(b, peer) })
-	s.natLocal = !slices.ContainsFunc(dst, func(b []byte) bool { return bytes.Equal(b, us) })
 }
 
 // deriveIKE computes the keys of ss (RFC 7296 §2.14) and clears gir.
@@ -409,12 +436,12 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	}
 	s.detectNAT(msg.Payloads, h.SPIi, 0, req)
 	s.learnInitCaps(msg.Payloads)
+	nsrc, ndst := natNotifies(h.SPIi, spir, req.Local, req.Remote)
 	ps := []ike.Payload{
 		&ike.SA{Proposals: []ike.Proposal{chosen}},
 		&ike.KE{Group: suite.Group, Data: dh.PublicValue()},
 		&ike.Nonce{Data: nr},
-		&ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: natHash(h.SPIi, spir, req.Local)},
-		&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: natHash(h.SPIi, spir, req.Remote)},
+		nsrc, ndst,
 	}
 	if s.trust != nil {
 		ps = append(ps, &ike.CertReq{Encoding: ike.CertX509Signature, Data: s.trust.CertReq()})

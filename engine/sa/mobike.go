@@ -252,33 +252,15 @@ func (s *IKE) announce(now time.Time, addrs []netip.Addr, local, remote netip.Ad
 // natdPayloads are NAT_DETECTION_SOURCE_IP and _DESTINATION_IP for a
 // message of ss sent from local to remote (RFC 7296 §2.23).
 func natdPayloads(ss *session, local, remote netip.AddrPort) []ike.Payload {
-	return []ike.Payload{
-		&ike.Notify{NotifyType: ike.NATDetectionSourceIP, Data: natHash(ss.spii, ss.spir, local)},
-		&ike.Notify{NotifyType: ike.NATDetectionDestinationIP, Data: natHash(ss.spii, ss.spir, remote)},
-	}
+	src, dst := natNotifies(ss.spii, ss.spir, local, remote)
+	return []ike.Payload{src, dst}
 }
 
 // natCheck compares the NAT-D hashes of a message with the addresses it
 // came on: natLocal when we are behind a NAT, natRemote when the peer is.
 // The hashes cover the SPIs of the IKE SA that carried it (its header).
 func natCheck(m *inbound) (natLocal, natRemote, seen bool) {
-	ps, d := m.payloads, m.dg
-	var src, dst [][]byte
-	for _, n := range payloadsOf[*ike.Notify](ps) {
-		switch n.NotifyType {
-		case ike.NATDetectionSourceIP:
-			src = append(src, n.Data)
-		case ike.NATDetectionDestinationIP:
-			dst = append(dst, n.Data)
-		}
-	}
-	if len(src) == 0 || len(dst) == 0 {
-		return false, false, false
-	}
-	peer, us := natHash(m.hdr.SPIi, m.hdr.SPIr, d.Remote), natHash(m.hdr.SPIi, m.hdr.SPIr, d.Local)
-	natRemote = !slices.ContainsFunc(src, func(b []byte) bool { return bytes.Equal(b, peer) })
-	natLocal = !slices.ContainsFunc(dst, func(b []byte) bool { return bytes.Equal(b, us) })
-	return natLocal, natRemote, true
+	return natMatch(m.payloads, m.hdr.SPIi, m.hdr.SPIr, m.dg.Local, m.dg.Remote)
 }
 
 // noNATsData is the NO_NATS_ALLOWED data: source and destination

@@ -2,8 +2,10 @@ package sa
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -222,5 +224,51 @@ func TestStringers(t *testing.T) {
 	}
 	if ReasonDPDTimeout.String() != "dpd_timeout" || DropIntegrity.String() != "integrity" {
 		t.Error("names")
+	}
+}
+
+// NAT-D hashes are SHA-1(SPIi | SPIr | IP | Port) (RFC 7296 §2.23), with
+// IPv4-mapped addresses as IPv4; natMatch finds which side is behind a NAT.
+func TestNATDetection(t *testing.T) {
+	literal := func(spii, spir uint64, ap netip.AddrPort) []byte {
+		var b []byte
+		b = binary.BigEndian.AppendUint64(b, spii)
+		b = binary.BigEndian.AppendUint64(b, spir)
+		b = append(b, ap.Addr().Unmap().AsSlice()...)
+		b = binary.BigEndian.AppendUint16(b, ap.Port())
+		h := sha1.Sum(b)
+		return h[:]
+	}
+	l4, r4 := netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("198.51.100.7:4500")
+	l6, r6 := netip.MustParseAddrPort("[2001:db8::1]:500"), netip.MustParseAddrPort("[2001:db8:1::9]:500")
+	mapped := netip.MustParseAddrPort("[::ffff:192.0.2.1]:500")
+	for _, ap := range []netip.AddrPort{l4, r4, l6, r6, mapped} {
+		if got := natSum(0x1122334455667788, 0x99, ap); !bytes.Equal(got[:], literal(0x1122334455667788, 0x99, ap)) {
+			t.Errorf("%v: NAT-D hash differs from the literal definition", ap)
+		}
+	}
+	// A message from the peer r4 to us l4, as the peer saw the addresses.
+	msg := func(src, dst netip.AddrPort) []ike.Payload {
+		s, d := natNotifies(7, 8, src, dst)
+		return []ike.Payload{&ike.Nonce{Data: []byte{1}}, s, d}
+	}
+	for _, tc := range []struct {
+		name                string
+		ps                  []ike.Payload
+		natLocal, natRemote bool
+		seen                bool
+	}{
+		{"no NAT", msg(r4, l4), false, false, true},
+		{"we are behind a NAT", msg(r4, netip.MustParseAddrPort("203.0.113.5:500")), true, false, true},
+		{"the peer is behind a NAT", msg(netip.MustParseAddrPort("10.0.0.2:500"), l4), false, true, true},
+		{"both", msg(netip.MustParseAddrPort("10.0.0.2:500"), netip.MustParseAddrPort("203.0.113.5:500")), true, true, true},
+		{"no notifies", []ike.Payload{&ike.Nonce{Data: []byte{1}}}, false, false, false},
+		{"source only", msg(r4, l4)[:2], false, false, false},
+		{"one of several source hashes matches", append(msg(netip.MustParseAddrPort("10.0.0.2:500"), l4), msg(r4, l4)[1]), false, false, true},
+	} {
+		nl, nr, seen := natMatch(tc.ps, 7, 8, l4, r4)
+		if nl != tc.natLocal || nr != tc.natRemote || seen != tc.seen {
+			t.Errorf("%s: natLocal %v natRemote %v seen %v, want %v %v %v", tc.name, nl, nr, seen, tc.natLocal, tc.natRemote, tc.seen)
+		}
 	}
 }
