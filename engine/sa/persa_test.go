@@ -115,7 +115,7 @@ func TestPerSAMemoryBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("establishes 300 IKE SA pairs")
 	}
-	const limit = 6000
+	const limit = 4500
 	m := measurePerSA(t, 300, true)
 	t.Logf("initiator %.0f B/SA, responder %.0f B/SA", m.initiator, m.responder)
 	if m.initiator > limit || m.responder > limit {
