@@ -326,6 +326,12 @@ func TestFragmentation(t *testing.T) {
 	if frags[false] < 2 || frags[true] < 2 {
 		t.Fatalf("fragments: %d request, %d response", frags[false], frags[true])
 	}
+	// Reassembled and idle: neither side keeps a reassembler (RFC 7383).
+	for _, n := range []*node{p.i, p.r} {
+		if n.ike.cur.asm != nil {
+			t.Errorf("%s keeps its reassembly state while idle", n.name)
+		}
+	}
 	if checkPaired(t, p.i, p.r) != 2 {
 		t.Fatal("no Child SA")
 	}

@@ -28,10 +28,13 @@ type session struct {
 	queue   []*request // requests waiting for the window
 	resp    *cachedResp
 
-	reqAsm, respAsm assembly
+	// asm reassembles fragmented requests [0] and responses [1] (RFC
+	// 7383); made at the first fragment, dropped once both are idle.
+	asm *[2]assembly
 
-	// retireAt drops a session the peer should delete but did not.
-	retireAt time.Time
+	// retireAt drops a session the peer should delete but did not (a
+	// stamp of its IKE SA).
+	retireAt stamp
 	deleting bool // our DELETE of this IKE SA is outstanding
 }
 
@@ -193,7 +196,10 @@ func (ss *session) ciphers() error {
 // park drops the ciphers of an idle session (nothing outstanding, nothing
 // being reassembled); the next message builds them again from the keys.
 func (ss *session) park() {
-	if ss.out == nil || ss.req != nil || len(ss.queue) > 0 || ss.reqAsm.on || ss.respAsm.on {
+	if ss.asm != nil && !ss.asm[0].on && !ss.asm[1].on {
+		ss.asm = nil
+	}
+	if ss.out == nil || ss.req != nil || len(ss.queue) > 0 || ss.asm != nil {
 		return
 	}
 	ss.out.Destroy()
@@ -338,9 +344,12 @@ func (s *IKE) open(ss *session, h ike.Header, buf []byte, msg *ike.Message, asse
 		if !assemble {
 			return openResult{first: p.Number == 1}
 		}
-		a := &ss.reqAsm
+		if ss.asm == nil {
+			ss.asm = new([2]assembly)
+		}
+		a := &ss.asm[0]
 		if h.IsResponse() {
-			a = &ss.respAsm
+			a = &ss.asm[1]
 		}
 		first, whole, done, err := a.add(h.MessageID, ike.Fragment{First: p.First, Number: p.Number, Total: p.Total, Data: inner})
 		if err != nil {

@@ -36,7 +36,7 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		if ss.req != nil {
 			min(ss.req.deadline)
 		}
-		min(ss.retireAt)
+		min(s.at(ss.retireAt))
 	}
 	min(s.at(s.halfOpenAt))
 	if s.state == StateEstablished {
@@ -91,7 +91,7 @@ func (s *IKE) handleTick(now time.Time) {
 		return
 	}
 	for _, ss := range slices.Clone(s.retiring()) {
-		if due(ss.retireAt, now) {
+		if due(s.at(ss.retireAt), now) {
 			s.dropSession(now, ss)
 		}
 	}
