@@ -151,13 +151,14 @@ sw_initiator() {
 
 # --- mifsec ----------------------------------------------------------------
 
+# MF_FLAGS: ikebench flags for every mifsec process (e.g. MF_FLAGS="-memory-trim 0").
 # mf_responder DIR [ikebench flags] : starts the responder; sets MF_PID.
 mf_responder() {
   local d=$1; shift
   mkdir -p "$d"
   rm -f "$d/ready"
   ip netns exec "$IKE_B" "$BIN/ikebench" -role responder -state "$d/state" -ready "$d/ready" \
-    -stats "$d/heap.json" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" "$@" >"$d/out" 2>"$d/log" &
+    -stats "$d/heap.json" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" ${MF_FLAGS:-} "$@" >"$d/out" 2>"$d/log" &
   MF_PID=$!
   waitfor 20 test -s "$d/ready" || { echo "ikebench responder did not start" >&2; tail -5 "$d/log" >&2; return 1; }
 }
@@ -168,5 +169,5 @@ mf_initiator() {
   local d=$1; shift
   mkdir -p "$d"
   ip netns exec "$IKE_A" "$BIN/ikebench" -role initiator -state "$d/state" -peer "$IKE_ADDR_B" \
-    -peer-pid "$MF_PID" -stats "$RESP_DIR/heap.json" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" "$@" 2>"$d/log"
+    -peer-pid "$MF_PID" -stats "$RESP_DIR/heap.json" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" ${MF_FLAGS:-} "$@" 2>"$d/log"
 }

@@ -47,6 +47,9 @@ type Config struct {
 	Retransmit sa.Retransmit
 	// FragmentMTU is the largest fragmented IKE datagram (0 = 1280).
 	FragmentMTU int
+	// MemoryTrim is the idle time after SA churn before free heap memory
+	// goes back to the kernel (0 = DefaultMemoryTrim, negative = never).
+	MemoryTrim time.Duration
 }
 
 // Engine owns mifsec's state. Its methods are safe for concurrent use.
@@ -80,6 +83,8 @@ type state struct {
 	// cfgGen counts changes of pools and secrets: connections' sa.Config
 	// templates made before are stale (saconfig.go).
 	cfgGen uint64
+	// trim gives free heap memory back after SA churn (trim.go).
+	trim *memTrim
 }
 
 // New loads the persisted configuration, reads the kernel's view of every
@@ -116,7 +121,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	st := &state{e: e, interfaces: map[string]*Interface{}, secrets: map[string]*secret{},
 		pools: map[string]*pool{}, connections: map[string]*connection{}, watchers: map[*Subscription]struct{}{},
-		rt: newRuntime(cfg), mp: newMulti(), leaseTimer: time.NewTimer(time.Hour)}
+		rt: newRuntime(cfg), mp: newMulti(), leaseTimer: time.NewTimer(time.Hour), trim: newMemTrim(cfg.MemoryTrim)}
 	st.leaseTimer.Stop()
 	if err := st.restoreSecrets(); err != nil {
 		return nil, err
@@ -140,6 +145,7 @@ func (e *Engine) Close() error {
 
 func (e *Engine) loop(st *state) {
 	defer close(e.done)
+	defer st.trim.stop()
 	changes := e.cfg.Links.Changes()
 	packets, dpEvents := st.rt.packets(), st.rt.dpEvents()
 	if st.rt.dh != nil && st.rt.tr != nil {
@@ -167,6 +173,8 @@ func (e *Engine) loop(st *state) {
 			st.dpEvent(ev)
 		case <-st.leaseTimer.C:
 			st.flushLeases()
+		case <-st.trim.C():
+			st.trimTick()
 		case <-e.quit:
 			st.shutdownSAs()
 			if st.rt.routes.close != nil {

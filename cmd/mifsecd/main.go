@@ -60,7 +60,10 @@ type options struct {
 	shutdownTimeout  time.Duration
 	// gcPercent is GOGC for the daemon; gcSet: given on the command line.
 	gcPercent int
-	gcSet     bool
+	// memoryTrim: idle time after SA churn before free heap memory goes
+	// back to the kernel (0 = never).
+	memoryTrim time.Duration
+	gcSet      bool
 }
 
 func main() {
@@ -86,6 +89,8 @@ func main() {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long SIGTERM waits for RPCs to finish")
 	fs.IntVar(&o.gcPercent, "gc-percent", engine.DefaultGCPercent,
 		"garbage collector target (GOGC; -1 = off); when not given, GOGC from the environment if set (docs/operations.md)")
+	fs.DurationVar(&o.memoryTrim, "memory-trim", engine.DefaultMemoryTrim,
+		"after IKE SAs came or went, return free heap memory to the kernel once this long passed without more (0 = never)")
 	o.ike.register(fs)
 	fs.Parse(os.Args[1:])
 	fs.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
@@ -181,7 +186,7 @@ func run(o options, log hclog.Logger) error {
 		return err
 	}
 	eng, err := engine.New(engine.Config{StateDir: o.stateDir, Links: links, Log: log, WatchBuffer: o.watchBuffer,
-		Transport: stack.transport(), Dataplane: stack.dp, Retransmit: retransmit})
+		Transport: stack.transport(), Dataplane: stack.dp, Retransmit: retransmit, MemoryTrim: engine.MemoryTrimFlag(o.memoryTrim)})
 	if err != nil {
 		links.Close()
 		return err

@@ -70,6 +70,7 @@ type options struct {
 	idPrefix   string
 	hold       bool
 	gcPercent  int
+	memoryTrim time.Duration
 	gcSet      bool
 }
 
@@ -105,6 +106,7 @@ func main() {
 	flag.BoolVar(&o.hold, "hold", false, "initiator: keep the SAs after reporting, until SIGTERM (memory at scale)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.IntVar(&o.gcPercent, "gc-percent", engine.DefaultGCPercent, "garbage collector target as mifsecd's --gc-percent (GOGC from the environment when not given)")
+	flag.DurationVar(&o.memoryTrim, "memory-trim", engine.DefaultMemoryTrim, "as mifsecd's --memory-trim (0 = never)")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
 	if o.memprofile != "" {
@@ -182,7 +184,7 @@ func newEngine(o options, log hclog.Logger, s *stack) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := engine.Config{StateDir: o.state, Links: links, Log: log}
+	cfg := engine.Config{StateDir: o.state, Links: links, Log: log, MemoryTrim: engine.MemoryTrimFlag(o.memoryTrim)}
 	if s != nil {
 		cfg.Transport, cfg.Dataplane = s.tr, s.dp
 	}
