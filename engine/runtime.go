@@ -465,14 +465,20 @@ func (st *state) newResponder(p transport.Packet) {
 		}
 		return
 	}
-	cfg, err := st.saConfig(c, netip.AddrPort{}, netip.AddrPort{})
+	// The connection's IKE SAs share its template (a gateway holds many:
+	// no copy per SA); what differs goes to the machine by Place.
+	cfg, err := st.saTemplate(c)
 	if err != nil {
 		st.e.log.Warn("connection unusable", "connection", c.ID, "error", err)
 		return
 	}
 	pth := st.pathFor(c.ID, p.Local.Addr(), p.Remote.Addr())
-	cfg.Path = pth.tag
 	m, out := sa.NewResponder(cfg, now, rt.rng, d, msg)
+	var addrs []netip.Addr
+	if c.MOBIKE {
+		addrs = st.announceable(c, p.Local.Addr()) // RFC 4555 §3.4, mobility.go
+	}
+	m.Place(pth.tag, addrs)
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
 	rt.all[s] = struct{}{}
 	if !out.Done {

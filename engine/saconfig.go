@@ -17,27 +17,15 @@ import (
 	"github.com/mifsec/mifsec/engine/transform"
 )
 
-// saConfig builds the sa.Config of connection c. For an initiator, local
-// and remote are the addresses to start from. A responder connection's
-// IKE SAs (a gateway's many peers) share what does not vary between them
-// (identities, the PSK, children and their selectors) through its
-// template, made once; an initiator connection has one IKE SA at a time
-// (one per path with multipath), where a template would cost more than
-// it saves.
+// saConfig builds the sa.Config of an initiator connection c, local and
+// remote being the addresses to start from. An initiator connection has
+// one IKE SA at a time (one per path with multipath), where a template
+// would cost more than it saves; a responder connection's IKE SAs (a
+// gateway's many peers) share its template (saTemplate, newResponder).
 func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Config, error) {
-	var cfg *sa.Config
-	if c.Role == RoleResponder {
-		t, err := st.saTemplate(c)
-		if err != nil {
-			return nil, err
-		}
-		cp := *t
-		cfg = &cp
-	} else {
-		var err error
-		if cfg, err = st.buildSAConfig(c); err != nil {
-			return nil, err
-		}
+	cfg, err := st.buildSAConfig(c)
+	if err != nil {
+		return nil, err
 	}
 	cfg.Local, cfg.Remote = local, remote
 	if c.MOBIKE {

@@ -146,6 +146,19 @@ func (s *IKE) ourAddrs() []netip.Addr {
 	return slices.Clone(s.cfg.AdditionalAddrs)
 }
 
+// Place sets what differs between IKE SAs sharing one Config (a gateway's
+// responders): the data-plane path tag of the Child SAs it creates (as
+// CmdSetPath) and our additional addresses, announced in IKE_AUTH when
+// MOBIKE is on (RFC 4555 §3.4; as Config.AdditionalAddrs). It sends
+// nothing; call it before the machine's second input.
+func (s *IKE) Place(path uint32, addrs []netip.Addr) {
+	s.path = path
+	if len(addrs) > 0 {
+		m := s.mobState()
+		m.addrs, m.announced = addrs, true
+	}
+}
+
 // mobikeCommand handles the MOBIKE and clone commands; false for others.
 func (s *IKE) mobikeCommand(now time.Time, c Command) bool {
 	switch c.Kind {
