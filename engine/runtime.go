@@ -595,6 +595,7 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 		return
 	}
 	st.schedule(s, out.Deadline)
+	s.m.Idle()
 }
 
 // routesFirst puts the routes of the output's new Child SAs in with its

@@ -139,6 +139,11 @@ func (s *IKE) Info() Info {
 	return i
 }
 
+// Idle drops what Info cached for the current input (its Child SA list):
+// the glue calls it once it has handled the machine's output, so an idle
+// IKE SA holds no snapshot; the next Info builds the list again.
+func (s *IKE) Idle() { s.kids, s.kidsOK = nil, false }
+
 // localAddrs is ourAddrs without the copy: both sources are replaced,
 // never written into.
 func (s *IKE) localAddrs() []netip.Addr {
