@@ -1,10 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -27,33 +28,118 @@ import (
 // multipathRetry spaces attempts to set up a path's IKE SA.
 const multipathRetry = 5 * time.Second
 
+// outPol is one outbound policy of the SA machines, filed by connection
+// and selectors (policyKey). Alone with its selectors, the usual case (one
+// IKE SA per connection and peer), it passes through to the data plane as
+// its SA machine made it and the steering table holds nothing for it: Pick
+// has nothing to choose among fewer than two SAs. A second policy with the
+// same selectors (another path's IKE SA, a make-before-break
+// re-authentication, another peer proposing the same selectors), or a
+// policy with several SAs, turns it into a mergedPolicy for good.
+type outPol struct {
+	key    string
+	id     uint64        // the data plane's policy id: the first member's
+	sa     *ikeSA        // alone: its IKE SA (merged: nil)
+	spi    uint32        // alone: its outbound SA, 0 for none (RFC 4303 §2.1 reserves SPI 0)
+	merged *mergedPolicy // several members
+}
+
 // mergedPolicy is one data-plane outbound policy standing for the
 // identical-selector policies of several SA machines.
 type mergedPolicy struct {
-	key, conn string
+	conn      string
 	pol       dataplane.Policy // ID: the first member's; SPIs: the union
-	members   map[uint64]*policyMember
-	order     []uint64 // member policy ids, first come first
+	members   []policyMember   // first come first
 	installed bool
 }
 
 type policyMember struct {
+	id   uint64 // the SA machine's policy id
 	sa   *ikeSA
 	spis []uint32
 }
 
-func selectorsKey(sels []dataplane.Selector) string {
-	parts := make([]string, len(sels))
-	for i, s := range sels {
-		parts[i] = FormatSelector(s)
+// first is the IKE SA whose SA the data plane uses without a pick.
+func (o *outPol) first() *ikeSA {
+	if o.merged == nil {
+		return o.sa
 	}
-	slices.Sort(parts)
-	return strings.Join(parts, ",")
+	if len(o.merged.members) == 0 {
+		return nil
+	}
+	return o.merged.members[0].sa
+}
+
+// member is the index of s's policy id among mp's members, or -1.
+func (mp *mergedPolicy) member(s *ikeSA, id uint64) int {
+	return slices.IndexFunc(mp.members, func(m policyMember) bool { return m.id == id && m.sa == s })
+}
+
+// has reports whether s is a member of mp.
+func (mp *mergedPolicy) has(s *ikeSA) bool {
+	return slices.ContainsFunc(mp.members, func(m policyMember) bool { return m.sa == s })
+}
+
+// outPolOf is s's outbound policy of id, or nil.
+func (s *ikeSA) outPolOf(id uint64) *outPol {
+	for _, o := range s.multi.pols {
+		if o.merged == nil && o.id == id && o.sa == s || o.merged != nil && o.merged.member(s, id) >= 0 {
+			return o
+		}
+	}
+	return nil
+}
+
+// policyKey files an outbound policy by connection and selectors, each
+// side's in a canonical order; a selector without protocol matches any
+// port (RFC 4301 §4.4.1.1), so its ports are left out. buf is room for
+// the key (lookups through string(key) do not allocate).
+func policyKey(buf []byte, conn string, local, remote []dataplane.Selector) []byte {
+	buf = append(append(buf, conn...), 0) // ValidID: no NUL in an id
+	for _, side := range [2][]dataplane.Selector{local, remote} {
+		if !slices.IsSortedFunc(side, compareSelector) {
+			side = slices.SortedFunc(slices.Values(side), compareSelector)
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(side)))
+		for _, sel := range side {
+			a := sel.Prefix.Addr()
+			if a.Is4() {
+				b := a.As4()
+				buf = append(append(buf, 4), b[:]...)
+			} else {
+				b := a.As16()
+				buf = append(append(buf, 6), b[:]...)
+			}
+			buf = append(buf, byte(sel.Prefix.Bits()), sel.Protocol)
+			if sel.Protocol != 0 {
+				buf = binary.BigEndian.AppendUint16(buf, sel.PortFrom)
+				buf = binary.BigEndian.AppendUint16(buf, sel.PortTo)
+			}
+		}
+	}
+	return buf
+}
+
+func compareSelector(a, b dataplane.Selector) int {
+	if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Protocol, b.Protocol); c != 0 || a.Protocol == 0 {
+		return c
+	}
+	if c := cmp.Compare(a.PortFrom, b.PortFrom); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.PortTo, b.PortTo)
 }
 
 // mergeOp intercepts an SA machine's outbound policy operation and the
 // outbound address updates of a MOBIKE move; it reports whether it handled
-// it. It also follows the inbound SAs for the steering table (steerSAOp).
+// it (false: the runtime passes the operation on). It also follows the
+// inbound SAs for the steering table (steerSAOp).
 func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 	switch op.Kind {
 	case sa.OpAddSA, sa.OpDeleteSA:
@@ -69,72 +155,129 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 		if op.Policy.Direction != dataplane.Out {
 			return false
 		}
-		id := op.Policy.ID
-		mp := st.mp.members[id]
-		if mp == nil {
-			key := s.conn + "|" + selectorsKey(op.Policy.Local) + "|" + selectorsKey(op.Policy.Remote)
-			if mp = st.mp.merged[key]; mp == nil {
-				mp = &mergedPolicy{key: key, conn: s.conn, pol: op.Policy, members: map[uint64]*policyMember{}}
-				mp.pol.SPIs = nil
-				st.mp.merged[key] = mp
-				cp := st.mp.connPols[s.conn]
-				if cp == nil {
-					cp = map[*mergedPolicy]struct{}{}
-					st.mp.connPols[s.conn] = cp
-				}
-				cp[mp] = struct{}{}
-			}
-			st.mp.members[id] = mp
-			mp.order = append(mp.order, id)
-		}
-		mp.members[id] = &policyMember{sa: s, spis: slices.Clone(op.Policy.SPIs)}
-		if !slices.Contains(s.multi.pols, mp) {
-			s.multi.pols = append(s.multi.pols, mp)
-		}
-		st.pushMerged(mp)
-		return true
+		return st.outPolicy(s, &op.Policy)
 	case sa.OpDeletePolicy:
-		mp := st.mp.members[op.PolicyID]
-		if mp == nil {
-			return false
-		}
-		delete(st.mp.members, op.PolicyID)
-		delete(mp.members, op.PolicyID)
-		mp.order = slices.DeleteFunc(mp.order, func(x uint64) bool { return x == op.PolicyID })
-		if !slices.ContainsFunc(mp.order, func(id uint64) bool { return mp.members[id].sa == s }) {
-			s.multi.pols = slices.DeleteFunc(s.multi.pols, func(x *mergedPolicy) bool { return x == mp })
-		}
-		if len(mp.members) > 0 {
-			st.pushMerged(mp)
-			return true
-		}
-		delete(st.mp.merged, mp.key)
-		if cp := st.mp.connPols[mp.conn]; cp != nil {
-			delete(cp, mp)
-			if len(cp) == 0 {
-				delete(st.mp.connPols, mp.conn)
-			}
-		}
-		st.mp.steer.pols.del(mp.pol.ID)
-		if mp.installed && st.rt.dp != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := st.rt.dp.DeletePolicy(ctx, mp.pol.ID); err != nil {
-				st.rt.stats.DataplaneErrors++
-				st.e.log.Warn("data plane operation failed", "connection", mp.conn, "op", "delete_policy", "error", err)
-			}
-		}
-		return true
+		return st.dropOutPolicy(s, op.PolicyID)
 	}
 	return false
+}
+
+// outPolicy files s's outbound policy pol (added or updated); it reports
+// whether the policy is merged (false: it goes to the data plane as is).
+func (st *state) outPolicy(s *ikeSA, pol *dataplane.Policy) bool {
+	o := s.outPolOf(pol.ID)
+	if o == nil {
+		var buf [96]byte
+		k := policyKey(buf[:0], s.conn, pol.Local, pol.Remote)
+		if o = st.mp.pols[string(k)]; o == nil {
+			o = &outPol{key: string(k), id: pol.ID}
+			st.mp.pols[o.key] = o
+			if len(pol.SPIs) <= 1 {
+				o.sa, o.spi = s, firstSPI(pol.SPIs)
+				s.multi.pols = append(s.multi.pols, o)
+				return false
+			}
+			st.mergePolicy(o, s.conn, pol)
+		} else if o.merged == nil {
+			st.mergePolicy(o, s.conn, pol)
+		}
+		if !slices.Contains(s.multi.pols, o) {
+			s.multi.pols = append(s.multi.pols, o)
+		}
+		o.merged.members = append(o.merged.members, policyMember{id: pol.ID, sa: s})
+	} else if o.merged == nil {
+		if len(pol.SPIs) <= 1 {
+			o.spi = firstSPI(pol.SPIs)
+			return false
+		}
+		st.mergePolicy(o, s.conn, pol)
+	}
+	mp := o.merged
+	mp.members[mp.member(s, pol.ID)].spis = slices.Clone(pol.SPIs)
+	st.steerIn(s)
+	st.pushMerged(mp)
+	return true
+}
+
+func firstSPI(spis []uint32) uint32 {
+	if len(spis) == 0 {
+		return 0
+	}
+	return spis[0]
+}
+
+// mergePolicy turns o into a merged policy (pol gives its selectors); a
+// lone member that was passed through is its first member, installed.
+func (st *state) mergePolicy(o *outPol, conn string, pol *dataplane.Policy) {
+	mp := &mergedPolicy{conn: conn, pol: *pol}
+	mp.pol.ID, mp.pol.SPIs = o.id, nil
+	if o.sa != nil {
+		mp.installed = true
+		if o.spi != 0 {
+			mp.pol.SPIs = []uint32{o.spi}
+		}
+		mp.members = append(mp.members, policyMember{id: o.id, sa: o.sa, spis: slices.Clone(mp.pol.SPIs)})
+		st.steerIn(o.sa)
+	}
+	o.merged, o.sa, o.spi = mp, nil, 0
+	cp := st.mp.connPols[conn]
+	if cp == nil {
+		cp = map[*mergedPolicy]struct{}{}
+		st.mp.connPols[conn] = cp
+	}
+	cp[mp] = struct{}{}
+}
+
+// dropOutPolicy takes s's outbound policy id away; it reports whether the
+// policy was merged (false: the deletion goes to the data plane as is).
+func (st *state) dropOutPolicy(s *ikeSA, id uint64) bool {
+	o := s.outPolOf(id)
+	if o == nil {
+		return false
+	}
+	mp := o.merged
+	if mp == nil {
+		s.multi.pols = slices.DeleteFunc(s.multi.pols, func(x *outPol) bool { return x == o })
+		if st.mp.pols[o.key] == o {
+			delete(st.mp.pols, o.key)
+		}
+		return false
+	}
+	mp.members = slices.Delete(mp.members, mp.member(s, id), mp.member(s, id)+1)
+	if !mp.has(s) {
+		s.multi.pols = slices.DeleteFunc(s.multi.pols, func(x *outPol) bool { return x == o })
+	}
+	if len(mp.members) > 0 {
+		st.pushMerged(mp)
+		return true
+	}
+	if st.mp.pols[o.key] == o {
+		delete(st.mp.pols, o.key)
+	}
+	if cp := st.mp.connPols[mp.conn]; cp != nil {
+		delete(cp, mp)
+		if len(cp) == 0 {
+			delete(st.mp.connPols, mp.conn)
+		}
+	}
+	st.mp.steer.pols.del(mp.pol.ID)
+	if mp.installed && st.rt.dp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.rt.dp.DeletePolicy(ctx, mp.pol.ID); err != nil {
+			st.rt.stats.DataplaneErrors++
+			st.e.log.Warn("data plane operation failed", "connection", mp.conn, "op", "delete_policy", "error", err)
+		}
+	}
+	return true
 }
 
 // pushMerged writes mp's steering entry (so that the table knows every
 // SA's path before the data plane can pick it) and installs the union.
 func (st *state) pushMerged(mp *mergedPolicy) {
 	var spis []uint32
-	for _, id := range mp.order {
-		for _, spi := range mp.members[id].spis {
+	for _, m := range mp.members {
+		for _, spi := range m.spis {
 			if !slices.Contains(spis, spi) {
 				spis = append(spis, spi)
 			}
@@ -390,15 +533,14 @@ func (st *state) startPathSA(c *connection, p *path) error {
 	return nil
 }
 
-// defaultPath is where conn's flows go without a rule: the first member
-// of its merged policies (the data plane's first SA).
+// defaultPath is where conn's flows go without a rule: the path of the
+// first member of one of its policies (the data plane's first SA).
 func (st *state) defaultPath(conn string) *path {
-	for mp := range st.mp.connPols[conn] {
-		if len(mp.order) == 0 {
-			continue
-		}
-		if m := mp.members[mp.order[0]]; m.sa.path != nil {
-			return m.sa.path
+	for _, s := range st.rt.byConn[conn] {
+		for _, o := range s.multi.pols {
+			if f := o.first(); f != nil && f.path != nil {
+				return f.path
+			}
 		}
 	}
 	return nil

@@ -387,6 +387,8 @@ func TestMultipathEstablishment(t *testing.T) {
 			t.Fatalf("%s: SAs not on distinct paths: %+v / %+v", x.name, a, b)
 		}
 	}
+	checkIndex(t, m.ue, "end user")
+	checkIndex(t, m.gw, "gateway")
 	ps := pathsOf(t, m.ue, "gw")
 	if len(ps) != 2 {
 		t.Fatalf("paths %+v", ps)

@@ -91,7 +91,7 @@ func better(a, b *ikeSA) bool { return a.up && !b.up || a.up == b.up && a.name >
 // add lists s on p (in constant time).
 func (p *path) add(s *ikeSA) {
 	p.sas = append(p.sas, s)
-	s.multi.pidx = len(p.sas)
+	s.multi.pidx = int32(len(p.sas))
 	if !p.bestStale && (p.best == nil || better(s, p.best)) {
 		p.best = s
 	}
@@ -99,13 +99,13 @@ func (p *path) add(s *ikeSA) {
 
 // remove takes s off p's list (in constant time).
 func (p *path) remove(s *ikeSA) {
-	i := s.multi.pidx - 1
+	i := int(s.multi.pidx) - 1
 	if i < 0 || i >= len(p.sas) || p.sas[i] != s {
 		return
 	}
 	last := len(p.sas) - 1
 	p.sas[i] = p.sas[last]
-	p.sas[i].multi.pidx = i + 1
+	p.sas[i].multi.pidx = int32(i + 1)
 	p.sas[last] = nil
 	p.sas = p.sas[:last]
 	s.multi.pidx = 0
@@ -151,10 +151,9 @@ type multi struct {
 	derived uint64
 	// mpConns: the multipath initiator connections, sorted.
 	mpConns []string
-	// Outbound policies of the SA machines merged by selectors, also by
-	// connection.
-	merged   map[string]*mergedPolicy
-	members  map[uint64]*mergedPolicy
+	// pols: the outbound policies of the SA machines by connection and
+	// selectors (multipath.go); connPols: the merged ones by connection.
+	pols     map[string]*outPol
 	connPols map[string]map[*mergedPolicy]struct{}
 	steer    *steerer
 	cells    map[string]*connSteer // per connection, its compiled rules
@@ -207,7 +206,7 @@ func (st *state) runDeferred() {
 func newMulti() *multi {
 	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
 		byConn: map[string]map[*path]struct{}{}, dirty: map[*path]struct{}{}, probed: map[*path]struct{}{},
-		merged: map[string]*mergedPolicy{}, members: map[uint64]*mergedPolicy{}, steer: &steerer{},
+		pols: map[string]*outPol{}, steer: &steerer{},
 		connPols: map[string]map[*mergedPolicy]struct{}{}, cells: map[string]*connSteer{},
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
 		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},

@@ -17,10 +17,14 @@ import (
 // inbound SPIs, a connection's rule choices. Readers take no lock and
 // allocate nothing; every entry they load is immutable.
 //
-// A policy has an entry only when Pick can do something with it: its
-// connection is a responder (return traffic follows the flow's inbound
-// path, DESIGN.md §4) or a rule can apply to it. Otherwise Pick answers 0,
-// the policy's first SA, as it would with an entry.
+// A policy has an entry only when Pick can do something with it: it is
+// merged (multipath.go: only then can it have two SAs to choose from) and
+// its connection is a responder (return traffic follows the flow's
+// inbound path, DESIGN.md §4) or a rule can apply to it. Otherwise Pick
+// answers 0, the policy's first SA, as it would with an entry. Likewise
+// only the inbound SAs of the members of merged policies are mapped to
+// their paths for Observe: a flow's return matters only where there is a
+// choice.
 
 // steerer is the dataplane.Steering (and FlowObserver) the engine installs.
 type steerer struct {
@@ -337,9 +341,11 @@ func (st *state) recompile(why string) {
 		}
 	}
 	all := map[uint64]*polSteer{}
-	for _, mp := range st.mp.merged {
-		if ps := st.polEntry(mp); ps != nil {
-			all[mp.pol.ID] = ps
+	for _, cp := range st.mp.connPols {
+		for mp := range cp {
+			if ps := st.polEntry(mp); ps != nil {
+				all[mp.pol.ID] = ps
+			}
 		}
 	}
 	st.mp.steer.pols.replace(all)
@@ -435,8 +441,7 @@ func (st *state) polEntry(mp *mergedPolicy) *polSteer {
 		st.mp.cells[mp.conn] = cs
 	}
 	ps := &polSteer{symmetric: c.Role == RoleResponder, conn: cs}
-	for _, id := range mp.order {
-		m := mp.members[id]
+	for _, m := range mp.members {
 		if m.sa.path == nil {
 			continue
 		}
@@ -457,17 +462,36 @@ func (st *state) steerPolicy(mp *mergedPolicy) {
 }
 
 // saMulti is what the multi-interface code keeps in an IKE SA: its
-// place in its path's list (paths.go) and what the steering table holds
-// of it, its inbound SPIs (inPath) and the merged policies it is a
-// member of.
+// place in its path's list (paths.go), its inbound SPIs, whether the
+// steering table maps them to its path (inPath, once it is a member of a
+// merged policy) and its outbound policies (multipath.go).
 type saMulti struct {
-	pidx int // 1 + its index in path.sas; 0: not listed
-	in   []uint32
-	pols []*mergedPolicy
+	pidx    int32 // 1 + its index in path.sas; 0: not listed
+	steered bool  // its inbound SPIs are in inPath
+	in      []uint32
+	pols    []*outPol
+}
+
+// steerIn maps s's inbound SPIs to its path from now on (s became a
+// member of a merged policy).
+func (st *state) steerIn(s *ikeSA) {
+	if s.multi.steered {
+		return
+	}
+	s.multi.steered = true
+	if s.path == nil {
+		return
+	}
+	for _, spi := range s.multi.in {
+		st.mp.steer.inPath.set(spi, s.path.tag)
+	}
 }
 
 // steerSA rewrites what the table holds of s after s changed paths.
 func (st *state) steerSA(s *ikeSA) {
+	if !s.multi.steered {
+		return
+	}
 	for _, spi := range s.multi.in {
 		if s.path != nil {
 			st.mp.steer.inPath.set(spi, s.path.tag)
@@ -475,9 +499,9 @@ func (st *state) steerSA(s *ikeSA) {
 			st.mp.steer.inPath.del(spi)
 		}
 	}
-	for _, mp := range s.multi.pols {
-		if st.mp.merged[mp.key] == mp {
-			st.steerPolicy(mp)
+	for _, o := range s.multi.pols {
+		if o.merged != nil && st.mp.pols[o.key] == o {
+			st.steerPolicy(o.merged)
 		}
 	}
 }
@@ -487,23 +511,27 @@ func (st *state) steerSAOp(s *ikeSA, op *sa.DataplaneOp) {
 	switch {
 	case op.Kind == sa.OpAddSA && op.SA.Direction == dataplane.In:
 		s.multi.in = append(s.multi.in, op.SA.SPI)
-		if s.path != nil {
+		if s.multi.steered && s.path != nil {
 			st.mp.steer.inPath.set(op.SA.SPI, s.path.tag)
 		}
 	case op.Kind == sa.OpDeleteSA && op.Dir == dataplane.In:
 		if i := slices.Index(s.multi.in, op.SPI); i >= 0 {
 			s.multi.in = slices.Delete(s.multi.in, i, i+1)
-			st.mp.steer.inPath.del(op.SPI)
+			if s.multi.steered {
+				st.mp.steer.inPath.del(op.SPI)
+			}
 		}
 	}
 }
 
 // unsteerSA forgets s (it is gone).
 func (st *state) unsteerSA(s *ikeSA) {
-	for _, spi := range s.multi.in {
-		st.mp.steer.inPath.del(spi)
+	if s.multi.steered {
+		for _, spi := range s.multi.in {
+			st.mp.steer.inPath.del(spi)
+		}
 	}
-	s.multi.in, s.multi.pols = nil, nil
+	s.multi.in, s.multi.pols, s.multi.steered = nil, nil, false
 }
 
 // flowsMoved publishes what each rule's choice change did to its flows.

@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/mifsec/mifsec/engine/dataplane"
+	"github.com/mifsec/mifsec/engine/sa"
+)
+
+// TestPolicyMerge drives the outbound policy operations of SA machines
+// through the runtime (dataplaneOp) on a gateway with a recording data
+// plane: a policy alone with its selectors reaches the data plane as its
+// SA machine made it and costs no steering entry; policies with the same
+// connection and selectors (in any order) share one data-plane policy
+// with the union of their SAs, the first member's id and an entry, and
+// their IKE SAs' inbound SPIs are mapped to their paths; the merged
+// policy goes with its last member.
+func TestPolicyMerge(t *testing.T) {
+	m := newMPair(t, true)
+	pfx := func(s string) dataplane.Selector { return dataplane.Selector{Prefix: netip.MustParsePrefix(s)} }
+	port := func(s string, proto uint8, from, to uint16) dataplane.Selector {
+		return dataplane.Selector{Prefix: netip.MustParsePrefix(s), Protocol: proto, PortFrom: from, PortTo: to}
+	}
+	net := []dataplane.Selector{pfx("198.18.0.0/24")}
+	vip := []dataplane.Selector{pfx("10.45.0.1/32")}
+	two := []dataplane.Selector{pfx("10.45.0.1/32"), port("10.45.0.9/32", 17, 53, 53)}
+	owt := []dataplane.Selector{port("10.45.0.9/32", 17, 53, 53), pfx("10.45.0.1/32")}
+	other := []dataplane.Selector{pfx("10.45.0.2/32")}
+	type step struct {
+		sa     string // the IKE SA the operation comes from
+		op     sa.DataplaneOp
+		pols   map[uint64][]uint32 // the data plane's outbound policies after it
+		alone  int                 // outbound policies passed through alone
+		merged int                 // merged ones, each with an entry (responder)
+	}
+	add := func(id uint64, remote []dataplane.Selector, spis ...uint32) sa.DataplaneOp {
+		return sa.DataplaneOp{Kind: sa.OpAddPolicy, Policy: dataplane.Policy{ID: id, Direction: dataplane.Out,
+			Local: net, Remote: remote, Action: dataplane.Protect, SPIs: spis}}
+	}
+	upd := func(id uint64, remote []dataplane.Selector, spis ...uint32) sa.DataplaneOp {
+		op := add(id, remote, spis...)
+		op.Kind = sa.OpUpdatePolicy
+		return op
+	}
+	del := func(id uint64) sa.DataplaneOp { return sa.DataplaneOp{Kind: sa.OpDeletePolicy, PolicyID: id} }
+	in := func(spi uint32) sa.DataplaneOp {
+		return sa.DataplaneOp{Kind: sa.OpAddSA, SA: dataplane.SA{SPI: spi, Direction: dataplane.In}}
+	}
+	steps := []step{
+		{"a", in(0xa0), map[uint64][]uint32{}, 0, 0},
+		{"b", in(0xb0), map[uint64][]uint32{}, 0, 0},
+		{"c", in(0xc0), map[uint64][]uint32{}, 0, 0},
+		{"d", in(0xd0), map[uint64][]uint32{}, 0, 0},
+		{"d", add(9, other, 0xd1), map[uint64][]uint32{9: {0xd1}}, 1, 0},
+		{"d", del(9), map[uint64][]uint32{}, 0, 0},
+		{"a", add(1, vip, 0xa1), map[uint64][]uint32{1: {0xa1}}, 1, 0},
+		{"a", upd(1, vip, 0xa2), map[uint64][]uint32{1: {0xa2}}, 1, 0},
+		{"c", add(3, other, 0xc1), map[uint64][]uint32{1: {0xa2}, 3: {0xc1}}, 2, 0},
+		// b's policy has a's selectors: one policy, a's id, both SAs.
+		{"b", add(2, vip, 0xb1), map[uint64][]uint32{1: {0xa2, 0xb1}, 3: {0xc1}}, 1, 1},
+		{"b", upd(2, vip, 0xb2), map[uint64][]uint32{1: {0xa2, 0xb2}, 3: {0xc1}}, 1, 1},
+		{"a", del(1), map[uint64][]uint32{1: {0xb2}, 3: {0xc1}}, 1, 1},
+		{"c", upd(3, other), map[uint64][]uint32{1: {0xb2}, 3: nil}, 1, 1},
+		{"c", del(3), map[uint64][]uint32{1: {0xb2}}, 0, 1},
+		{"b", del(2), map[uint64][]uint32{}, 0, 0},
+		// Selectors in another order are the same selectors.
+		{"a", add(4, two, 0xa4), map[uint64][]uint32{4: {0xa4}}, 1, 0},
+		{"c", add(5, owt, 0xc5), map[uint64][]uint32{4: {0xa4, 0xc5}}, 0, 1},
+		{"a", del(4), map[uint64][]uint32{4: {0xc5}}, 0, 1},
+		{"c", del(5), map[uint64][]uint32{}, 0, 0},
+		// A policy with several SAs is merged at once; a lone one that
+		// comes to have several, from then on.
+		{"a", add(6, vip, 0xa6, 0xa7), map[uint64][]uint32{6: {0xa6, 0xa7}}, 0, 1},
+		{"c", add(7, other, 0xc7), map[uint64][]uint32{6: {0xa6, 0xa7}, 7: {0xc7}}, 1, 1},
+		{"c", upd(7, other, 0xc7, 0xc8), map[uint64][]uint32{6: {0xa6, 0xa7}, 7: {0xc7, 0xc8}}, 0, 2},
+		{"a", del(6), map[uint64][]uint32{7: {0xc7, 0xc8}}, 0, 1},
+		{"c", del(7), map[uint64][]uint32{}, 0, 0},
+	}
+	ctx := tctx(t)
+	_, err := do(ctx, m.gw, func(st *state) (struct{}, error) {
+		sas := map[string]*ikeSA{}
+		for i, name := range []string{"a", "b", "c", "d"} {
+			s := &ikeSA{conn: "ues", name: name, hidx: -1}
+			st.linkPath(s, st.pathFor("ues", netip.MustParseAddr(gwAddr), netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})))
+			sas[name] = s
+		}
+		for i, x := range steps {
+			s := sas[x.sa]
+			op := x.op
+			st.dataplaneOp(context.Background(), s, &op)
+			got := map[uint64][]uint32{}
+			for _, p := range m.gwDP.outPolicies() {
+				got[p.ID] = p.SPIs
+			}
+			if !maps.EqualFunc(got, x.pols, func(a, b []uint32) bool { return slices.Equal(a, b) }) {
+				t.Errorf("step %d (%s %v): data plane has %x, want %x", i, x.sa, op.Kind, got, x.pols)
+			}
+			alone, merged := 0, 0
+			for _, o := range st.mp.pols {
+				_, entry := st.mp.steer.pols.get(o.id)
+				if o.merged == nil {
+					alone++
+					if entry {
+						t.Errorf("step %d: lone policy %d has a steering entry", i, o.id)
+					}
+					continue
+				}
+				merged++
+				if !entry {
+					t.Errorf("step %d: merged policy %d has no steering entry", i, o.id)
+				}
+				for _, mb := range o.merged.members {
+					if !mb.sa.multi.steered {
+						t.Errorf("step %d: member %s of merged policy %d: inbound SPIs not steered", i, mb.sa.name, o.id)
+					}
+				}
+			}
+			if alone != x.alone || merged != x.merged {
+				t.Errorf("step %d: %d alone, %d merged, want %d and %d", i, alone, merged, x.alone, x.merged)
+			}
+			if n := len(st.mp.connPols["ues"]); n != x.merged {
+				t.Errorf("step %d: %d merged policies listed by connection, want %d", i, n, x.merged)
+			}
+		}
+		// a, b and c were merged: their inbound SAs are on their paths
+		// in the table; d's, alone, never were.
+		for name, spi := range map[string]uint32{"a": 0xa0, "b": 0xb0, "c": 0xc0, "d": 0xd0} {
+			s := sas[name]
+			want := uint32(0)
+			if name != "d" {
+				want = s.path.tag
+			}
+			if s.multi.steered != (want != 0) {
+				t.Errorf("IKE SA %s steered %v", name, s.multi.steered)
+			}
+			if tag, _ := st.mp.steer.inPath.get(spi); tag != want {
+				t.Errorf("inbound SPI %x of %s on path tag %d, want %d", spi, name, tag, want)
+			}
+		}
+		for _, s := range sas {
+			if len(s.multi.pols) != 0 {
+				t.Errorf("IKE SA %s still lists %d outbound policies", s.name, len(s.multi.pols))
+			}
+			st.unlinkPath(s)
+			if tag, _ := st.mp.steer.inPath.get(0xa0); s.name == "a" && tag != 0 {
+				t.Errorf("a's inbound SPI still mapped once a is gone")
+			}
+		}
+		return struct{}{}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPolicyKey: the key tells apart what the data plane would (addresses,
+// prefix lengths, families, protocols and their ports, the side) and
+// ignores what it would not (order, ports without a protocol).
+func TestPolicyKey(t *testing.T) {
+	sel := func(p string, proto uint8, from, to uint16) dataplane.Selector {
+		return dataplane.Selector{Prefix: netip.MustParsePrefix(p), Protocol: proto, PortFrom: from, PortTo: to}
+	}
+	a, b := sel("10.0.0.0/24", 0, 0, 65535), sel("10.0.1.0/24", 6, 80, 80)
+	key := func(conn string, l, r []dataplane.Selector) string { return string(policyKey(nil, conn, l, r)) }
+	base := key("c", []dataplane.Selector{a, b}, []dataplane.Selector{a})
+	for _, tc := range []struct {
+		name string
+		key  string
+		same bool
+	}{
+		{"order", key("c", []dataplane.Selector{b, a}, []dataplane.Selector{a}), true},
+		{"ports without protocol", key("c", []dataplane.Selector{sel("10.0.0.0/24", 0, 5, 6), b}, []dataplane.Selector{a}), true},
+		{"connection", key("d", []dataplane.Selector{a, b}, []dataplane.Selector{a}), false},
+		{"side", key("c", []dataplane.Selector{a}, []dataplane.Selector{a, b}), false},
+		{"prefix length", key("c", []dataplane.Selector{sel("10.0.0.0/25", 0, 0, 65535), b}, []dataplane.Selector{a}), false},
+		{"family", key("c", []dataplane.Selector{sel("::ffff:10.0.0.0/120", 0, 0, 65535), b}, []dataplane.Selector{a}), false},
+		{"protocol", key("c", []dataplane.Selector{a, sel("10.0.1.0/24", 17, 80, 80)}, []dataplane.Selector{a}), false},
+		{"port", key("c", []dataplane.Selector{a, sel("10.0.1.0/24", 6, 80, 81)}, []dataplane.Selector{a}), false},
+		{"one selector less", key("c", []dataplane.Selector{a}, []dataplane.Selector{a}), false},
+	} {
+		if (tc.key == base) != tc.same {
+			t.Errorf("%s: same key %v, want %v", tc.name, tc.key == base, tc.same)
+		}
+	}
+}
