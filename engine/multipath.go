@@ -516,17 +516,16 @@ func (st *state) peerCloneMoved(s *ikeSA) {
 // INITIAL_CONTACT so that the peer keeps the other paths' (PROTOCOL.md P5).
 func (st *state) startPathSA(c *connection, p *path) error {
 	port := st.rt.tr.Port()
-	cfg, err := st.saConfig(c, netip.AddrPortFrom(p.local, port), netip.AddrPortFrom(p.remote, c.RemotePort))
+	cfg, err := st.saTemplate(c)
 	if err != nil {
 		return err
 	}
-	cfg.NoInitialContact = true
-	cfg.Path = p.tag
 	if err := st.rt.tr.ListenNAT(p.local); err != nil {
 		st.e.log.Debug("NAT-T port", "local", p.local, "error", err)
 	}
 	st.e.log.Info("starting a path's IKE SA", "path", p.name())
-	m, out := sa.NewInitiator(cfg, st.e.cfg.Now(), st.rt.rng)
+	m, out := sa.NewInitiatorAt(cfg, netip.AddrPortFrom(p.local, port), netip.AddrPortFrom(p.remote, c.RemotePort), st.e.cfg.Now(), st.rt.rng)
+	m.Place(sa.Placement{Path: p.tag, Addrs: st.startAddrs(c, p.local), NoInitialContact: true})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: p}
 	st.rt.all[s] = struct{}{}
 	st.apply(s, out)

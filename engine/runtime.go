@@ -474,11 +474,7 @@ func (st *state) newResponder(p transport.Packet) {
 	}
 	pth := st.pathFor(c.ID, p.Local.Addr(), p.Remote.Addr())
 	m, out := sa.NewResponder(cfg, now, rt.rng, d, msg)
-	var addrs []netip.Addr
-	if c.MOBIKE {
-		addrs = st.announceable(c, p.Local.Addr()) // RFC 4555 §3.4, mobility.go
-	}
-	m.Place(pth.tag, addrs)
+	m.Place(sa.Placement{Path: pth.tag, Addrs: st.startAddrs(c, p.Local.Addr())})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
 	rt.all[s] = struct{}{}
 	if !out.Done {
@@ -829,6 +825,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // startConnections initiates connections with a child to start at once.
 func (st *state) startConnections() {
 	for _, id := range sortedKeys(st.connections) {
+		st.prepare(st.connections[id])
 		st.autoStart(st.connections[id])
 	}
 }
@@ -848,6 +845,7 @@ func (st *state) autoStart(c *connection) {
 }
 
 func (st *state) connectionAdded(c *connection) {
+	st.prepare(c)
 	st.autoStart(c)
 	st.connPathsChanged(c.ID, "connection_added")
 }
@@ -855,6 +853,7 @@ func (st *state) connectionAdded(c *connection) {
 // connectionUpdated leaves running SAs alone: they pick the new settings up
 // when they are re-established.
 func (st *state) connectionUpdated(old, c *connection) {
+	st.prepare(c)
 	st.connPathsChanged(c.ID, "connection_updated")
 }
 

@@ -17,27 +17,30 @@ import (
 	"github.com/mifsec/mifsec/engine/transform"
 )
 
-// saConfig builds the sa.Config of an initiator connection c, local and
-// remote being the addresses to start from. An initiator connection has
-// one IKE SA at a time (one per path with multipath), where a template
-// would cost more than it saves; a responder connection's IKE SAs (a
-// gateway's many peers) share its template (saTemplate, newResponder).
-func (st *state) saConfig(c *connection, local, remote netip.AddrPort) (*sa.Config, error) {
-	cfg, err := st.buildSAConfig(c)
-	if err != nil {
-		return nil, err
+// startAddrs are our additional addresses an IKE SA of c starting from
+// local announces in IKE_AUTH (RFC 4555 §3.4, mobility.go), nil without
+// MOBIKE.
+func (st *state) startAddrs(c *connection, local netip.Addr) []netip.Addr {
+	if !c.MOBIKE {
+		return nil
 	}
-	cfg.Local, cfg.Remote = local, remote
-	if c.MOBIKE {
-		cfg.AdditionalAddrs = st.announceable(c, local.Addr()) // RFC 4555 §3.4, mobility.go
+	return st.announceable(c, local)
+}
+
+// prepare makes c's sa.Config template when c is loaded or changed, so
+// that starting an IKE SA builds nothing (an error shows when one starts).
+func (st *state) prepare(c *connection) {
+	if st.rt.tr != nil {
+		st.saTemplate(c)
 	}
-	return cfg, nil
 }
 
 // saTemplate is connection c's sa.Config without addresses, kept on c
 // until the configuration changes (a connection update makes a new c;
-// pools and secrets bump cfgGen). IKE SAs share its slices, its PSK and
-// its identities: sa treats a Config as read-only.
+// pools and secrets bump cfgGen). All IKE SAs of c share it (a gateway's
+// responders, an end user's paths and reauthentications): sa treats a
+// Config as read-only and takes what differs per IKE SA through
+// NewInitiatorAt and Place.
 func (st *state) saTemplate(c *connection) (*sa.Config, error) {
 	if c.tpl != nil && c.tplGen == st.cfgGen {
 		return c.tpl, nil

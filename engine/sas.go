@@ -210,6 +210,10 @@ func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (stri
 		if err != nil {
 			return nil, err
 		}
+		if _, ok := st.rt.all[s]; !ok {
+			// The machine closed at once (a configuration it refused).
+			return nil, st.downError(s)
+		}
 		s.addWaiter(w)
 		return w, nil
 	})
@@ -235,16 +239,16 @@ func (st *state) initiate(c *connection) (*ikeSA, error) {
 		return nil, &Error{Code: FailedPrecondition, Reason: "NO_LOCAL_ADDRESS", Field: "connection.local_interfaces", Msg: err.Error()}
 	}
 	port := st.rt.tr.Port()
-	cfg, err := st.saConfig(c, netip.AddrPortFrom(local, port), netip.AddrPortFrom(remoteAddr, c.RemotePort))
+	cfg, err := st.saTemplate(c)
 	if err != nil {
 		return nil, &Error{Code: FailedPrecondition, Reason: "CONNECTION_UNUSABLE", Msg: err.Error()}
 	}
 	pth := st.pathFor(c.ID, local, remoteAddr)
-	cfg.Path = pth.tag
 	if err := st.rt.tr.ListenNAT(local); err != nil {
 		st.e.log.Debug("NAT-T port", "local", local, "error", err)
 	}
-	m, out := sa.NewInitiator(cfg, st.e.cfg.Now(), st.rt.rng)
+	m, out := sa.NewInitiatorAt(cfg, netip.AddrPortFrom(local, port), netip.AddrPortFrom(remoteAddr, c.RemotePort), st.e.cfg.Now(), st.rt.rng)
+	m.Place(sa.Placement{Path: pth.tag, Addrs: st.startAddrs(c, local)})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
 	st.rt.all[s] = struct{}{}
 	st.apply(s, out)

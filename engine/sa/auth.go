@@ -116,7 +116,7 @@ func (s *IKE) sendAuth(now time.Time) {
 		return
 	}
 	ps := append([]ike.Payload{idi}, certs...)
-	if !s.cfg.NoInitialContact {
+	if !s.noIC {
 		ps = append(ps, &ike.Notify{NotifyType: ike.InitialContact})
 	}
 	if s.trust != nil {

@@ -268,9 +268,6 @@ func (c *Config) check(initiator bool) error {
 			}
 		}
 	}
-	if initiator && !c.Remote.IsValid() {
-		return &ConfigError{Field: "remote", Reason: "an initiator needs the peer's address"}
-	}
 	if c.DPDTimeout < 0 {
 		return &ConfigError{Field: "dpd_timeout", Reason: "negative"}
 	}

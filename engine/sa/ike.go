@@ -58,7 +58,12 @@ type IKE struct {
 	natdSeen            bool
 	keepLeases          bool  // a clone: the original IKE SA returns the leases (RFC 7791)
 	kidsOK              bool  // kids is valid
+	noIC                bool  // no INITIAL_CONTACT (Config.NoInitialContact or Place)
 	nVIP, nDNS          uint8 // in cp
+	// startLPort, startRPort: the ports an initiator started from
+	// (IKE_SA_INIT goes to port 500 or the configured one, RFC 7296 §2.11);
+	// a reauthentication starts from them again.
+	startLPort, startRPort uint16
 
 	cur      *session
 	ikeRekey *ikeRekey
@@ -276,7 +281,7 @@ func newIKE(cfg *Config, now time.Time, rng io.Reader, role Role) *IKE {
 	}
 	s := &IKE{cfg: cfg, rng: rng, origRole: role, state: StateConnecting, created: now, lastSeen: 1} // stamp 1: created
 	if cfg != nil {
-		s.path = cfg.Path
+		s.path, s.noIC = cfg.Path, cfg.NoInitialContact
 	}
 	return s
 }

@@ -80,15 +80,29 @@ func natMatch(ps []ike.Payload, spii, spir uint64, local, remote netip.AddrPort)
 // carries the IKE_SA_INIT request. On a configuration error the machine
 // is returned closed, with an EventIKEDown saying why, and Done set.
 func NewInitiator(cfg *Config, now time.Time, rng io.Reader) (*IKE, Output) {
+	if cfg == nil {
+		return NewInitiatorAt(cfg, netip.AddrPort{}, netip.AddrPort{}, now, rng)
+	}
+	return NewInitiatorAt(cfg, cfg.Local, cfg.Remote, now, rng)
+}
+
+// NewInitiatorAt is NewInitiator starting from local and remote instead
+// of the Config's addresses: IKE SAs that share one Config (a connection's
+// template) start from their own. Place sets the rest of what differs.
+func NewInitiatorAt(cfg *Config, local, remote netip.AddrPort, now time.Time, rng io.Reader) (*IKE, Output) {
 	s := newIKE(cfg, now, rng, Initiator)
 	if err := cfg.check(true); err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
+	if !remote.IsValid() {
+		return failed(s, ReasonInternal, (&ConfigError{Field: "remote", Reason: "an initiator needs the peer's address"}).Error())
+	}
 	c := cfg
-	s.local, s.remote = c.Local, c.Remote
+	s.local, s.remote = local, remote
+	s.startLPort, s.startRPort = local.Port(), remote.Port()
 	if !s.local.IsValid() {
 		unspec := netip.IPv4Unspecified()
-		if c.Remote.Addr().Unmap().Is6() {
+		if remote.Addr().Unmap().Is6() {
 			unspec = netip.IPv6Unspecified()
 		}
 		s.local = netip.AddrPortFrom(unspec, ikePort)

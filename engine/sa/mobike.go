@@ -146,17 +146,37 @@ func (s *IKE) ourAddrs() []netip.Addr {
 	return slices.Clone(s.cfg.AdditionalAddrs)
 }
 
+// Placement is what differs between IKE SAs sharing one Config.
+type Placement struct {
+	// Path is the data-plane path tag of the Child SAs the IKE SA creates
+	// (as Config.Path, CmdSetPath).
+	Path uint32
+	// Addrs are our additional addresses, announced in IKE_AUTH when
+	// MOBIKE is on (RFC 4555 §3.4; as Config.AdditionalAddrs). Not copied.
+	Addrs []netip.Addr
+	// NoInitialContact omits INITIAL_CONTACT (as Config.NoInitialContact).
+	NoInitialContact bool
+}
+
 // Place sets what differs between IKE SAs sharing one Config (a gateway's
-// responders): the data-plane path tag of the Child SAs it creates (as
-// CmdSetPath) and our additional addresses, announced in IKE_AUTH when
-// MOBIKE is on (RFC 4555 §3.4; as Config.AdditionalAddrs). It sends
-// nothing; call it before the machine's second input.
-func (s *IKE) Place(path uint32, addrs []netip.Addr) {
-	s.path = path
-	if len(addrs) > 0 {
+// responders, a connection's IKE SAs). It sends nothing; call it before
+// the machine's second input.
+func (s *IKE) Place(p Placement) {
+	s.path = p.Path
+	s.noIC = s.noIC || p.NoInitialContact
+	if len(p.Addrs) > 0 {
 		m := s.mobState()
-		m.addrs, m.announced = addrs, true
+		m.addrs, m.announced = p.Addrs, true
 	}
+}
+
+// ownAddrs are our additional addresses as announced now (nil: none).
+func (s *IKE) ownAddrs() []netip.Addr {
+	a := s.localAddrs()
+	if len(a) == 0 {
+		return nil
+	}
+	return a
 }
 
 // mobikeCommand handles the MOBIKE and clone commands; false for others.

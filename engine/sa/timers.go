@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -254,9 +255,15 @@ func (s *IKE) reauthenticate(now time.Time) {
 	if s.origRole != Initiator || s.spawning() {
 		return
 	}
-	cfg := *s.cfg
-	cfg.NoInitialContact = true // P5: the old IKE SA still exists
-	n, out := NewInitiator(&cfg, now, s.rng)
+	// From the addresses in use (a MOBIKE move may have changed them) and
+	// the ports the IKE SA started from; without INITIAL_CONTACT (P5: the
+	// old IKE SA still exists); sharing the Config.
+	local := netip.AddrPortFrom(s.local.Addr(), s.startLPort)
+	if s.startLPort == 0 {
+		local = netip.AddrPort{} // started unbound: the glue picks again
+	}
+	n, out := NewInitiatorAt(s.cfg, local, netip.AddrPortFrom(s.remote.Addr(), s.startRPort), now, s.rng)
+	n.Place(Placement{Path: s.path, Addrs: s.ownAddrs(), NoInitialContact: true})
 	n.rareState().replaces = s.cur.localSPI()
 	s.out().Spawn = &Spawned{IKE: n, Output: out}
 }
