@@ -30,8 +30,10 @@ func (st *state) saUp(s *ikeSA) {
 	st.attachPath(s, in.Local.Addr(), in.Remote.Addr())
 	if p := s.path; p != nil {
 		now := st.e.cfg.Now()
-		p.lastOK, p.okSent, p.misses = now, now, 0
-		p.nextProbe = now
+		p.verified(now)
+		if p.pb != nil {
+			p.pb.nextProbe = now
+		}
 	}
 	if _, ok := st.mp.announce[s]; !ok {
 		// What IKE_AUTH carried: our other addresses, never the one in use
@@ -63,8 +65,8 @@ func (st *state) saGone(s *ikeSA) {
 		w <- migrateResult{err: st.downError(s)}
 	}
 	delete(st.mp.migrateW, s)
-	if p := s.path; p != nil && p.probing == s {
-		p.probing = nil
+	if p := s.path; p != nil && p.probing() == s {
+		p.pb.probing = nil
 	}
 	st.unlinkPath(s)
 	st.pathsTouched("ike_sa_down")
@@ -474,8 +476,7 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 		}
 		if s.path != nil {
 			e.To = PathRef{Conn: s.conn, ID: s.path.id}
-			now := st.e.cfg.Now()
-			s.path.lastOK, s.path.okSent, s.path.misses = now, now, 0
+			s.path.verified(st.e.cfg.Now())
 		}
 		st.e.log.Info("IKE SA migrated", "connection", s.conn, "ike_sa", s.name, "from", e.From.ID, "to", e.To.ID, "cause", why)
 		st.publish(e)

@@ -337,14 +337,14 @@ func (st *state) reconcileMultipath() {
 			continue
 		}
 		for _, p := range st.connPaths(c.ID) {
-			if !p.cand || st.saOf(p) != nil || now.Before(p.retryAt) || !st.linkOK(p) || st.cloneAsked(p) {
+			if !p.cand || st.saOf(p) != nil || p.pb != nil && now.Before(p.pb.retryAt) || !st.linkOK(p) || st.cloneAsked(p) {
 				continue
 			}
-			p.retryAt = now.Add(multipathRetry)
+			p.probe().retryAt = now.Add(multipathRetry)
 			if st.clonePath(c, primary, p) {
 				continue
 			}
-			p.noClone = false // one full IKE SA after a failed clone; then cloning again
+			p.pb.noClone = false // one full IKE SA after a failed clone; then cloning again
 			if err := st.startPathSA(c, p); err != nil {
 				st.e.log.Warn("could not start a path's IKE SA", "path", p.name(), "error", err)
 			}
@@ -375,7 +375,7 @@ func (st *state) cloneAsked(p *path) bool {
 // and p has not just seen a clone fail; it reports whether it did.
 func (st *state) clonePath(c *connection, orig *ikeSA, p *path) bool {
 	in := orig.m.Info()
-	if p.noClone || !c.MOBIKE || !in.Capabilities.Clone || !in.Capabilities.MOBIKE || !in.MOBIKEInitiator {
+	if p.pb != nil && p.pb.noClone || !c.MOBIKE || !in.Capabilities.Clone || !in.Capabilities.MOBIKE || !in.MOBIKEInitiator {
 		return false
 	}
 	st.mp.cloneQ[orig] = append(st.mp.cloneQ[orig], p)
@@ -437,7 +437,7 @@ func (st *state) cloneFailed(orig *ikeSA, ev sa.Event) {
 
 // cloneFallback makes the next attempt on p a full IKE SA, now.
 func (st *state) cloneFallback(p *path) {
-	p.noClone, p.retryAt = true, time.Time{}
+	p.probe().noClone, p.pb.retryAt = true, time.Time{}
 	st.reconcileMultipath()
 }
 
@@ -491,7 +491,7 @@ func (st *state) cloneMoveFailed(s *ikeSA) bool {
 	}
 	delete(st.mp.clones, s)
 	st.e.log.Warn("clone not moved to its path, deleting it", "ike_sa", s.name, "path", cs.to.name())
-	cs.to.noClone, cs.to.retryAt = true, time.Time{}
+	cs.to.probe().noClone, cs.to.pb.retryAt = true, time.Time{}
 	st.later(func() {
 		if _, ok := st.rt.all[s]; ok {
 			st.drive(s, sa.Command{Kind: sa.CmdTerminate})

@@ -52,36 +52,119 @@ type pathKey struct {
 	remote      netip.Addr
 }
 
+// path is kept small (160 bytes): every initiator connection has one
+// and a gateway one per peer address. What only probed and multipath
+// paths need is in pathProbe, made on first use.
 type path struct {
 	pathKey
 	id    string
-	tag   uint32 // dataplane.SA.Path and the steering table's key
 	local netip.Addr
-	state PathState
-	cand  bool // an initiator's candidate (listed even without an IKE SA)
-
-	// Probes (liveness checks on the path's IKE SA, RFC 7296 §2.4).
-	rtt        time.Duration // smoothed, RFC 6298 §2 (alpha 1/8)
-	probes     uint64
-	lost       uint64
-	misses     int
-	probing    *ikeSA
-	probeMOB   bool // the probe is a MOBIKE path test (CmdProbe → EventProbe)
-	probeSent  time.Time
-	probeBase  uint64
-	nextProbe  time.Time
-	lastOK     time.Time // last answer received
-	okSent     time.Time // when the last answered probe was sent
-	verifyW    []*verifyWait
-	retryAt    time.Time // multipath: next attempt to set up its IKE SA
-	noClone    bool      // multipath: cloning failed here, the next attempt is a full IKE SA
-	downReason string
 	// sas are the IKE SAs on the path (linkPath): one, or two while one
 	// replaces another; many on a gateway whose peers share an address.
 	// best is the one saOf picks, unless bestStale.
-	sas       []*ikeSA
-	best      *ikeSA
+	sas  []*ikeSA
+	best *ikeSA
+	pb   *pathProbe
+	// lastOK: when the path last answered (IKE_AUTH, a move, a probe),
+	// in ns since the Unix epoch; 0: never.
+	lastOK    int64
+	tag       uint32 // dataplane.SA.Path and the steering table's key
+	cidx      int32  // 1 + its index in multi.byConn[conn]
+	state     PathState
+	down      downReason
+	cand      bool // an initiator's candidate (listed even without an IKE SA)
 	bestStale bool
+}
+
+// pathProbe is what probing a path (liveness checks on its IKE SA, RFC
+// 7296 §2.4, or MOBIKE path tests, RFC 4555 §3.10) and setting up a
+// multipath connection's IKE SA on it keep.
+type pathProbe struct {
+	rtt       time.Duration // smoothed, RFC 6298 §2 (alpha 1/8)
+	probes    uint64
+	lost      uint64
+	probeBase uint64
+	misses    int
+	probing   *ikeSA
+	probeSent time.Time
+	nextProbe time.Time
+	verifyW   []*verifyWait
+	retryAt   time.Time // multipath: next attempt to set up its IKE SA
+	probeMOB  bool      // the probe is a MOBIKE path test (CmdProbe → EventProbe)
+	noClone   bool      // multipath: cloning failed here, the next attempt is a full IKE SA
+}
+
+// probe is p's probing state, made on first use.
+func (p *path) probe() *pathProbe {
+	if p.pb == nil {
+		p.pb = &pathProbe{}
+	}
+	return p.pb
+}
+
+// The reads of p's probing state (zero when it has none).
+func (p *path) rtt() time.Duration {
+	if p.pb == nil {
+		return 0
+	}
+	return p.pb.rtt
+}
+
+func (p *path) misses() int {
+	if p.pb == nil {
+		return 0
+	}
+	return p.pb.misses
+}
+
+func (p *path) probing() *ikeSA {
+	if p.pb == nil {
+		return nil
+	}
+	return p.pb.probing
+}
+
+func (p *path) waiters() int {
+	if p.pb == nil {
+		return 0
+	}
+	return len(p.pb.verifyW)
+}
+
+// verified notes that p answered at now (the misses start again).
+func (p *path) verified(now time.Time) {
+	p.lastOK = now.UnixNano()
+	if p.pb != nil {
+		p.pb.misses = 0
+	}
+}
+
+// lastVerified is when p last answered (zero: never).
+func (p *path) lastVerified() time.Time {
+	if p.lastOK == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, p.lastOK)
+}
+
+// downReason says why a path is not up (PathView.DownReason).
+type downReason uint8
+
+const (
+	downNone downReason = iota
+	downLink
+	downNoSA
+	downConnecting
+	downSilent
+)
+
+var downReasonNames = [...]string{"", "link_down", "no_ike_sa", "ike_sa_connecting", "silent"}
+
+func (r downReason) String() string {
+	if int(r) < len(downReasonNames) {
+		return downReasonNames[r]
+	}
+	return fmt.Sprintf("down_reason(%d)", r)
 }
 
 // better reports whether a is preferred to b as a path's IKE SA:
@@ -114,9 +197,8 @@ func (p *path) remove(s *ikeSA) {
 	}
 }
 
-func (p *path) name() string  { return p.conn + "/paths/" + p.id }
-func (p *path) usable() bool  { return p.state == PathUp }
-func (p *path) loss() float64 { return ratio(p.lost, p.probes) }
+func (p *path) name() string { return p.conn + "/paths/" + p.id }
+func (p *path) usable() bool { return p.state == PathUp }
 
 func ratio(a, b uint64) float64 {
 	if b == 0 {
@@ -139,7 +221,7 @@ type multi struct {
 	rules   map[string]*steeringRule
 	paths   map[pathKey]*path
 	byTag   map[uint32]*path
-	byConn  map[string]map[*path]struct{}
+	byConn  map[string][]*path // path.cidx: its place
 	nextTag uint32
 	// dirty: paths whose state may have changed since settlePaths last
 	// derived it; probed: the paths armProbes and probeTick look at
@@ -205,7 +287,7 @@ func (st *state) runDeferred() {
 
 func newMulti() *multi {
 	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
-		byConn: map[string]map[*path]struct{}{}, dirty: map[*path]struct{}{}, probed: map[*path]struct{}{},
+		byConn: map[string][]*path{}, dirty: map[*path]struct{}{}, probed: map[*path]struct{}{},
 		pols: map[string]*outPol{}, steer: &steerer{},
 		connPols: map[string]map[*mergedPolicy]struct{}{}, cells: map[string]*connSteer{},
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
@@ -222,7 +304,13 @@ func (m *multi) probeC() <-chan time.Time { return m.probe.C }
 // pathID makes a readable resource id: interface, then the remote address
 // with '.' and ':' as '-'.
 func pathID(ifc string, remote netip.Addr, tag uint32) string {
-	id := ifc + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(remote.String())
+	b := remote.AppendTo(append(append(make([]byte, 0, len(ifc)+40), ifc...), '-'))
+	for i := len(ifc) + 1; i < len(b); i++ {
+		if b[i] == '.' || b[i] == ':' {
+			b[i] = '-'
+		}
+	}
+	id := string(b)
 	if ValidID(id) != nil {
 		id = fmt.Sprintf("%s-p%d", ifc, tag)
 	}
@@ -256,12 +344,9 @@ func (st *state) pathFor(conn string, local, remote netip.Addr) *path {
 	p.id = pathID(k.iface, k.remote, p.tag)
 	st.mp.paths[k] = p
 	st.mp.byTag[p.tag] = p
-	ps := st.mp.byConn[conn]
-	if ps == nil {
-		ps = map[*path]struct{}{}
-		st.mp.byConn[conn] = ps
-	}
-	ps[p] = struct{}{}
+	ps := append(st.mp.byConn[conn], p)
+	st.mp.byConn[conn] = ps
+	p.cidx = int32(len(ps))
 	// Dirty: one that nothing claims goes at the next settlePaths.
 	st.markPath(p)
 	return p
@@ -271,11 +356,17 @@ func (st *state) pathFor(conn string, local, remote netip.Addr) *path {
 func (st *state) dropPath(p *path) {
 	delete(st.mp.paths, p.pathKey)
 	delete(st.mp.byTag, p.tag)
-	if ps := st.mp.byConn[p.conn]; ps != nil {
-		delete(ps, p)
-		if len(ps) == 0 {
+	if ps := st.mp.byConn[p.conn]; p.cidx > 0 && int(p.cidx) <= len(ps) && ps[p.cidx-1] == p {
+		i, last := int(p.cidx)-1, len(ps)-1
+		ps[i] = ps[last]
+		ps[i].cidx = int32(i + 1)
+		ps[last] = nil
+		if last == 0 {
 			delete(st.mp.byConn, p.conn)
+		} else {
+			st.mp.byConn[p.conn] = ps[:last]
 		}
+		p.cidx = 0
 	}
 	delete(st.mp.probed, p)
 	delete(st.mp.dirty, p)
@@ -400,7 +491,7 @@ func (st *state) syncPaths() {
 // exist (pathFor), the others lose their candidacy and go at the next
 // settlePaths unless an IKE SA or a verify waiter holds them.
 func (st *state) syncConn(conn string) {
-	for p := range st.mp.byConn[conn] {
+	for _, p := range st.mp.byConn[conn] {
 		p.cand = false
 		st.markPath(p)
 	}
@@ -439,10 +530,7 @@ func (st *state) saOf(p *path) *ikeSA {
 
 // connPaths lists conn's paths in id order.
 func (st *state) connPaths(conn string) []*path {
-	out := make([]*path, 0, len(st.mp.byConn[conn]))
-	for p := range st.mp.byConn[conn] {
-		out = append(out, p)
-	}
+	out := slices.Clone(st.mp.byConn[conn])
 	slices.SortFunc(out, func(a, b *path) int { return strings.Compare(a.id, b.id) })
 	return out
 }
@@ -459,20 +547,20 @@ func (st *state) linkOK(p *path) bool {
 	return slices.ContainsFunc(ifc.Addrs, func(x netip.Prefix) bool { return x.Addr() == p.local })
 }
 
-func (st *state) pathState(p *path) (PathState, string) {
+func (st *state) pathState(p *path) (PathState, downReason) {
 	if !st.linkOK(p) {
-		return PathDown, "link_down"
+		return PathDown, downLink
 	}
 	s := st.saOf(p)
 	switch {
 	case s == nil:
-		return PathDown, "no_ike_sa"
+		return PathDown, downNoSA
 	case !s.up:
-		return PathConnecting, "ike_sa_connecting"
-	case p.misses >= silentAfter:
-		return PathSilent, "silent"
+		return PathConnecting, downConnecting
+	case p.misses() >= silentAfter:
+		return PathSilent, downSilent
 	}
-	return PathUp, "verified"
+	return PathUp, downNone
 }
 
 // pathsChanged re-derives every path's state, reports transitions and
@@ -530,22 +618,19 @@ func (st *state) settlePaths(why string, full bool) {
 		if !slices.Contains(conns, p.conn) {
 			conns = append(conns, p.conn)
 		}
-		if !p.cand && len(p.sas) == 0 && len(p.verifyW) == 0 {
+		if !p.cand && len(p.sas) == 0 && p.waiters() == 0 {
 			st.dropPath(p)
 			continue
 		}
 		next, reason := st.pathState(p)
-		p.downReason = ""
-		if next != PathUp {
-			p.downReason = reason
-		}
+		p.down = reason
 		if next == p.state {
 			continue
 		}
 		was := p.state
 		p.state = next
-		if reason == "link_down" || reason == "no_ike_sa" {
-			p.misses = 0
+		if (reason == downLink || reason == downNoSA) && p.pb != nil {
+			p.pb.misses = 0
 		}
 		switch {
 		case next == PathUp:
@@ -555,7 +640,7 @@ func (st *state) settlePaths(why string, full bool) {
 		case was == PathUp:
 			st.e.log.Info("path down", "path", p.name(), "state", next, "cause", reason)
 			v := st.pathView(p, false)
-			st.publish(Event{Type: EventPathDown, Reason: reason, Path: &v})
+			st.publish(Event{Type: EventPathDown, Reason: reason.String(), Path: &v})
 		}
 	}
 	for _, d := range dirty {
@@ -589,9 +674,11 @@ type PathView struct {
 }
 
 func (st *state) pathView(p *path, counters bool) PathView {
-	v := PathView{Conn: p.conn, ID: p.id, Interface: p.iface, State: p.state, DownReason: p.downReason,
-		Local: netip.AddrPortFrom(p.local, 0), Remote: netip.AddrPortFrom(p.remote, 0), RTT: p.rtt,
-		Loss: p.loss(), Probes: p.probes, Lost: p.lost, LastVerified: p.lastOK}
+	v := PathView{Conn: p.conn, ID: p.id, Interface: p.iface, State: p.state, DownReason: p.down.String(),
+		Local: netip.AddrPortFrom(p.local, 0), Remote: netip.AddrPortFrom(p.remote, 0), LastVerified: p.lastVerified()}
+	if pb := p.pb; pb != nil {
+		v.RTT, v.Loss, v.Probes, v.Lost = pb.rtt, ratio(pb.lost, pb.probes), pb.probes, pb.lost
+	}
 	if s := st.saOf(p); s != nil {
 		in := s.m.Info()
 		v.IKESA, v.Local, v.Remote, v.NATLocal, v.NATRemote = s.name, in.Local, in.Remote, in.NATLocal, in.NATRemote
@@ -651,7 +738,7 @@ func (st *state) steered(p *path) (time.Duration, bool) {
 	if c := st.connections[p.conn]; c != nil && c.Multipath && !ok {
 		iv, ok = DefaultProbeInterval, true
 	}
-	return iv, ok || len(p.verifyW) > 0
+	return iv, ok || p.waiters() > 0
 }
 
 // refreshProbe files p among the probed paths when it is steered and up
@@ -685,9 +772,15 @@ func (st *state) armProbes() {
 		if !ok || p.state != PathUp && p.state != PathSilent {
 			continue
 		}
-		at := p.nextProbe
-		if p.probing != nil {
-			at = p.probeSent.Add(probeTimeout(iv))
+		var at time.Time
+		if pb := p.pb; pb != nil {
+			at = pb.nextProbe
+			if pb.probing != nil {
+				at = pb.probeSent.Add(probeTimeout(iv))
+			}
+		}
+		if at.IsZero() {
+			at = st.e.cfg.Now() // never probed: due now
 		}
 		if next.IsZero() || at.Before(next) {
 			next = at
@@ -712,15 +805,16 @@ func (st *state) probeTick() {
 		if !ok || p.state != PathUp && p.state != PathSilent {
 			continue
 		}
-		if p.probing != nil && now.Sub(p.probeSent) >= probeTimeout(iv) {
-			p.probing = nil
-			p.lost++
-			p.misses++
-			if p.misses == silentAfter {
+		pb := p.probe()
+		if pb.probing != nil && now.Sub(pb.probeSent) >= probeTimeout(iv) {
+			pb.probing = nil
+			pb.lost++
+			pb.misses++
+			if pb.misses == silentAfter {
 				silent = append(silent, p)
 			}
 		}
-		if p.probing == nil && !now.Before(p.nextProbe) {
+		if pb.probing == nil && !now.Before(pb.nextProbe) {
 			st.sendProbe(p, now, iv)
 		}
 	}
@@ -742,11 +836,12 @@ func (st *state) sendProbe(p *path, now time.Time, iv time.Duration) {
 	}
 	in := s.m.Info()
 	c := st.connections[s.conn]
-	p.probing, p.probeSent, p.probeBase = s, now, in.Stats.Responses
-	p.probeMOB = c != nil && c.MOBIKE && in.Capabilities.MOBIKE
-	p.nextProbe = now.Add(iv)
-	p.probes++
-	if p.probeMOB {
+	pb := p.probe()
+	pb.probing, pb.probeSent, pb.probeBase = s, now, in.Stats.Responses
+	pb.probeMOB = c != nil && c.MOBIKE && in.Capabilities.MOBIKE
+	pb.nextProbe = now.Add(iv)
+	pb.probes++
+	if pb.probeMOB {
 		st.drive(s, sa.Command{Kind: sa.CmdProbe, Local: in.Local, Remote: in.Remote})
 		return
 	}
@@ -757,7 +852,7 @@ func (st *state) sendProbe(p *path, now time.Time, iv time.Duration) {
 // answered by any response processed since it was sent.
 func (st *state) probeCheck(s *ikeSA) {
 	p := s.path
-	if p == nil || p.probing != s || p.probeMOB || s.m.Info().Stats.Responses <= p.probeBase {
+	if p == nil || p.probing() != s || p.pb.probeMOB || s.m.Info().Stats.Responses <= p.pb.probeBase {
 		return
 	}
 	st.probeAnswered(p)
@@ -766,16 +861,17 @@ func (st *state) probeCheck(s *ikeSA) {
 // probeResult handles EventProbe of s.
 func (st *state) probeResult(s *ikeSA, ev sa.Event) {
 	p := s.path
-	if p == nil || p.probing != s || !p.probeMOB {
+	if p == nil || p.probing() != s || !p.pb.probeMOB {
 		return
 	}
 	if ev.OK {
 		st.probeAnswered(p)
 		return
 	}
-	p.probing = nil
-	p.lost++
-	if p.misses++; p.misses == silentAfter {
+	pb := p.pb
+	pb.probing = nil
+	pb.lost++
+	if pb.misses++; pb.misses == silentAfter {
 		st.pathsTouched("silent", p)
 	}
 }
@@ -784,21 +880,23 @@ func (st *state) probeResult(s *ikeSA, ev sa.Event) {
 // verify waiters the answer satisfies.
 func (st *state) probeAnswered(p *path) {
 	now := st.e.cfg.Now()
-	sample := now.Sub(p.probeSent)
-	if p.rtt == 0 {
-		p.rtt = sample
+	pb := p.probe()
+	sent := pb.probeSent // of the answered probe
+	sample := now.Sub(sent)
+	if pb.rtt == 0 {
+		pb.rtt = sample
 	} else {
-		p.rtt += (sample - p.rtt) / 8
+		pb.rtt += (sample - pb.rtt) / 8
 	}
-	p.lastOK, p.okSent, p.probing = now, p.probeSent, nil
-	wasSilent := p.misses >= silentAfter
-	p.misses = 0
+	pb.probing = nil
+	wasSilent := pb.misses >= silentAfter
+	p.verified(now)
 	var again bool
-	if len(p.verifyW) > 0 {
+	if len(pb.verifyW) > 0 {
 		st.markPath(p) // without waiters it may be held no longer
 	}
-	p.verifyW = slices.DeleteFunc(p.verifyW, func(w *verifyWait) bool {
-		if p.okSent.Before(w.since) {
+	pb.verifyW = slices.DeleteFunc(pb.verifyW, func(w *verifyWait) bool {
+		if sent.Before(w.since) {
 			again = true
 			return false
 		}
@@ -833,10 +931,11 @@ func (st *state) verify(paths []*path) <-chan struct{} {
 	now := st.e.cfg.Now()
 	w := &verifyWait{n: len(paths), since: now, c: make(chan struct{})}
 	for _, p := range paths {
-		p.verifyW = append(p.verifyW, w)
+		pb := p.probe()
+		pb.verifyW = append(pb.verifyW, w)
 		st.refreshProbe(p)
 		iv, _ := st.steered(p)
-		if p.probing == nil {
+		if pb.probing == nil {
 			st.sendProbe(p, now, iv)
 		}
 	}

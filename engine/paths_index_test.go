@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // checkIndex verifies the indexes the per-event work relies on: each IKE
@@ -61,7 +62,7 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 			if st.mp.byTag[p.tag] != p || p.pathKey != k {
 				bad("path %s: tag or key index wrong", p.name())
 			}
-			if _, ok := st.mp.byConn[p.conn][p]; !ok {
+			if ps := st.mp.byConn[p.conn]; p.cidx < 1 || int(p.cidx) > len(ps) || ps[p.cidx-1] != p {
 				bad("path %s missing from its connection's index", p.name())
 			}
 			var best *ikeSA
@@ -176,6 +177,23 @@ func TestPathWorkPerEvent(t *testing.T) {
 	}
 	checkIndex(t, ue, "ue")
 	checkIndex(t, gw, "gw")
+
+	// Nothing probes the paths of single-path connections without rules:
+	// they have no probing state.
+	for _, e := range []*Engine{ue, gw} {
+		n, err := do(tctx(t), e, func(st *state) (int, error) {
+			n := 0
+			for _, p := range st.mp.paths {
+				if p.pb != nil {
+					n++
+				}
+			}
+			return n, nil
+		})
+		if err != nil || n != 0 {
+			t.Errorf("%d paths with probing state (%v)", n, err)
+		}
+	}
 
 	// Single-path connections merge nothing: every outbound policy is
 	// passed through alone, without steering entry or inbound SPI mapped
@@ -293,5 +311,14 @@ func TestCowMap(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPathSize: a path (one per initiator connection, one per peer
+// address on a gateway) stays within its 160-byte size class; probing
+// and multipath state live in pathProbe.
+func TestPathSize(t *testing.T) {
+	if n := unsafe.Sizeof(path{}); n > 160 {
+		t.Errorf("path is %d bytes, want at most 160", n)
 	}
 }

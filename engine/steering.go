@@ -391,7 +391,7 @@ func (st *state) unverifiedTargets(r *steeringRule, since time.Time) []*path {
 		prev := st.currentPaths(conn, old)
 		for _, tag := range st.choose(r, conn, true) {
 			p := st.mp.byTag[tag]
-			if p == nil || slices.Contains(prev, tag) || p.lastOK.After(since) {
+			if p == nil || slices.Contains(prev, tag) || p.lastVerified().After(since) {
 				continue
 			}
 			out = append(out, p)
@@ -605,8 +605,8 @@ func (st *state) chooseOrder(r *steeringRule, conn string, dryRun bool) (active,
 		slices.SortFunc(cands, byTargets)
 	case SteerSmallestDelay:
 		slices.SortFunc(cands, func(a, b *path) int {
-			if a.rtt != b.rtt {
-				return int(a.rtt - b.rtt)
+			if a.rtt() != b.rtt() {
+				return int(a.rtt() - b.rtt())
 			}
 			return strings.Compare(a.id, b.id)
 		})
@@ -614,7 +614,7 @@ func (st *state) chooseOrder(r *steeringRule, conn string, dryRun bool) (active,
 		// faster, so that measurement noise does not move flows back and forth.
 		if i := slices.IndexFunc(cands, func(p *path) bool { return p.tag == cur }); i > 0 {
 			c := cands[i]
-			if cands[0].rtt > c.rtt-c.rtt/10 {
+			if cands[0].rtt() > c.rtt()-c.rtt()/10 {
 				cands = append([]*path{c}, slices.Delete(cands, i, i+1)...)
 			}
 		}
