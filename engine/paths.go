@@ -632,13 +632,22 @@ func (st *state) settlePaths(why string, full bool) {
 		if (reason == downLink || reason == downNoSA) && p.pb != nil {
 			p.pb.misses = 0
 		}
+		// A path steering chooses among (multipath connection, rule)
+		// coming and going is the operator's business; the one path of
+		// a connection follows its IKE SA (a line at debug: the IKE SA
+		// going down has its own, and one per peer at info floods a
+		// gateway).
+		logf := st.e.log.Debug
+		if _, ok := st.steered(p); ok {
+			logf = st.e.log.Info
+		}
 		switch {
 		case next == PathUp:
-			st.e.log.Info("path up", "path", p.name(), "cause", why)
+			logf("path up", "path", p.name(), "cause", why)
 			v := st.pathView(p, false)
 			st.publish(Event{Type: EventPathUp, Reason: why, Path: &v})
 		case was == PathUp:
-			st.e.log.Info("path down", "path", p.name(), "state", next, "cause", reason)
+			logf("path down", "path", p.name(), "state", next, "cause", reason)
 			v := st.pathView(p, false)
 			st.publish(Event{Type: EventPathDown, Reason: reason.String(), Path: &v})
 		}

@@ -405,7 +405,8 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = false
 		st.upChanged(s) // paths.go
 		s.setDown(ev.Reason, ev.Detail)
-		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
+		// At info the SA machine's own line says it (with the reason).
+		st.e.log.Debug("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
 		st.publishIKE(s, EventIKESADown, ev.Reason.String(), ev.Reason, ev.Detail)
 	case sa.EventIKERekeyed:
 		st.publishIKE(s, EventIKESARekeyed, "rekeyed", sa.ReasonNone, "")
