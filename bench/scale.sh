@@ -11,6 +11,9 @@
 #  2. Setup rate at N: the rate of the last W (100) SAs with N - W already
 #     up, against the rate of the first W on a fresh responder, both
 #     measured by identical fresh initiators (ratio = rate at N / rate at W).
+#     A window of 100 lasts 25-50 ms, so each is measured RW (3) times in a
+#     row (the first windows at 0, W, 2W SAs up, the last ones ending at N)
+#     and the medians are compared.
 #  3. mifsec only: InitiateConnection to the first ESP packet on the wire
 #     (userspace data plane on both ends, a packet socket on the initiator's
 #     veth), ESP_SAMPLES fresh connections one after another.
@@ -35,6 +38,7 @@ cd "$(dirname "$0")/.."
 NS=${NS-"1000 3000 10000"}  # NS="" runs only the first-ESP part
 IMPLS=${IMPLS:-"strongswan mifsec"}
 W=${W:-100}
+RW=${RW:-3}
 PER=${PER:-0}  # 0: one initiator process for the bulk
 CONC=${CONC:-16}
 SETTLE=${SETTLE:-3}
@@ -72,18 +76,27 @@ scale_strongswan() { # N
   sw_initiator "$a" 1 "$n"
   sleep 1
   r0=$(rss_kib "$B_PID"); i0=$(rss_kib "$A_PID")
-  first=$("$BIN/vicibench" -socket "$a/charon.vici" -first 1 -n "$W" -conc "$CONC" -pids "$A_PID,$B_PID")
-  "$BIN/vicibench" -socket "$a/charon.vici" -first $((W + 1)) -n $((n - 2 * W)) -conc "$CONC" -pids "$A_PID,$B_PID" >"$D/sw/bulk"
-  last=$("$BIN/vicibench" -socket "$a/charon.vici" -first $((n - W + 1)) -n "$W" -conc "$CONC" -pids "$A_PID,$B_PID")
+  local j firsts="" lasts="" ww=$((RW * W))
+  for j in $(seq 0 $((RW - 1))); do
+    first=$("$BIN/vicibench" -socket "$a/charon.vici" -first $((j * W + 1)) -n "$W" -conc "$CONC" -pids "$A_PID,$B_PID")
+    firsts="$firsts,$(kv "$first" rate)"
+  done
+  "$BIN/vicibench" -socket "$a/charon.vici" -first $((ww + 1)) -n $((n - 2 * ww)) -conc "$CONC" -pids "$A_PID,$B_PID" >"$D/sw/bulk"
+  for j in $(seq $((RW - 1)) -1 0); do
+    last=$("$BIN/vicibench" -socket "$a/charon.vici" -first $((n - (j + 1) * W + 1)) -n "$W" -conc "$CONC" -pids "$A_PID,$B_PID")
+    lasts="$lasts,$(kv "$last" rate)"
+  done
   sleep "$SETTLE"
   r1=$(rss_kib "$B_PID"); i1=$(rss_kib "$A_PID")
   local est
   est=$(swanctl_d "$b" --list-sas 2>/dev/null | grep -c ', ESTABLISHED, ' || true)
-  python3 - "$n" "$est" "$r0" "$r1" "$i0" "$i1" "$(kv "$first" rate)" "$(kv "$last" rate)" <<'EOP'
-import sys
-n, est, r0, r1, i0, i1 = map(int, sys.argv[1:7]); f, l = map(float, sys.argv[7:9])
-print('strongswan N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f resp_rss_kib=%d/%d init_rss_kib=%d/%d'
-      % (n, est, (r1 - r0) / n, (i1 - i0) / n, f, l, l / f, r0, r1, i0, i1))
+  python3 - "$n" "$est" "$r0" "$r1" "$i0" "$i1" "${firsts#,}" "${lasts#,}" <<'EOP'
+import sys, statistics as st
+n, est, r0, r1, i0, i1 = map(int, sys.argv[1:7])
+fs, ls = [[float(x) for x in a.split(',')] for a in sys.argv[7:9]]
+f, l = st.median(fs), st.median(ls)
+print('strongswan N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f rates_at_w=%s rates_at_n=%s resp_rss_kib=%d/%d init_rss_kib=%d/%d'
+      % (n, est, (r1 - r0) / n, (i1 - i0) / n, f, l, l / f, sys.argv[7], sys.argv[8], r0, r1, i0, i1))
 EOP
 }
 
@@ -112,33 +125,42 @@ scale_mifsec() { # N
   mf_responder "$RESP_DIR" -pool 10.80.0.0/14; B_PID=$MF_PID
   sleep 1
   r0=$(rss_kib "$B_PID"); h0=$(mf_heap)
-  mf_hold "$D/mf/first" f- "$W" 599
-  first=$(cat "$D/mf/first/out")
-  left=$((n - 2 * W)); k=0
+  local j firsts="" lasts="" cfirsts="" clasts=""
+  for j in $(seq 0 $((RW - 1))); do
+    mf_hold "$D/mf/first$j" "f$j-" "$W" $((590 + j))
+    first=$(cat "$D/mf/first$j/out")
+    firsts="$firsts,$(kv "$first" rate)"; cfirsts="$cfirsts,$(kv "$first" cpu_resp_ms)"
+  done
+  left=$((n - 2 * RW * W)); k=0
   while [ "$left" -gt 0 ]; do
     local c=$left
     [ "$PER" -gt 0 ] && [ "$PER" -lt "$left" ] && c=$PER
     mf_hold "$D/mf/b$k" "b$k-" "$c" $((600 + k))
     left=$((left - c)); k=$((k + 1))
   done
-  mf_hold "$D/mf/last" l- "$W" 598
-  last=$(cat "$D/mf/last/out")
+  for j in $(seq 0 $((RW - 1))); do
+    mf_hold "$D/mf/last$j" "l$j-" "$W" $((580 + j))
+    last=$(cat "$D/mf/last$j/out")
+    lasts="$lasts,$(kv "$last" rate)"; clasts="$clasts,$(kv "$last" cpu_resp_ms)"
+  done
   sleep "$SETTLE"
   r1=$(rss_kib "$B_PID"); h1=$(mf_heap)
   # Initiator side: each process's RSS growth since before its SAs.
   local grow=0 dir i=0 before
-  for dir in "$D"/mf/first "$D"/mf/b* "$D"/mf/last; do
+  for dir in "$D"/mf/first* "$D"/mf/b* "$D"/mf/last*; do
     before=$(kv "$(cat "$dir/out")" rss_init_kib | cut -d/ -f1)
     grow=$((grow + $(rss_kib "$(cat "$dir/pid")") - before))
     i=$((i + 1))
   done
   est=$(cat "$D"/mf/*/out | grep -o ' ok=[0-9]*' | cut -d= -f2 | awk '{s += $1} END {print s + 0}')
-  python3 - "$n" "$est" "$r0" "$r1" "$h0" "$h1" "$grow" "$i" "$(kv "$first" rate)" "$(kv "$last" rate)" \
-    "$(kv "$first" cpu_resp_ms)" "$(kv "$last" cpu_resp_ms)" <<'EOP'
-import sys
-n, est, r0, r1, h0, h1, grow, procs = map(int, sys.argv[1:9]); f, l, cf, cl = map(float, sys.argv[9:13])
-print('mifsec N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f resp_heap_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f resp_cpu_ms_at_w=%.3f resp_cpu_ms_at_n=%.3f resp_rss_kib=%d/%d init_procs=%d'
-      % (n, est, (r1 - r0) / n, grow / n, (h1 - h0) / 1024 / n, f, l, l / f, cf, cl, r0, r1, procs))
+  python3 - "$n" "$est" "$r0" "$r1" "$h0" "$h1" "$grow" "$i" "${firsts#,}" "${lasts#,}" \
+    "${cfirsts#,}" "${clasts#,}" <<'EOP'
+import sys, statistics as st
+n, est, r0, r1, h0, h1, grow, procs = map(int, sys.argv[1:9])
+fs, ls, cfs, cls = [[float(x) for x in a.split(',')] for a in sys.argv[9:13]]
+f, l, cf, cl = st.median(fs), st.median(ls), st.median(cfs), st.median(cls)
+print('mifsec N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f resp_heap_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f rates_at_w=%s rates_at_n=%s resp_cpu_ms_at_w=%.3f resp_cpu_ms_at_n=%.3f resp_rss_kib=%d/%d init_procs=%d'
+      % (n, est, (r1 - r0) / n, grow / n, (h1 - h0) / 1024 / n, f, l, l / f, sys.argv[9], sys.argv[10], cf, cl, r0, r1, procs))
 EOP
 }
 

@@ -267,7 +267,14 @@ type heapStats struct {
 	HeapInuse uint64 `json:"heap_inuse"`
 	HeapAlloc uint64 `json:"heap_alloc"`
 	Sys       uint64 `json:"sys"`
-	IKESAs    int    `json:"ike_sas"`
+	// What else the runtime holds (resident unless released).
+	HeapIdle     uint64 `json:"heap_idle"`
+	HeapReleased uint64 `json:"heap_released"`
+	StackInuse   uint64 `json:"stack_inuse"`
+	MSpanInuse   uint64 `json:"mspan_inuse"`
+	GCSys        uint64 `json:"gc_sys"`
+	OtherSys     uint64 `json:"other_sys"`
+	IKESAs       int    `json:"ike_sas"`
 }
 
 func writeHeapStats(path string, e *engine.Engine) error {
@@ -295,7 +302,9 @@ func heapNow() (heapStats, error) {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return heapStats{HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, Sys: m.Sys}, nil
+	return heapStats{HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, Sys: m.Sys, HeapIdle: m.HeapIdle,
+		HeapReleased: m.HeapReleased, StackInuse: m.StackInuse, MSpanInuse: m.MSpanInuse, GCSys: m.GCSys,
+		OtherSys: m.OtherSys}, nil
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.
