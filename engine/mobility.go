@@ -35,16 +35,10 @@ func (st *state) saUp(s *ikeSA) {
 			p.pb.nextProbe = now
 		}
 	}
-	if _, ok := st.mp.announce[s]; !ok {
-		// What IKE_AUTH carried: our other addresses, never the one in use
-		// (RFC 4555 §3.4). Counting that one in made every responder send
-		// its unchanged list again at once, a request with Message ID 0
-		// that strongSwan drops while it still handles the IKE_AUTH
-		// response ("already processing"); retransmitting it then held
-		// back DPD.
-		st.mp.announce[s] = slices.DeleteFunc(slices.Clone(in.LocalAddrs), func(a netip.Addr) bool {
-			return a.Unmap() == in.Local.Addr().Unmap()
-		})
+	if _, ok := st.mp.announce[s]; !ok && st.announces(s, &in) {
+		// What IKE_AUTH carried (the IKE SAs announce does not concern
+		// keep nothing).
+		st.mp.announce[s] = announcedFirst(&in)
 	}
 	st.pathsTouched("ike_sa_up", old, s.path)
 	st.reconcileMultipath()
@@ -171,6 +165,24 @@ func (st *state) announceAll(why string) {
 	}
 }
 
+// announces reports whether announce concerns s: a MOBIKE IKE SA of a
+// MOBIKE connection.
+func (st *state) announces(s *ikeSA, in *sa.Info) bool {
+	c := st.connections[s.conn]
+	return c != nil && c.MOBIKE && in.Capabilities.MOBIKE
+}
+
+// announcedFirst is what IKE_AUTH carried: our other addresses, never the
+// one in use (RFC 4555 §3.4). Counting that one in made every responder
+// send its unchanged list again at once, a request with Message ID 0 that
+// strongSwan drops while it still handles the IKE_AUTH response ("already
+// processing"); retransmitting it then held back DPD.
+func announcedFirst(in *sa.Info) []netip.Addr {
+	return slices.DeleteFunc(slices.Clone(in.LocalAddrs), func(a netip.Addr) bool {
+		return a.Unmap() == in.Local.Addr().Unmap()
+	})
+}
+
 // announce sends s the current list of our other usable addresses when
 // it is a MOBIKE IKE SA and the list changed.
 func (st *state) announce(s *ikeSA, why string) {
@@ -179,13 +191,13 @@ func (st *state) announce(s *ikeSA, why string) {
 		return
 	}
 	in := s.m.Info()
-	if !in.Capabilities.MOBIKE {
+	if !st.announces(s, &in) {
 		return
 	}
 	addrs := st.announceable(c, in.Local.Addr())
 	prev, ok := st.mp.announce[s]
 	if !ok {
-		prev = in.LocalAddrs
+		prev = announcedFirst(&in) // it became a MOBIKE connection since
 	}
 	cmd := sa.Command{Kind: sa.CmdAnnounce, Addrs: slices.Clone(addrs)}
 	lost := st.lostInUse(s)
