@@ -287,10 +287,10 @@ func (st *state) restore() error {
 			continue
 		}
 		pl := &pool{ID: pp.ID, PoolSpec: spec, CreateTime: pp.CreateTime, ranges: rs,
-			leases: map[string]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
+			leases: map[leaseKey]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
 		for _, l := range pp.Leases {
 			l := l
-			pl.leases[l.Identity+famKey(l.Addr.Is6())] = &l
+			pl.leases[leaseKey{l.Identity, l.Addr.Is6()}] = &l
 			pl.byAddr[l.Addr] = &l
 		}
 		st.pools[pp.ID] = pl

@@ -86,7 +86,7 @@ type pool struct {
 	PoolSpec   PoolSpec
 	CreateTime time.Time
 	ranges     []addrRange
-	leases     map[string]*Lease // by identity
+	leases     map[leaseKey]*Lease
 	byAddr     map[netip.Addr]*Lease
 	// hint is, per range, where the search for a free address resumes:
 	// addresses before it were taken when it moved (nil: from the start).
@@ -164,7 +164,7 @@ func (e *Engine) CreatePool(ctx context.Context, id string, spec PoolSpec) (Pool
 			return PoolInfo{}, err
 		}
 		p := &pool{ID: id, PoolSpec: spec, CreateTime: st.e.cfg.Now(), ranges: rs,
-			leases: map[string]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
+			leases: map[leaseKey]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
 		st.pools[id] = p
 		st.configChanged()
 		if err := st.persist(); err != nil {
@@ -312,7 +312,7 @@ func (st *state) pool(id, field string) (*pool, error) {
 // after the last address handed out finds the first free one without
 // walking every lease: constant time per lease instead of linear.
 func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error) {
-	if l, ok := p.leases[identity+famKey(v6)]; ok {
+	if l, ok := p.leases[leaseKey{identity, v6}]; ok {
 		l.Online = true
 		return l.Addr, nil
 	}
@@ -330,7 +330,7 @@ func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error
 		for tried := 0; a.IsValid() && r.contains(a); a = a.Next() {
 			if _, used := p.byAddr[a]; !used {
 				l := &Lease{Addr: a, Identity: identity, Online: true, LeaseTime: now}
-				p.leases[identity+famKey(v6)] = l
+				p.leases[leaseKey{identity, v6}] = l
 				p.byAddr[a] = l
 				p.hint[i] = a.Next()
 				return a, nil
@@ -351,23 +351,23 @@ func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error
 	if oldest == nil {
 		return netip.Addr{}, fmt.Errorf("pool %q is exhausted", p.ID)
 	}
-	delete(p.leases, oldest.Identity+famKey(v6))
+	delete(p.leases, leaseKey{oldest.Identity, v6})
 	l := &Lease{Addr: oldest.Addr, Identity: identity, Online: true, LeaseTime: now}
-	p.leases[identity+famKey(v6)] = l
+	p.leases[leaseKey{identity, v6}] = l
 	p.byAddr[l.Addr] = l
 	return l.Addr, nil
 }
 
 // release marks identity's lease offline; it is remembered for its return.
 func (p *pool) release(identity string, a netip.Addr) {
-	if l, ok := p.leases[identity+famKey(a.Is6())]; ok && l.Addr == a {
+	if l, ok := p.leases[leaseKey{identity, a.Is6()}]; ok && l.Addr == a {
 		l.Online = false
 	}
 }
 
-func famKey(v6 bool) string {
-	if v6 {
-		return "|6"
-	}
-	return "|4"
+// leaseKey files a lease by identity and family (an identity may hold one
+// IPv4 and one IPv6 address); the key shares the lease's identity string.
+type leaseKey struct {
+	identity string
+	v6       bool
 }

@@ -89,8 +89,8 @@ func TestLeaseHint(t *testing.T) {
 		}
 		// Forget c and d as a range change does: the hint restarts.
 		for _, id := range []string{"c", "d"} {
-			l := pl.leases[id+famKey(false)]
-			delete(pl.leases, id+famKey(false))
+			l := pl.leases[leaseKey{id, false}]
+			delete(pl.leases, leaseKey{id, false})
 			delete(pl.byAddr, l.Addr)
 		}
 		pl.hint = nil
@@ -99,7 +99,7 @@ func TestLeaseHint(t *testing.T) {
 		// Full: the oldest offline lease (a, released first) is reused.
 		pl.release("b", netip.MustParseAddr("10.45.0.2"))
 		pl.release("a", netip.MustParseAddr("10.45.0.1"))
-		pl.leases["a"+famKey(false)].LeaseTime = time.Unix(1, 0)
+		pl.leases[leaseKey{"a", false}].LeaseTime = time.Unix(1, 0)
 		lease("i")
 		return out, nil
 	})
@@ -117,7 +117,7 @@ func BenchmarkLease(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &pool{ID: "ue", ranges: rs, leases: map[string]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
+	p := &pool{ID: "ue", ranges: rs, leases: map[leaseKey]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
 	ids := make([]string, b.N)
 	for i := range ids {
 		ids[i] = "u" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + time.Duration(i).String()
