@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -317,16 +318,20 @@ func pathID(ifc string, remote netip.Addr, tag uint32) string {
 	return id
 }
 
-// ifaceOf names the interface holding address a ("unmanaged" if none).
+// ifaceOf names the interface holding address a, the first by id when
+// several do ("unmanaged" if none).
 func (st *state) ifaceOf(a netip.Addr) string {
-	for _, ifc := range sortedInterfaces(st.interfaces) {
-		for _, p := range ifc.Addrs {
-			if p.Addr() == a.Unmap() {
-				return ifc.ID
-			}
+	a = a.Unmap()
+	id := ""
+	for _, ifc := range st.interfaces {
+		if (id == "" || ifc.ID < id) && slices.ContainsFunc(ifc.Addrs, func(p netip.Prefix) bool { return p.Addr() == a }) {
+			id = ifc.ID
 		}
 	}
-	return "unmanaged"
+	if id == "" {
+		return "unmanaged"
+	}
+	return id
 }
 
 // pathFor finds or creates the path of conn from local to remote.
@@ -599,22 +604,19 @@ func (st *state) pathsTouched(why string, ps ...*path) {
 // transitions, then recompiles (full) or steers again the dirty paths'
 // connections.
 func (st *state) settlePaths(why string, full bool) {
-	type named struct {
-		name string
-		p    *path
-	}
-	dirty := make([]named, 0, len(st.mp.dirty))
+	// An event touches a path or two: no allocation for those.
+	var dirtyBuf [8]*path
+	var connBuf [4]string
+	dirty, conns := dirtyBuf[:0], connBuf[:0]
 	for p := range st.mp.dirty {
 		if st.mp.paths[p.pathKey] == p {
-			dirty = append(dirty, named{p.name(), p})
+			dirty = append(dirty, p)
 		}
 	}
 	clear(st.mp.dirty)
 	st.mp.derived += uint64(len(dirty))
-	slices.SortFunc(dirty, func(a, b named) int { return strings.Compare(a.name, b.name) })
-	var conns []string
-	for _, d := range dirty {
-		p := d.p
+	slices.SortFunc(dirty, compareNames)
+	for _, p := range dirty {
 		if !slices.Contains(conns, p.conn) {
 			conns = append(conns, p.conn)
 		}
@@ -640,20 +642,26 @@ func (st *state) settlePaths(why string, full bool) {
 		logf := st.e.log.Debug
 		if _, ok := st.steered(p); ok {
 			logf = st.e.log.Info
+		} else if !st.e.log.IsDebug() {
+			logf = nil
 		}
 		switch {
 		case next == PathUp:
-			logf("path up", "path", p.name(), "cause", why)
+			if logf != nil {
+				logf("path up", "path", p.name(), "cause", why)
+			}
 			v := st.pathView(p, false)
 			st.publish(Event{Type: EventPathUp, Reason: why, Path: &v})
 		case was == PathUp:
-			logf("path down", "path", p.name(), "state", next, "cause", reason)
+			if logf != nil {
+				logf("path down", "path", p.name(), "state", next, "cause", reason)
+			}
 			v := st.pathView(p, false)
 			st.publish(Event{Type: EventPathDown, Reason: reason.String(), Path: &v})
 		}
 	}
-	for _, d := range dirty {
-		st.refreshProbe(d.p)
+	for _, p := range dirty {
+		st.refreshProbe(p)
 	}
 	if full {
 		st.recompile(why)
@@ -662,6 +670,20 @@ func (st *state) settlePaths(why string, full bool) {
 		st.flowsMoved(st.steerConns(conns), why)
 	}
 	st.armProbes()
+}
+
+// compareNames orders paths by name (conn/paths/id) without making the
+// names: conn is a prefix of the name and ids hold no '/' (ValidID).
+func compareNames(a, b *path) int {
+	switch {
+	case a.conn == b.conn:
+		return strings.Compare(a.id, b.id)
+	case strings.HasPrefix(b.conn, a.conn):
+		return cmp.Compare('/', b.conn[len(a.conn)])
+	case strings.HasPrefix(a.conn, b.conn):
+		return cmp.Compare(a.conn[len(b.conn)], '/')
+	}
+	return strings.Compare(a.conn, b.conn)
 }
 
 // PathView is what the API shows of a path.

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -321,5 +322,26 @@ func TestCowMap(t *testing.T) {
 func TestPathSize(t *testing.T) {
 	if n := unsafe.Sizeof(path{}); n > 160 {
 		t.Errorf("path is %d bytes, want at most 160", n)
+	}
+}
+
+// TestCompareNames: paths sort as their names (conn/paths/id) would,
+// connections that are prefixes of others included.
+func TestCompareNames(t *testing.T) {
+	conns := []string{"a", "a-b", "ab", "a0", "b", "gw", "gw-2", "gw2"}
+	ids := []string{"wan-192-0-2-1", "wlan-10-0-0-1", "ran-2001-db8--1", "w"}
+	var ps []*path
+	for _, c := range conns {
+		for _, id := range ids {
+			ps = append(ps, &path{pathKey: pathKey{conn: c}, id: id})
+		}
+	}
+	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	for _, a := range ps {
+		for _, b := range ps {
+			if got, want := compareNames(a, b), strings.Compare(a.name(), b.name()); got != want {
+				t.Errorf("compareNames(%s, %s) = %d, want %d", a.name(), b.name(), got, want)
+			}
+		}
 	}
 }
