@@ -82,8 +82,8 @@ func (mp *mergedPolicy) has(s *ikeSA) bool {
 
 // outPolOf is s's outbound policy of id, or nil.
 func (s *ikeSA) outPolOf(id uint64) *outPol {
-	for _, o := range s.multi.pols {
-		if o.merged == nil && o.id == id && o.sa == s || o.merged != nil && o.merged.member(s, id) >= 0 {
+	for i := range s.multi.numPols() {
+		if o := s.multi.polAt(i); o.merged == nil && o.id == id && o.sa == s || o.merged != nil && o.merged.member(s, id) >= 0 {
 			return o
 		}
 	}
@@ -174,15 +174,15 @@ func (st *state) outPolicy(s *ikeSA, pol *dataplane.Policy) bool {
 			st.mp.pols[o.key] = o
 			if len(pol.SPIs) <= 1 {
 				o.sa, o.spi = s, firstSPI(pol.SPIs)
-				s.multi.pols = append(s.multi.pols, o)
+				s.multi.addPol(o)
 				return false
 			}
 			st.mergePolicy(o, s.conn, pol)
 		} else if o.merged == nil {
 			st.mergePolicy(o, s.conn, pol)
 		}
-		if !slices.Contains(s.multi.pols, o) {
-			s.multi.pols = append(s.multi.pols, o)
+		if !s.multi.hasPol(o) {
+			s.multi.addPol(o)
 		}
 		o.merged.members = append(o.merged.members, policyMember{id: pol.ID, sa: s})
 	} else if o.merged == nil {
@@ -237,7 +237,7 @@ func (st *state) dropOutPolicy(s *ikeSA, id uint64) bool {
 	}
 	mp := o.merged
 	if mp == nil {
-		s.multi.pols = slices.DeleteFunc(s.multi.pols, func(x *outPol) bool { return x == o })
+		s.multi.dropPol(o)
 		if st.mp.pols[o.key] == o {
 			delete(st.mp.pols, o.key)
 		}
@@ -245,7 +245,7 @@ func (st *state) dropOutPolicy(s *ikeSA, id uint64) bool {
 	}
 	mp.members = slices.Delete(mp.members, mp.member(s, id), mp.member(s, id)+1)
 	if !mp.has(s) {
-		s.multi.pols = slices.DeleteFunc(s.multi.pols, func(x *outPol) bool { return x == o })
+		s.multi.dropPol(o)
 	}
 	if len(mp.members) > 0 {
 		st.pushMerged(mp)
@@ -536,8 +536,8 @@ func (st *state) startPathSA(c *connection, p *path) error {
 // first member of one of its policies (the data plane's first SA).
 func (st *state) defaultPath(conn string) *path {
 	for _, s := range st.rt.byConn[conn] {
-		for _, o := range s.multi.pols {
-			if f := o.first(); f != nil && f.path != nil {
+		for i := range s.multi.numPols() {
+			if f := s.multi.polAt(i).first(); f != nil && f.path != nil {
 				return f.path
 			}
 		}

@@ -142,8 +142,8 @@ func TestPolicyMerge(t *testing.T) {
 			}
 		}
 		for _, s := range sas {
-			if len(s.multi.pols) != 0 {
-				t.Errorf("IKE SA %s still lists %d outbound policies", s.name, len(s.multi.pols))
+			if n := s.multi.numPols(); n != 0 || s.multi.pol != nil || len(s.multi.more) != 0 {
+				t.Errorf("IKE SA %s still lists %d outbound policies", s.name, n)
 			}
 			st.unlinkPath(s)
 			if tag, _ := st.mp.steer.inPath.get(0xa0); s.name == "a" && tag != 0 {
@@ -184,6 +184,46 @@ func TestPolicyKey(t *testing.T) {
 	} {
 		if (tc.key == base) != tc.same {
 			t.Errorf("%s: same key %v, want %v", tc.name, tc.key == base, tc.same)
+		}
+	}
+}
+
+// TestSAMultiPols: an IKE SA's outbound policies, the first without an
+// allocation, keep their order as they come and go.
+func TestSAMultiPols(t *testing.T) {
+	a, b, c := &outPol{id: 1}, &outPol{id: 2}, &outPol{id: 3}
+	for _, tc := range []struct {
+		name string
+		add  []*outPol
+		drop []*outPol
+		want []*outPol
+	}{
+		{"none", nil, nil, nil},
+		{"one", []*outPol{a}, nil, []*outPol{a}},
+		{"three", []*outPol{a, b, c}, nil, []*outPol{a, b, c}},
+		{"first dropped", []*outPol{a, b, c}, []*outPol{a}, []*outPol{b, c}},
+		{"middle dropped", []*outPol{a, b, c}, []*outPol{b}, []*outPol{a, c}},
+		{"all dropped", []*outPol{a, b}, []*outPol{b, a}, nil},
+		{"absent dropped", []*outPol{a}, []*outPol{c}, []*outPol{a}},
+	} {
+		var m saMulti
+		for _, o := range tc.add {
+			m.addPol(o)
+		}
+		for _, o := range tc.drop {
+			m.dropPol(o)
+		}
+		var got []*outPol
+		for i := range m.numPols() {
+			got = append(got, m.polAt(i))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+		for _, o := range []*outPol{a, b, c} {
+			if m.hasPol(o) != slices.Contains(tc.want, o) {
+				t.Errorf("%s: hasPol(%d) = %v", tc.name, o.id, m.hasPol(o))
+			}
 		}
 	}
 }

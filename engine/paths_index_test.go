@@ -30,7 +30,14 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 			}
 			// Only the members of merged policies have their inbound
 			// SAs mapped to their path.
-			merged := slices.ContainsFunc(s.multi.pols, func(o *outPol) bool { return o.merged != nil })
+			pols := append([]*outPol{s.multi.pol}, s.multi.more...)
+			if pols[0] == nil {
+				pols = nil
+				if len(s.multi.more) > 0 {
+					bad("IKE SA %s/%s has more outbound policies but no first", s.conn, s.name)
+				}
+			}
+			merged := slices.ContainsFunc(pols, func(o *outPol) bool { return o.merged != nil })
 			if merged && !s.multi.steered {
 				bad("IKE SA %s/%s is in a merged policy but its inbound SAs are not steered", s.conn, s.name)
 			}
@@ -43,7 +50,7 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 					bad("inbound SPI %08x on tag %d, want %d", spi, tag, want)
 				}
 			}
-			for _, o := range s.multi.pols {
+			for _, o := range pols {
 				if st.mp.pols[o.key] != o {
 					bad("IKE SA %s/%s has an outbound policy that is not filed", s.conn, s.name)
 				}
@@ -89,7 +96,7 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 				if _, ok := st.mp.steer.pols.get(o.id); ok {
 					bad("policy %d of %s is alone but has an entry", o.id, o.sa.conn)
 				}
-				if !slices.Contains(o.sa.multi.pols, o) {
+				if !o.sa.multi.hasPol(o) {
 					bad("policy %d of %s not listed by its IKE SA", o.id, o.sa.conn)
 				}
 				continue

@@ -469,7 +469,47 @@ type saMulti struct {
 	pidx    int32 // 1 + its index in path.sas; 0: not listed
 	steered bool  // its inbound SPIs are in inPath
 	in      []uint32
-	pols    []*outPol
+	// Its outbound policies: the first in pol (most IKE SAs have only
+	// that one: no allocation), the others in more.
+	pol  *outPol
+	more []*outPol
+}
+
+// numPols is the number of outbound policies; polAt(i) the i-th.
+func (m *saMulti) numPols() int {
+	if m.pol == nil {
+		return 0
+	}
+	return 1 + len(m.more)
+}
+
+func (m *saMulti) polAt(i int) *outPol {
+	if i == 0 {
+		return m.pol
+	}
+	return m.more[i-1]
+}
+
+func (m *saMulti) hasPol(o *outPol) bool { return m.pol == o || slices.Contains(m.more, o) }
+
+func (m *saMulti) addPol(o *outPol) {
+	if m.pol == nil {
+		m.pol = o
+		return
+	}
+	m.more = append(m.more, o)
+}
+
+func (m *saMulti) dropPol(o *outPol) {
+	if m.pol == o {
+		m.pol = nil
+		if len(m.more) > 0 {
+			m.pol = m.more[0]
+			m.more = slices.Delete(m.more, 0, 1)
+		}
+		return
+	}
+	m.more = slices.DeleteFunc(m.more, func(x *outPol) bool { return x == o })
 }
 
 // steerIn maps s's inbound SPIs to its path from now on (s became a
@@ -499,8 +539,8 @@ func (st *state) steerSA(s *ikeSA) {
 			st.mp.steer.inPath.del(spi)
 		}
 	}
-	for _, o := range s.multi.pols {
-		if o.merged != nil && st.mp.pols[o.key] == o {
+	for i := range s.multi.numPols() {
+		if o := s.multi.polAt(i); o.merged != nil && st.mp.pols[o.key] == o {
 			st.steerPolicy(o.merged)
 		}
 	}
@@ -531,7 +571,7 @@ func (st *state) unsteerSA(s *ikeSA) {
 			st.mp.steer.inPath.del(spi)
 		}
 	}
-	s.multi.in, s.multi.pols, s.multi.steered = nil, nil, false
+	s.multi.in, s.multi.pol, s.multi.more, s.multi.steered = nil, nil, nil, false
 }
 
 // flowsMoved publishes what each rule's choice change did to its flows.
