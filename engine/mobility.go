@@ -217,12 +217,12 @@ func (st *state) announce(s *ikeSA, why string) {
 	st.mp.announce[s] = addrs
 	if lost {
 		st.mp.lostLocal[s] = in.Local.Addr()
-		st.e.log.Info("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.name,
+		st.e.log.Debug("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.name,
 			"lost", in.Local.Addr(), "local", cmd.Local, "remote", cmd.Remote)
 	}
 	st.drive(s, cmd)
 	view := st.ikeView(s)
-	st.e.log.Info("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
+	st.e.log.Debug("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
 	st.publish(Event{Type: EventAddressesAnnounced, Reason: why, IKESA: &view, Conn: s.conn, Addrs: addrs})
 }
 
@@ -450,7 +450,7 @@ func (st *state) migrate(s *ikeSA, p *path, why string) {
 		}
 		st.mp.premove[s] = pre
 	}
-	st.e.log.Info("moving IKE SA", "connection", s.conn, "ike_sa", s.name, "to", p.name(), "cause", why)
+	st.e.log.Debug("moving IKE SA", "connection", s.conn, "ike_sa", s.name, "to", p.name(), "cause", why)
 	st.drive(s, sa.Command{Kind: sa.CmdMigrate, Local: local, Remote: remote})
 }
 
@@ -742,7 +742,7 @@ func (st *state) holdEnded(h *outHold, why string) {
 	if to != nil {
 		ev.To = PathRef{Conn: s.conn, ID: to.id}
 	}
-	st.e.log.Info("Child SA outbound moved", "connection", s.conn, "ike_sa", s.name, "spi", spiHex(h.spi),
+	st.e.log.Debug("Child SA outbound moved", "connection", s.conn, "ike_sa", s.name, "spi", spiHex(h.spi),
 		"from", ev.From.ID, "to", ev.To.ID, "cause", why)
 	st.publish(ev)
 }

@@ -379,7 +379,7 @@ func (st *state) clonePath(c *connection, orig *ikeSA, p *path) bool {
 		return false
 	}
 	st.mp.cloneQ[orig] = append(st.mp.cloneQ[orig], p)
-	st.e.log.Info("cloning an IKE SA for a path", "connection", c.ID, "ike_sa", orig.name, "path", p.name())
+	st.e.log.Debug("cloning an IKE SA for a path", "connection", c.ID, "ike_sa", orig.name, "path", p.name())
 	st.later(func() {
 		if _, ok := st.rt.all[orig]; ok {
 			st.drive(orig, sa.Command{Kind: sa.CmdClone})
@@ -407,7 +407,7 @@ func (st *state) cloneUp(s *ikeSA, ev sa.Event) bool {
 	was := s.path
 	st.linkPath(s, p)
 	view := st.ikeView(s)
-	st.e.log.Info("IKE SA cloned", "connection", s.conn, "ike_sa", s.name, "clone_of", orig.name, "path", p.name())
+	st.e.log.Debug("IKE SA cloned", "connection", s.conn, "ike_sa", s.name, "clone_of", orig.name, "path", p.name())
 	st.publish(Event{Type: EventIKESAUp, Reason: "cloned", IKESA: &view})
 	st.pathsTouched("ike_sa_cloned", was, p)
 	st.mp.migrating[s] = "clone"
@@ -523,7 +523,7 @@ func (st *state) startPathSA(c *connection, p *path) error {
 	if err := st.rt.tr.ListenNAT(p.local); err != nil {
 		st.e.log.Debug("NAT-T port", "local", p.local, "error", err)
 	}
-	st.e.log.Info("starting a path's IKE SA", "path", p.name())
+	st.e.log.Debug("starting a path's IKE SA", "path", p.name())
 	m, out := sa.NewInitiatorAt(cfg, netip.AddrPortFrom(p.local, port), netip.AddrPortFrom(p.remote, c.RemotePort), st.e.cfg.Now(), st.rt.rng)
 	m.Place(sa.Placement{Path: p.tag, Addrs: st.startAddrs(c, p.local), NoInitialContact: true})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: p}
