@@ -35,13 +35,26 @@ const multipathRetry = 5 * time.Second
 // has nothing to choose among fewer than two SAs. A second policy with the
 // same selectors (another path's IKE SA, a make-before-break
 // re-authentication, another peer proposing the same selectors), or a
-// policy with several SAs, turns it into a mergedPolicy for good.
+// policy with several SAs, turns it into a mergedPolicy, until one member
+// with at most one SA is left: that one is alone again, under the data
+// plane's id (multi.alias when it is not its own, as after a
+// re-authentication).
 type outPol struct {
 	key    string
 	id     uint64        // the data plane's policy id: the first member's
 	sa     *ikeSA        // alone: its IKE SA (merged: nil)
 	spi    uint32        // alone: its outbound SA, 0 for none (RFC 4303 §2.1 reserves SPI 0)
 	merged *mergedPolicy // several members
+}
+
+// own is the SA machine's id of a lone policy.
+func (st *state) own(o *outPol) uint64 {
+	if len(st.mp.alias) > 0 {
+		if id, ok := st.mp.alias[o]; ok {
+			return id
+		}
+	}
+	return o.id
 }
 
 // mergedPolicy is one data-plane outbound policy standing for the
@@ -80,10 +93,10 @@ func (mp *mergedPolicy) has(s *ikeSA) bool {
 	return slices.ContainsFunc(mp.members, func(m policyMember) bool { return m.sa == s })
 }
 
-// outPolOf is s's outbound policy of id, or nil.
-func (s *ikeSA) outPolOf(id uint64) *outPol {
+// outPolOf is s's outbound policy of id (the SA machine's), or nil.
+func (st *state) outPolOf(s *ikeSA, id uint64) *outPol {
 	for i := range s.multi.numPols() {
-		if o := s.multi.polAt(i); o.merged == nil && o.id == id && o.sa == s || o.merged != nil && o.merged.member(s, id) >= 0 {
+		if o := s.multi.polAt(i); o.merged == nil && o.sa == s && st.own(o) == id || o.merged != nil && o.merged.member(s, id) >= 0 {
 			return o
 		}
 	}
@@ -157,15 +170,16 @@ func (st *state) mergeOp(s *ikeSA, op *sa.DataplaneOp) bool {
 		}
 		return st.outPolicy(s, &op.Policy)
 	case sa.OpDeletePolicy:
-		return st.dropOutPolicy(s, op.PolicyID)
+		return st.dropOutPolicy(s, &op.PolicyID)
 	}
 	return false
 }
 
 // outPolicy files s's outbound policy pol (added or updated); it reports
-// whether the policy is merged (false: it goes to the data plane as is).
+// whether the policy is merged (false: it goes to the data plane as is,
+// under the data plane's id).
 func (st *state) outPolicy(s *ikeSA, pol *dataplane.Policy) bool {
-	o := s.outPolOf(pol.ID)
+	o := st.outPolOf(s, pol.ID)
 	if o == nil {
 		var buf [96]byte
 		k := policyKey(buf[:0], s.conn, pol.Local, pol.Remote)
@@ -188,6 +202,7 @@ func (st *state) outPolicy(s *ikeSA, pol *dataplane.Policy) bool {
 	} else if o.merged == nil {
 		if len(pol.SPIs) <= 1 {
 			o.spi = firstSPI(pol.SPIs)
+			pol.ID = o.id
 			return false
 		}
 		st.mergePolicy(o, s.conn, pol)
@@ -196,6 +211,7 @@ func (st *state) outPolicy(s *ikeSA, pol *dataplane.Policy) bool {
 	mp.members[mp.member(s, pol.ID)].spis = slices.Clone(pol.SPIs)
 	st.steerIn(s)
 	st.pushMerged(mp)
+	st.unmergeOne(o)
 	return true
 }
 
@@ -216,9 +232,10 @@ func (st *state) mergePolicy(o *outPol, conn string, pol *dataplane.Policy) {
 		if o.spi != 0 {
 			mp.pol.SPIs = []uint32{o.spi}
 		}
-		mp.members = append(mp.members, policyMember{id: o.id, sa: o.sa, spis: slices.Clone(mp.pol.SPIs)})
+		mp.members = append(mp.members, policyMember{id: st.own(o), sa: o.sa, spis: slices.Clone(mp.pol.SPIs)})
 		st.steerIn(o.sa)
 	}
+	delete(st.mp.alias, o)
 	o.merged, o.sa, o.spi = mp, nil, 0
 	cp := st.mp.connPols[conn]
 	if cp == nil {
@@ -228,10 +245,11 @@ func (st *state) mergePolicy(o *outPol, conn string, pol *dataplane.Policy) {
 	cp[mp] = struct{}{}
 }
 
-// dropOutPolicy takes s's outbound policy id away; it reports whether the
-// policy was merged (false: the deletion goes to the data plane as is).
-func (st *state) dropOutPolicy(s *ikeSA, id uint64) bool {
-	o := s.outPolOf(id)
+// dropOutPolicy takes s's outbound policy *id away; it reports whether
+// the policy was merged (false: the deletion goes to the data plane as
+// is, *id set to the data plane's id).
+func (st *state) dropOutPolicy(s *ikeSA, id *uint64) bool {
+	o := st.outPolOf(s, *id)
 	if o == nil {
 		return false
 	}
@@ -241,26 +259,25 @@ func (st *state) dropOutPolicy(s *ikeSA, id uint64) bool {
 		if st.mp.pols[o.key] == o {
 			delete(st.mp.pols, o.key)
 		}
+		delete(st.mp.alias, o)
+		*id = o.id
 		return false
 	}
-	mp.members = slices.Delete(mp.members, mp.member(s, id), mp.member(s, id)+1)
+	i := mp.member(s, *id)
+	mp.members = slices.Delete(mp.members, i, i+1)
 	if !mp.has(s) {
 		s.multi.dropPol(o)
+		st.unsteerLone(s)
 	}
 	if len(mp.members) > 0 {
 		st.pushMerged(mp)
+		st.unmergeOne(o)
 		return true
 	}
 	if st.mp.pols[o.key] == o {
 		delete(st.mp.pols, o.key)
 	}
-	if cp := st.mp.connPols[mp.conn]; cp != nil {
-		delete(cp, mp)
-		if len(cp) == 0 {
-			delete(st.mp.connPols, mp.conn)
-		}
-	}
-	st.mp.steer.pols.del(mp.pol.ID)
+	st.unlistMerged(mp)
 	if mp.installed && st.rt.dp != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -270,6 +287,45 @@ func (st *state) dropOutPolicy(s *ikeSA, id uint64) bool {
 		}
 	}
 	return true
+}
+
+// unlistMerged takes mp out of its connection's list and the steering
+// table.
+func (st *state) unlistMerged(mp *mergedPolicy) {
+	if cp := st.mp.connPols[mp.conn]; cp != nil {
+		delete(cp, mp)
+		if len(cp) == 0 {
+			delete(st.mp.connPols, mp.conn)
+		}
+	}
+	st.mp.steer.pols.del(mp.pol.ID)
+}
+
+// unmergeOne makes merged o alone again when one member with at most one
+// SA is left (the data plane has it under o.id: pushMerged made it so).
+func (st *state) unmergeOne(o *outPol) {
+	mp := o.merged
+	if len(mp.members) != 1 || len(mp.members[0].spis) > 1 {
+		return
+	}
+	m := mp.members[0]
+	st.unlistMerged(mp)
+	o.merged, o.sa, o.spi = nil, m.sa, firstSPI(m.spis)
+	if m.id != o.id {
+		st.mp.alias[o] = m.id
+	}
+	st.unsteerLone(m.sa)
+}
+
+// unsteerLone takes s's inbound SPIs out of the steering table when s is
+// in no merged policy.
+func (st *state) unsteerLone(s *ikeSA) {
+	for i := range s.multi.numPols() {
+		if s.multi.polAt(i).merged != nil {
+			return
+		}
+	}
+	st.unsteerIn(s)
 }
 
 // pushMerged writes mp's steering entry (so that the table knows every

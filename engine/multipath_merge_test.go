@@ -17,8 +17,8 @@ import (
 // SA machine made it and costs no steering entry; policies with the same
 // connection and selectors (in any order) share one data-plane policy
 // with the union of their SAs, the first member's id and an entry, and
-// their IKE SAs' inbound SPIs are mapped to their paths; the merged
-// policy goes with its last member.
+// their IKE SAs' inbound SPIs are mapped to their paths; with one member
+// and SA left the policy is alone again, under the data plane's id.
 func TestPolicyMerge(t *testing.T) {
 	m := newMPair(t, true)
 	pfx := func(s string) dataplane.Selector { return dataplane.Selector{Prefix: netip.MustParsePrefix(s)} }
@@ -50,35 +50,43 @@ func TestPolicyMerge(t *testing.T) {
 	in := func(spi uint32) sa.DataplaneOp {
 		return sa.DataplaneOp{Kind: sa.OpAddSA, SA: dataplane.SA{SPI: spi, Direction: dataplane.In}}
 	}
+	type pols = map[uint64][]uint32
 	steps := []step{
-		{"a", in(0xa0), map[uint64][]uint32{}, 0, 0},
-		{"b", in(0xb0), map[uint64][]uint32{}, 0, 0},
-		{"c", in(0xc0), map[uint64][]uint32{}, 0, 0},
-		{"d", in(0xd0), map[uint64][]uint32{}, 0, 0},
-		{"d", add(9, other, 0xd1), map[uint64][]uint32{9: {0xd1}}, 1, 0},
-		{"d", del(9), map[uint64][]uint32{}, 0, 0},
-		{"a", add(1, vip, 0xa1), map[uint64][]uint32{1: {0xa1}}, 1, 0},
-		{"a", upd(1, vip, 0xa2), map[uint64][]uint32{1: {0xa2}}, 1, 0},
-		{"c", add(3, other, 0xc1), map[uint64][]uint32{1: {0xa2}, 3: {0xc1}}, 2, 0},
+		{"a", in(0xa0), pols{}, 0, 0},
+		{"b", in(0xb0), pols{}, 0, 0},
+		{"c", in(0xc0), pols{}, 0, 0},
+		{"d", in(0xd0), pols{}, 0, 0},
+		{"d", add(9, other, 0xd1), pols{9: {0xd1}}, 1, 0},
+		{"d", del(9), pols{}, 0, 0},
+		{"a", add(1, vip, 0xa1), pols{1: {0xa1}}, 1, 0},
+		{"a", upd(1, vip, 0xa2), pols{1: {0xa2}}, 1, 0},
+		{"c", add(3, other, 0xc1), pols{1: {0xa2}, 3: {0xc1}}, 2, 0},
 		// b's policy has a's selectors: one policy, a's id, both SAs.
-		{"b", add(2, vip, 0xb1), map[uint64][]uint32{1: {0xa2, 0xb1}, 3: {0xc1}}, 1, 1},
-		{"b", upd(2, vip, 0xb2), map[uint64][]uint32{1: {0xa2, 0xb2}, 3: {0xc1}}, 1, 1},
-		{"a", del(1), map[uint64][]uint32{1: {0xb2}, 3: {0xc1}}, 1, 1},
-		{"c", upd(3, other), map[uint64][]uint32{1: {0xb2}, 3: nil}, 1, 1},
-		{"c", del(3), map[uint64][]uint32{1: {0xb2}}, 0, 1},
-		{"b", del(2), map[uint64][]uint32{}, 0, 0},
+		{"b", add(2, vip, 0xb1), pols{1: {0xa2, 0xb1}, 3: {0xc1}}, 1, 1},
+		{"b", upd(2, vip, 0xb2), pols{1: {0xa2, 0xb2}, 3: {0xc1}}, 1, 1},
+		// a goes (b re-authenticated it): b's policy is alone again, in
+		// the data plane under a's id, and b's operations go there.
+		{"a", del(1), pols{1: {0xb2}, 3: {0xc1}}, 2, 0},
+		{"b", upd(2, vip, 0xb3), pols{1: {0xb3}, 3: {0xc1}}, 2, 0},
+		{"c", upd(3, other), pols{1: {0xb3}, 3: nil}, 2, 0},
+		{"c", del(3), pols{1: {0xb3}}, 1, 0},
+		// a comes back (b re-authenticated): merged with b's under id 1.
+		{"a", add(10, vip, 0xa10), pols{1: {0xb3, 0xa10}}, 0, 1},
+		{"b", del(2), pols{1: {0xa10}}, 1, 0},
+		{"a", del(10), pols{}, 0, 0},
 		// Selectors in another order are the same selectors.
-		{"a", add(4, two, 0xa4), map[uint64][]uint32{4: {0xa4}}, 1, 0},
-		{"c", add(5, owt, 0xc5), map[uint64][]uint32{4: {0xa4, 0xc5}}, 0, 1},
-		{"a", del(4), map[uint64][]uint32{4: {0xc5}}, 0, 1},
-		{"c", del(5), map[uint64][]uint32{}, 0, 0},
-		// A policy with several SAs is merged at once; a lone one that
-		// comes to have several, from then on.
-		{"a", add(6, vip, 0xa6, 0xa7), map[uint64][]uint32{6: {0xa6, 0xa7}}, 0, 1},
-		{"c", add(7, other, 0xc7), map[uint64][]uint32{6: {0xa6, 0xa7}, 7: {0xc7}}, 1, 1},
-		{"c", upd(7, other, 0xc7, 0xc8), map[uint64][]uint32{6: {0xa6, 0xa7}, 7: {0xc7, 0xc8}}, 0, 2},
-		{"a", del(6), map[uint64][]uint32{7: {0xc7, 0xc8}}, 0, 1},
-		{"c", del(7), map[uint64][]uint32{}, 0, 0},
+		{"a", add(4, two, 0xa4), pols{4: {0xa4}}, 1, 0},
+		{"c", add(5, owt, 0xc5), pols{4: {0xa4, 0xc5}}, 0, 1},
+		{"a", del(4), pols{4: {0xc5}}, 1, 0},
+		{"c", del(5), pols{}, 0, 0},
+		// A policy with several SAs is merged at once, a lone one that
+		// comes to have several too; alone again with one.
+		{"a", add(6, vip, 0xa6, 0xa7), pols{6: {0xa6, 0xa7}}, 0, 1},
+		{"c", add(7, other, 0xc7), pols{6: {0xa6, 0xa7}, 7: {0xc7}}, 1, 1},
+		{"c", upd(7, other, 0xc7, 0xc8), pols{6: {0xa6, 0xa7}, 7: {0xc7, 0xc8}}, 0, 2},
+		{"a", del(6), pols{7: {0xc7, 0xc8}}, 0, 1},
+		{"c", upd(7, other, 0xc8), pols{7: {0xc8}}, 1, 0},
+		{"c", del(7), pols{}, 0, 0},
 	}
 	ctx := tctx(t)
 	_, err := do(ctx, m.gw, func(st *state) (struct{}, error) {
@@ -100,6 +108,7 @@ func TestPolicyMerge(t *testing.T) {
 				t.Errorf("step %d (%s %v): data plane has %x, want %x", i, x.sa, op.Kind, got, x.pols)
 			}
 			alone, merged := 0, 0
+			steered := map[*ikeSA]bool{}
 			for _, o := range st.mp.pols {
 				_, entry := st.mp.steer.pols.get(o.id)
 				if o.merged == nil {
@@ -114,31 +123,33 @@ func TestPolicyMerge(t *testing.T) {
 					t.Errorf("step %d: merged policy %d has no steering entry", i, o.id)
 				}
 				for _, mb := range o.merged.members {
-					if !mb.sa.multi.steered {
-						t.Errorf("step %d: member %s of merged policy %d: inbound SPIs not steered", i, mb.sa.name, o.id)
+					steered[mb.sa] = true
+				}
+			}
+			// The members of merged policies, and only they, have their
+			// inbound SAs on their paths in the table.
+			for _, s := range sas {
+				want := uint32(0)
+				if steered[s] {
+					want = s.path.tag
+				}
+				if s.multi.steered != steered[s] {
+					t.Errorf("step %d: IKE SA %s steered %v, want %v", i, s.name, s.multi.steered, steered[s])
+				}
+				for _, spi := range s.multi.in {
+					if tag, _ := st.mp.steer.inPath.get(spi); tag != want {
+						t.Errorf("step %d: inbound SPI %x of %s on path tag %d, want %d", i, spi, s.name, tag, want)
 					}
 				}
 			}
 			if alone != x.alone || merged != x.merged {
 				t.Errorf("step %d: %d alone, %d merged, want %d and %d", i, alone, merged, x.alone, x.merged)
 			}
+			if n := len(st.mp.alias); x.alone+x.merged == 0 && n != 0 {
+				t.Errorf("step %d: %d aliases left", i, n)
+			}
 			if n := len(st.mp.connPols["ues"]); n != x.merged {
 				t.Errorf("step %d: %d merged policies listed by connection, want %d", i, n, x.merged)
-			}
-		}
-		// a, b and c were merged: their inbound SAs are on their paths
-		// in the table; d's, alone, never were.
-		for name, spi := range map[string]uint32{"a": 0xa0, "b": 0xb0, "c": 0xc0, "d": 0xd0} {
-			s := sas[name]
-			want := uint32(0)
-			if name != "d" {
-				want = s.path.tag
-			}
-			if s.multi.steered != (want != 0) {
-				t.Errorf("IKE SA %s steered %v", name, s.multi.steered)
-			}
-			if tag, _ := st.mp.steer.inPath.get(spi); tag != want {
-				t.Errorf("inbound SPI %x of %s on path tag %d, want %d", spi, name, tag, want)
 			}
 		}
 		for _, s := range sas {
@@ -146,9 +157,6 @@ func TestPolicyMerge(t *testing.T) {
 				t.Errorf("IKE SA %s still lists %d outbound policies", s.name, n)
 			}
 			st.unlinkPath(s)
-			if tag, _ := st.mp.steer.inPath.get(0xa0); s.name == "a" && tag != 0 {
-				t.Errorf("a's inbound SPI still mapped once a is gone")
-			}
 		}
 		return struct{}{}, nil
 	})

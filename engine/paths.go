@@ -237,6 +237,7 @@ type multi struct {
 	// pols: the outbound policies of the SA machines by connection and
 	// selectors (multipath.go); connPols: the merged ones by connection.
 	pols     map[string]*outPol
+	alias    map[*outPol]uint64 // the SA machine's id of a lone policy, when not the data plane's
 	connPols map[string]map[*mergedPolicy]struct{}
 	steer    *steerer
 	cells    map[string]*connSteer // per connection, its compiled rules
@@ -289,7 +290,7 @@ func (st *state) runDeferred() {
 func newMulti() *multi {
 	m := &multi{rules: map[string]*steeringRule{}, paths: map[pathKey]*path{}, byTag: map[uint32]*path{},
 		byConn: map[string][]*path{}, dirty: map[*path]struct{}{}, probed: map[*path]struct{}{},
-		pols: map[string]*outPol{}, steer: &steerer{},
+		pols: map[string]*outPol{}, alias: map[*outPol]uint64{}, steer: &steerer{},
 		connPols: map[string]map[*mergedPolicy]struct{}{}, cells: map[string]*connSteer{},
 		probe: time.NewTimer(time.Hour), announce: map[*ikeSA][]netip.Addr{},
 		migrating: map[*ikeSA]string{}, migrateW: map[*ikeSA][]chan migrateResult{},

@@ -91,6 +91,11 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 				bad("unregistered path %s probed", p.name())
 			}
 		}
+		for o := range st.mp.alias {
+			if o.merged != nil || st.mp.pols[o.key] != o {
+				bad("alias of policy %d that is merged or not filed", o.id)
+			}
+		}
 		for _, o := range st.mp.pols {
 			if o.merged == nil {
 				if _, ok := st.mp.steer.pols.get(o.id); ok {

@@ -527,6 +527,18 @@ func (st *state) steerIn(s *ikeSA) {
 	}
 }
 
+// unsteerIn takes s's inbound SPIs out of inPath (s is in no merged
+// policy any more).
+func (st *state) unsteerIn(s *ikeSA) {
+	if !s.multi.steered {
+		return
+	}
+	s.multi.steered = false
+	for _, spi := range s.multi.in {
+		st.mp.steer.inPath.del(spi)
+	}
+}
+
 // steerSA rewrites what the table holds of s after s changed paths.
 func (st *state) steerSA(s *ikeSA) {
 	if !s.multi.steered {
