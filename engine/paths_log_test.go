@@ -48,8 +48,9 @@ func countLines(log, level, msg string) int {
 // TestRoutineLinesAtDebug: establishing and deleting IKE SAs of
 // single-path connections logs their paths at debug only (at info they
 // were a line per connection on the end user and per peer address on the
-// gateway), and an IKE SA going down once at info on each end (the SA
-// machine's line; the engine's own is at debug).
+// gateway), and an IKE SA coming up and going down once each at info on
+// each end (the engine's lines, with the IKE SA's name; the SA machine's
+// are at debug).
 func TestRoutineLinesAtDebug(t *testing.T) {
 	out := &syncBuffer{}
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: out})
@@ -100,6 +101,10 @@ func TestRoutineLinesAtDebug(t *testing.T) {
 	up := out.take()
 	if got := countLines(up, "[INFO]", "path up"); got != 0 {
 		t.Errorf("%d path up lines at info:\n%s", got, up)
+	}
+	// One line per IKE SA up at info on each end.
+	if got := countLines(up, "[INFO]", "IKE SA up"); got != 2*n {
+		t.Errorf("%d IKE SA up lines at info, want %d:\n%s", got, 2*n, up)
 	}
 	// One path per connection on the end user, one for all on the gateway.
 	if got := countLines(up, "[DEBUG]", "path up"); got != n+1 {

@@ -381,11 +381,14 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = true
 		st.upChanged(s) // paths.go
 		s.vips = ev.VirtualIPs
-		st.filePeer(s, ev.PeerID.String(), true)
+		peer := ev.PeerID.String()
+		st.filePeer(s, peer, true)
 		why := "established"
 		if ev.ClonedFrom != 0 {
 			why = "cloned" // no handshake: the peer's RFC 7791 clone
 		} else {
+			// One line per IKE SA coming up and going down at info.
+			st.e.log.Info("IKE SA up", "connection", s.conn, "ike_sa", s.name, "peer", peer, "remote", s.m.Info().Remote)
 			st.rt.stats.HandshakesOK++
 			if in := s.m.Info(); !in.Created.IsZero() && !in.Established.IsZero() {
 				st.rt.stats.Handshake.observe(in.Established.Sub(in.Created))
@@ -405,8 +408,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = false
 		st.upChanged(s) // paths.go
 		s.setDown(ev.Reason, ev.Detail)
-		// At info the SA machine's own line says it (with the reason).
-		st.e.log.Debug("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
+		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
 		st.publishIKE(s, EventIKESADown, ev.Reason.String(), ev.Reason, ev.Detail)
 	case sa.EventIKERekeyed:
 		st.publishIKE(s, EventIKESARekeyed, "rekeyed", sa.ReasonNone, "")

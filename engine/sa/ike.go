@@ -771,7 +771,7 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	}
 	e := Event{Kind: EventIKEDown, Reason: r, Notify: n, Detail: detail, PeerID: s.peerID}
 	s.emit(e)
-	s.logger().Info("IKE SA down", "reason", r.String(), "detail", detail)
+	s.logger().Debug("IKE SA down", "reason", r.String(), "detail", detail) // the engine's line is at info
 	for _, ss := range s.sessions() {
 		ss.destroy()
 	}

@@ -621,7 +621,7 @@ func (s *IKE) moveTo(now time.Time, local, remote netip.AddrPort, why Reason) {
 	if s.mob != nil {
 		s.mob.recovering = nil
 	}
-	s.logger().Info("IKE SA moved", "from_local", oldL.String(), "from_remote", oldR.String(),
+	s.logger().Debug("IKE SA moved", "from_local", oldL.String(), "from_remote", oldR.String(),
 		"local", local.String(), "remote", remote.String(), "reason", why.String(), "encap", encap)
 	s.emit(Event{Kind: EventMigrated, Reason: why, Local: local, Remote: remote, OldLocal: oldL, OldRemote: oldR})
 }
