@@ -37,6 +37,10 @@ ike_pair() {
 # rss_kib PID : VmRSS in KiB.
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 
+# anon_kib PID : RssAnon in KiB (VmRSS without the file pages: the
+# binary's and libraries' code touched for the first time counts there).
+anon_kib() { awk '/^RssAnon:/{print $2}' "/proc/$1/status"; }
+
 # stop_pid PID : SIGTERM and wait (up to 10 s) for the process to go.
 stop_pid() {
   local p=$1 i

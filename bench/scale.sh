@@ -7,7 +7,13 @@
 #     "before" taken once the configuration is loaded (the initiator's N
 #     connections are not counted, as in the strongSwan anchor), "after"
 #     SETTLE seconds after the last SA. mifsec also reports the Go heap in
-#     use after a collection (heap KiB/SA).
+#     use after a collection (heap KiB/SA). anon KiB/SA is the same with
+#     RssAnon (code pages of the binary and libraries touched for the
+#     first time are file pages, counted in VmRSS once per process). mifsec
+#     initiators run in several processes (below); init_bulk is the growth
+#     of the one that holds the N - 2*RW*W SAs between the rate windows,
+#     per SA it holds (each window process adds a Go runtime's fixed
+#     growth to init_rss).
 #  2. Setup rate at N: the rate of the last W (100) SAs with N - W already
 #     up, against the rate of the first W on a fresh responder, both
 #     measured by identical fresh initiators (ratio = rate at N / rate at W).
@@ -75,7 +81,7 @@ scale_strongswan() { # N
   sw_responder "$b"
   sw_initiator "$a" 1 "$n"
   sleep 1
-  r0=$(rss_kib "$B_PID"); i0=$(rss_kib "$A_PID")
+  r0=$(rss_kib "$B_PID"); i0=$(rss_kib "$A_PID"); ra0=$(anon_kib "$B_PID"); ia0=$(anon_kib "$A_PID")
   local j firsts="" lasts="" ww=$((RW * W))
   for j in $(seq 0 $((RW - 1))); do
     first=$("$BIN/vicibench" -socket "$a/charon.vici" -first $((j * W + 1)) -n "$W" -conc "$CONC" -pids "$A_PID,$B_PID")
@@ -87,16 +93,17 @@ scale_strongswan() { # N
     lasts="$lasts,$(kv "$last" rate)"
   done
   sleep "$SETTLE"
-  r1=$(rss_kib "$B_PID"); i1=$(rss_kib "$A_PID")
+  r1=$(rss_kib "$B_PID"); i1=$(rss_kib "$A_PID"); ra1=$(anon_kib "$B_PID"); ia1=$(anon_kib "$A_PID")
   local est
   est=$(swanctl_d "$b" --list-sas 2>/dev/null | grep -c ', ESTABLISHED, ' || true)
-  python3 - "$n" "$est" "$r0" "$r1" "$i0" "$i1" "${firsts#,}" "${lasts#,}" <<'EOP'
+  python3 - "$n" "$est" "$r0" "$r1" "$i0" "$i1" "${firsts#,}" "${lasts#,}" "$ra0" "$ra1" "$ia0" "$ia1" <<'EOP'
 import sys, statistics as st
 n, est, r0, r1, i0, i1 = map(int, sys.argv[1:7])
 fs, ls = [[float(x) for x in a.split(',')] for a in sys.argv[7:9]]
+ra0, ra1, ia0, ia1 = map(int, sys.argv[9:13])
 f, l = st.median(fs), st.median(ls)
-print('strongswan N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f rates_at_w=%s rates_at_n=%s resp_rss_kib=%d/%d init_rss_kib=%d/%d'
-      % (n, est, (r1 - r0) / n, (i1 - i0) / n, f, l, l / f, sys.argv[7], sys.argv[8], r0, r1, i0, i1))
+print('strongswan N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f resp_anon_kib_per_sa=%.2f init_anon_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f rates_at_w=%s rates_at_n=%s resp_rss_kib=%d/%d init_rss_kib=%d/%d'
+      % (n, est, (r1 - r0) / n, (i1 - i0) / n, (ra1 - ra0) / n, (ia1 - ia0) / n, f, l, l / f, sys.argv[7], sys.argv[8], r0, r1, i0, i1))
 EOP
 }
 
@@ -124,7 +131,7 @@ scale_mifsec() { # N
   RESP_DIR=$D/mf/r
   mf_responder "$RESP_DIR" -pool 10.80.0.0/14; B_PID=$MF_PID
   sleep 1
-  r0=$(rss_kib "$B_PID"); h0=$(mf_heap)
+  r0=$(rss_kib "$B_PID"); ra0=$(anon_kib "$B_PID"); h0=$(mf_heap)
   local j firsts="" lasts="" cfirsts="" clasts=""
   for j in $(seq 0 $((RW - 1))); do
     mf_hold "$D/mf/first$j" "f$j-" "$W" $((590 + j))
@@ -144,23 +151,28 @@ scale_mifsec() { # N
     lasts="$lasts,$(kv "$last" rate)"; clasts="$clasts,$(kv "$last" cpu_resp_ms)"
   done
   sleep "$SETTLE"
-  r1=$(rss_kib "$B_PID"); h1=$(mf_heap)
-  # Initiator side: each process's RSS growth since before its SAs.
-  local grow=0 dir i=0 before
+  r1=$(rss_kib "$B_PID"); ra1=$(anon_kib "$B_PID"); h1=$(mf_heap)
+  # Initiator side: each process's RSS growth since before its SAs; the
+  # bulk processes' apart.
+  local grow=0 dir i=0 before g bgrow=0 bn=0
   for dir in "$D"/mf/first* "$D"/mf/b* "$D"/mf/last*; do
     before=$(kv "$(cat "$dir/out")" rss_init_kib | cut -d/ -f1)
-    grow=$((grow + $(rss_kib "$(cat "$dir/pid")") - before))
+    g=$(($(rss_kib "$(cat "$dir/pid")") - before))
+    grow=$((grow + g))
+    case $dir in */b*) bgrow=$((bgrow + g)); bn=$((bn + $(kv "$(cat "$dir/out")" ok))) ;; esac
     i=$((i + 1))
   done
   est=$(cat "$D"/mf/*/out | grep -o ' ok=[0-9]*' | cut -d= -f2 | awk '{s += $1} END {print s + 0}')
   python3 - "$n" "$est" "$r0" "$r1" "$h0" "$h1" "$grow" "$i" "${firsts#,}" "${lasts#,}" \
-    "${cfirsts#,}" "${clasts#,}" <<'EOP'
+    "${cfirsts#,}" "${clasts#,}" "$ra0" "$ra1" "$bgrow" "$bn" <<'EOP'
 import sys, statistics as st
 n, est, r0, r1, h0, h1, grow, procs = map(int, sys.argv[1:9])
 fs, ls, cfs, cls = [[float(x) for x in a.split(',')] for a in sys.argv[9:13]]
+ra0, ra1, bgrow, bn = map(int, sys.argv[13:17])
 f, l, cf, cl = st.median(fs), st.median(ls), st.median(cfs), st.median(cls)
-print('mifsec N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f resp_heap_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f rates_at_w=%s rates_at_n=%s resp_cpu_ms_at_w=%.3f resp_cpu_ms_at_n=%.3f resp_rss_kib=%d/%d init_procs=%d'
-      % (n, est, (r1 - r0) / n, grow / n, (h1 - h0) / 1024 / n, f, l, l / f, sys.argv[9], sys.argv[10], cf, cl, r0, r1, procs))
+print('mifsec N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%.2f resp_anon_kib_per_sa=%.2f init_bulk_rss_kib_per_sa=%.2f resp_heap_kib_per_sa=%.2f rate_at_w=%.1f rate_at_n=%.1f ratio=%.3f rates_at_w=%s rates_at_n=%s resp_cpu_ms_at_w=%.3f resp_cpu_ms_at_n=%.3f resp_rss_kib=%d/%d init_procs=%d init_bulk_sas=%d'
+      % (n, est, (r1 - r0) / n, grow / n, (ra1 - ra0) / n, bgrow / max(bn, 1), (h1 - h0) / 1024 / n, f, l, l / f,
+         sys.argv[9], sys.argv[10], cf, cl, r0, r1, procs, bn))
 EOP
 }
 
