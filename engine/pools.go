@@ -25,6 +25,10 @@ type Lease struct {
 	Identity  string     `json:"identity"`
 	Online    bool       `json:"-"`
 	LeaseTime time.Time  `json:"lease_time"`
+	// holders counts the IKE SAs using the address: an identity's IKE
+	// SAs share it (one per path, a re-authentication overlapping the old
+	// IKE SA, RFC 7791 clones); it is online while one holds it.
+	holders int
 }
 
 type addrRange struct{ first, last netip.Addr }
@@ -314,6 +318,7 @@ func (st *state) pool(id, field string) (*pool, error) {
 func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error) {
 	if l, ok := p.leases[leaseKey{identity, v6}]; ok {
 		l.Online = true
+		l.holders++
 		return l.Addr, nil
 	}
 	if len(p.hint) != len(p.ranges) {
@@ -329,7 +334,7 @@ func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error
 		}
 		for tried := 0; a.IsValid() && r.contains(a); a = a.Next() {
 			if _, used := p.byAddr[a]; !used {
-				l := &Lease{Addr: a, Identity: identity, Online: true, LeaseTime: now}
+				l := &Lease{Addr: a, Identity: identity, Online: true, LeaseTime: now, holders: 1}
 				p.leases[leaseKey{identity, v6}] = l
 				p.byAddr[a] = l
 				p.hint[i] = a.Next()
@@ -352,16 +357,22 @@ func (p *pool) lease(identity string, v6 bool, now time.Time) (netip.Addr, error
 		return netip.Addr{}, fmt.Errorf("pool %q is exhausted", p.ID)
 	}
 	delete(p.leases, leaseKey{oldest.Identity, v6})
-	l := &Lease{Addr: oldest.Addr, Identity: identity, Online: true, LeaseTime: now}
+	l := &Lease{Addr: oldest.Addr, Identity: identity, Online: true, LeaseTime: now, holders: 1}
 	p.leases[leaseKey{identity, v6}] = l
 	p.byAddr[l.Addr] = l
 	return l.Addr, nil
 }
 
-// release marks identity's lease offline; it is remembered for its return.
+// release gives back one holder's use of identity's lease; with the last
+// the lease goes offline and is remembered for the identity's return.
 func (p *pool) release(identity string, a netip.Addr) {
 	if l, ok := p.leases[leaseKey{identity, a.Is6()}]; ok && l.Addr == a {
-		l.Online = false
+		if l.holders > 0 {
+			l.holders--
+		}
+		if l.holders == 0 {
+			l.Online = false
+		}
 	}
 }
 

@@ -131,3 +131,38 @@ func BenchmarkLease(b *testing.B) {
 		}
 	}
 }
+
+// TestLeaseHolders: an identity's IKE SAs share its address (one per
+// path, a re-authentication overlapping the old IKE SA, clones): each
+// lease counts a holder and the lease stays online until the last
+// returns it; another identity does not get it meanwhile, even from a
+// full pool.
+func TestLeaseHolders(t *testing.T) {
+	rs, err := validatePoolSpec(&PoolSpec{Ranges: []string{"10.0.0.1-10.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pool{ID: "ue", ranges: rs, leases: map[leaseKey]*Lease{}, byAddr: map[netip.Addr]*Lease{}}
+	now := time.Now()
+	a, err := p.lease("ue1", false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := p.lease("ue1", false, now); err != nil || b != a {
+		t.Fatalf("second IKE SA of ue1 got %v %v, want %v", b, err, a)
+	}
+	p.release("ue1", a)
+	if l := p.leases[leaseKey{"ue1", false}]; !l.Online {
+		t.Fatal("lease offline while ue1's other IKE SA uses it")
+	}
+	if b, err := p.lease("ue2", false, now); err == nil {
+		t.Fatalf("ue2 got %v from a full pool while ue1 uses it", b)
+	}
+	p.release("ue1", a)
+	if l := p.leases[leaseKey{"ue1", false}]; l.Online {
+		t.Fatal("lease online after ue1's last IKE SA returned it")
+	}
+	if b, err := p.lease("ue2", false, now); err != nil || b != a {
+		t.Fatalf("ue2 got %v %v once ue1 was offline, want %v", b, err, a)
+	}
+}

@@ -162,6 +162,31 @@ func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike
 	s.spawnClone(now, ns)
 }
 
+// holdLeases makes a gateway's clone a holder of the peer's inner
+// addresses too (RFC 7791 §3: the clone carries the same state), so that
+// they stay leased while either IKE SA lives. False when the pool gave
+// another address (then the original IKE SA returns them, as before).
+func (s *IKE) holdLeases() bool {
+	vips := s.leased()
+	if s.cfg.Pool == nil || len(vips) == 0 {
+		return false
+	}
+	id := s.peerID.String()
+	for i, a := range vips {
+		got, err := s.cfg.Pool.Lease(id, a.Is6())
+		if err != nil || got != a {
+			if err == nil {
+				s.cfg.Pool.Release(id, got)
+			}
+			for _, b := range vips[:i] {
+				s.cfg.Pool.Release(id, b)
+			}
+			return false
+		}
+	}
+	return true
+}
+
 // spawnClone makes the machine of a clone (session ns) and hands it to
 // the glue in Output.Spawn.
 func (s *IKE) spawnClone(now time.Time, ns *session) {
@@ -175,8 +200,8 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.caps = s.caps
 	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
 	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
-	n.keepLeases = true // the original IKE SA returns them
 	n.setCP(s.vips(), s.dns(), s.pcscf())
+	n.keepLeases = !n.holdLeases()
 	if m := s.mob; m != nil && (m.peerAddrs != nil || m.announced) {
 		nm := n.mobState()
 		nm.peerAddrs, nm.addrs, nm.announced = slices.Clone(m.peerAddrs), slices.Clone(m.addrs), m.announced

@@ -187,3 +187,64 @@ func TestCloneSetPath(t *testing.T) {
 		}
 	}
 }
+
+// countPool gives an identity one address and counts its holders, as the
+// engine's pools do (AddressPool's contract).
+type countPool struct {
+	addrs   map[string]netip.Addr
+	holders map[netip.Addr]int
+}
+
+func (p *countPool) Lease(peer string, v6 bool) (netip.Addr, error) {
+	if a, ok := p.addrs[peer]; ok {
+		p.holders[a]++
+		return a, nil
+	}
+	a := netip.AddrFrom4([4]byte{10, 20, 0, byte(len(p.addrs) + 1)})
+	p.addrs[peer], p.holders[a] = a, 1
+	return a, nil
+}
+
+func (p *countPool) Release(peer string, a netip.Addr) {
+	if p.holders[a] > 0 {
+		p.holders[a]--
+	}
+}
+
+// TestCloneHoldsLeases: a gateway's clone holds the peer's inner address
+// as the original does, so it stays leased while either IKE SA lives
+// (whichever goes first) and is returned with the last.
+func TestCloneHoldsLeases(t *testing.T) {
+	for _, origFirst := range []bool{true, false} {
+		pool := &countPool{addrs: map[string]netip.Addr{}, holders: map[netip.Addr]int{}}
+		m := mobikeMesh(t, 402, func(ini, resp *Config) {
+			ini.Clone, resp.Clone = true, true
+			ini.VirtualIP = VirtualIP{IPv4: true}
+			resp.Pool = pool
+		})
+		a, b := m.a.ms[0], m.b.ms[0]
+		vips := b.ike.Info().VirtualIPs
+		if len(vips) != 1 || pool.holders[vips[0]] != 1 {
+			t.Fatalf("virtual IPs %v, holders %v", vips, pool.holders)
+		}
+		m.command(m.a, a, Command{Kind: CmdClone})
+		m.settle()
+		if len(m.b.ms) != 2 || pool.holders[vips[0]] != 2 {
+			t.Fatalf("after the clone: %d machines, holders %v", len(m.b.ms), pool.holders)
+		}
+		first, second := m.a.ms[0], m.a.ms[1]
+		if !origFirst {
+			first, second = second, first
+		}
+		m.command(m.a, first, Command{Kind: CmdTerminate})
+		m.settle()
+		if pool.holders[vips[0]] != 1 {
+			t.Fatalf("original first %v: one IKE SA left, holders %v", origFirst, pool.holders)
+		}
+		m.command(m.a, second, Command{Kind: CmdTerminate})
+		m.settle()
+		if pool.holders[vips[0]] != 0 {
+			t.Fatalf("original first %v: none left, holders %v", origFirst, pool.holders)
+		}
+	}
+}

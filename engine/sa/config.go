@@ -103,7 +103,10 @@ type PeerAuth struct {
 }
 
 // AddressPool hands out virtual IPs to peers (responder, RFC 7296 §2.19).
-// The glue implements it.
+// The glue implements it. Lease for an identity that already holds an
+// address of that family gives the same address and counts one more
+// holder; Release gives back one holder's use (an identity's IKE SAs share
+// its address: one per path, a re-authentication, RFC 7791 clones).
 type AddressPool interface {
 	Lease(peerID string, v6 bool) (netip.Addr, error)
 	Release(peerID string, addr netip.Addr)

@@ -56,7 +56,7 @@ type IKE struct {
 	// natLocal, natRemote: we are / the peer is behind a NAT (§2.23).
 	natLocal, natRemote bool
 	natdSeen            bool
-	keepLeases          bool  // a clone: the original IKE SA returns the leases (RFC 7791)
+	keepLeases          bool  // leases not ours to return (returned, or a clone the pool could not count)
 	kidsOK              bool  // kids is valid
 	noIC                bool  // no INITIAL_CONTACT (Config.NoInitialContact or Place)
 	nVIP, nDNS          uint8 // in cp
