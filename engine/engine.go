@@ -195,6 +195,15 @@ func (e *Engine) loop(st *state) {
 				continue
 			}
 			st.rt.routeSrc.clear() // sources towards peers may have changed
+			if f := st.rt.routes.forget; f != nil {
+				// A link that changed may have been renamed or recreated
+				// under its name: its cached index is looked up again.
+				name := c.Name
+				if c.Resync {
+					name = ""
+				}
+				f(name)
+			}
 			st.linkChanged(c)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/iface/ifacetest"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/sa"
@@ -138,6 +139,34 @@ func TestResponderRoutesBeforeAnswer(t *testing.T) {
 	for !slices.Contains(ueLog.list(), "unaddress 10.45.0.1/32") {
 		if time.Now().After(deadline) {
 			t.Fatalf("end user did %s; want the virtual IP removed after the IKE SA went", strings.Join(ueLog.list(), ", "))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLinkChangeForgetsRouteIndex: a link change makes the route
+// operations look the link's index up again (it may have been renamed or
+// recreated under its name).
+func TestLinkChangeForgetsRouteIndex(t *testing.T) {
+	links := ifacetest.New()
+	links.AddLink("eth0", "192.0.2.1/24")
+	e, err := New(Config{StateDir: t.TempDir(), Links: links, Transport: (&wire{}).end("192.0.2.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	var forgot orderLog
+	if _, err := do(tctx(t), e, func(st *state) (struct{}, error) {
+		st.rt.routes.forget = func(link string) { forgot.add(link) }
+		return struct{}{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	links.SetState("eth0", iface.Down)
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(forgot.list(), "eth0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("forgot %v after a change of eth0", forgot.list())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

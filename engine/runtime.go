@@ -217,6 +217,8 @@ type routeOps struct {
 	pinHost  func(peer netip.Addr) (netip.Prefix, error)
 	// close releases what the operations hold (nil: nothing).
 	close func() error
+	// forget drops what is cached about a link ("" every link; nil: none).
+	forget func(link string)
 }
 
 type halfOpenKey struct {

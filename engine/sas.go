@@ -469,7 +469,7 @@ func (st *state) initialContact(s *ikeSA) {
 // the routes of a Child SA are in the way of its first packet).
 func kernelRouteOps(r *iface.Routes) routeOps {
 	return routeOps{addRoute: r.AddRoute, delRoute: r.DelRoute, addAddr: r.AddAddr, delAddr: r.DelAddr,
-		pinHost: r.PinHostRoute, close: r.Close}
+		pinHost: r.PinHostRoute, close: r.Close, forget: r.Forget}
 }
 
 // installRoutes makes inner traffic reach the data plane's TUN: an
