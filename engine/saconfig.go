@@ -206,11 +206,11 @@ func selectorToTS(s dataplane.Selector) ike.TrafficSelector {
 func (st *state) authConfig(c *connection, cfg *sa.Config) error {
 	la, ra := c.LocalAuth, c.RemoteAuth
 	if la.PSKSecret != "" {
-		cfg.Auth.PSK = transform.NewSecret(st.secrets[la.PSKSecret].Value)
+		cfg.Auth.PSK = st.secrets[la.PSKSecret].pskSecret() // shared, not copied per template
 	}
 	if ra.PSKSecret != "" && ra.PSKSecret != la.PSKSecret {
 		// The peer proves knowledge of its own key.
-		psk := transform.NewSecret(st.secrets[ra.PSKSecret].Value)
+		psk := st.secrets[ra.PSKSecret].pskSecret()
 		cfg.Policy = func(id sa.Identity) (*sa.PeerAuth, error) { return &sa.PeerAuth{PSK: psk}, nil }
 	}
 	if la.CertPEM != "" {

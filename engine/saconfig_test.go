@@ -14,6 +14,7 @@ import (
 
 	"github.com/mifsec/mifsec/engine/iface/ifacetest"
 	"github.com/mifsec/mifsec/engine/sa"
+	"github.com/mifsec/mifsec/engine/transform"
 )
 
 // TestSATemplate: the IKE SAs of a responder connection share one
@@ -168,5 +169,51 @@ func TestConnLogger(t *testing.T) {
 				t.Errorf("logged %q, want %q in it", buf.String(), w)
 			}
 		}
+	}
+}
+
+// TestPSKShared: the sa.Config templates of the connections using one
+// PSK share one copy of it, zeroed when the secret is deleted (copies per
+// template were never zeroed).
+func TestPSKShared(t *testing.T) {
+	e, _ := newEngine(t, t.TempDir())
+	ctx := tctx(t)
+	if _, err := e.CreateSecret(ctx, "psk", SecretPSK, []byte("a-long-shared-secret")); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := e.CreateConnection(ctx, id, ConnectionSpec{Role: RoleResponder, LocalID: "@gw.example", RemoteID: "%any",
+			LocalAuth: AuthSpec{PSKSecret: "psk"}, RemoteAuth: AuthSpec{PSKSecret: "psk"},
+			Children: []ChildSpec{{Name: "net", LocalTS: []string{"198.18.0.0/24"}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	psks, err := do(ctx, e, func(st *state) ([]transform.Secret, error) {
+		var out []transform.Secret
+		for _, id := range []string{"a", "b"} {
+			cfg, err := st.saTemplate(st.connections[id])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cfg.Auth.PSK)
+		}
+		return out, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if psks[0].Len() == 0 || &psks[0].Bytes()[0] != &psks[1].Bytes()[0] {
+		t.Fatal("the two connections' templates do not share the PSK")
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := e.DeleteConnection(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.DeleteSecret(ctx, "psk"); err != nil {
+		t.Fatal(err)
+	}
+	if psks[0].Len() != 0 {
+		t.Fatal("the templates' PSK outlived the secret")
 	}
 }

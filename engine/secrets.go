@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/mifsec/mifsec/engine/transform"
 )
 
 // SecretType says what a secret holds.
@@ -45,6 +47,17 @@ type secret struct {
 
 	signer crypto.Signer // parsed private key
 	desc   string
+	// psk is Value as key material, one copy shared by the sa.Config
+	// templates of the connections using it, zeroed with the secret.
+	psk transform.Secret
+}
+
+// pskSecret is the secret's value as a PSK shared by its users.
+func (s *secret) pskSecret() transform.Secret {
+	if s.psk.Len() == 0 {
+		s.psk = transform.NewSecret(s.Value)
+	}
+	return s.psk
 }
 
 func (s *secret) String() string   { return "secret(" + s.ID + ", [redacted])" }
@@ -195,6 +208,7 @@ func (e *Engine) DeleteSecret(ctx context.Context, id string) error {
 			return struct{}{}, err
 		}
 		clear(s.Value)
+		s.psk.Zero()
 		st.e.log.Info("secret deleted", "secret", id)
 		return struct{}{}, nil
 	})
