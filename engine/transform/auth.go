@@ -21,7 +21,7 @@ const keyPad = "Key Pad for IKEv2"
 // header (ID type, 3 reserved octets, data).
 func SignedOctets(p PRF, realMessage, peerNonce []byte, skp Secret, idBody []byte) []byte {
 	var sc [stackScratch]byte
-	out := make([]byte, 0, len(realMessage)+len(peerNonce)+p.size)
+	out := make([]byte, 0, len(realMessage)+len(peerNonce)+p.Size())
 	out = append(append(out, realMessage...), peerNonce...)
 	return p.hmac(out, scratch(sc[:], p.macScratch(len(idBody))), skp.Bytes(), idBody)
 }
@@ -30,7 +30,7 @@ func SignedOctets(p PRF, realMessage, peerNonce []byte, skp Secret, idBody []byt
 // (RFC 7296 §2.15): prf(prf(Shared Secret, "Key Pad for IKEv2"), SignedOctets).
 // With EAP, the MSK takes the place of the shared secret (§2.16).
 func PSKAuth(p PRF, psk Secret, signedOctets []byte) []byte {
-	return p.pskAuth(make([]byte, 0, p.size), psk, signedOctets)
+	return p.pskAuth(make([]byte, 0, p.Size()), psk, signedOctets)
 }
 
 // pskAuth appends PSKAuth's result to dst.

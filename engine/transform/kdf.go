@@ -10,7 +10,7 @@ func SKEYSEED(p PRF, ni, nr []byte, gir Secret) Secret {
 	var sc [stackScratch]byte
 	buf := scratch(sc[:], len(ni)+len(nr)+p.macScratch(gir.Len()))
 	key := append(append(buf, ni...), nr...)
-	s, out := newSecret(p.size)
+	s, out := newSecret(p.Size())
 	p.hmac(out[:0], key[len(key):], key, gir.Bytes())
 	clear(key)
 	return s
@@ -21,7 +21,7 @@ func SKEYSEED(p PRF, ni, nr []byte, gir Secret) Secret {
 func RekeySKEYSEED(p PRF, oldSKd, gir Secret, ni, nr []byte) Secret {
 	var sc [stackScratch]byte
 	w := scratch(sc[:], p.macScratch(gir.Len()+len(ni)+len(nr)))
-	s, out := newSecret(p.size)
+	s, out := newSecret(p.Size())
 	p.hmac(out[:0], w, oldSKd.Bytes(), gir.Bytes(), ni, nr)
 	return s
 }
@@ -73,9 +73,26 @@ func DeriveIKEKeys(s Suite, skeyseed Secret, ni, nr, spii, spir []byte) (*Keys, 
 }
 
 // compactInline is the room for key bytes inside the allocation of the
-// Keys WithoutAuth returns: SK_d and SK_a*/SK_e* of the usual suites
-// (SHA-256 PRF, AES-GCM or AES-CBC with HMAC-SHA-256: at most 104 bytes).
-const compactInline = 104
+// Keys WithoutAuth returns for suites with SK_a* (AES-CBC with a SHA-256
+// PRF and HMAC-SHA-256: 128 bytes; the whole stays in the 384-byte size
+// class).
+const compactInline = 128
+
+// Keys of an AEAD IKE SA after IKE_AUTH: SK_d, SK_ei and SK_er only (no
+// SK_a*, RFC 5282 §7), so three cells; keys3 fits the 256-byte size class
+// (SHA-256 PRF with AES-128-GCM: 72 bytes of keys), keys3l the 320-byte
+// one (up to a SHA-512 PRF with 256-bit keys: 136).
+type keys3 struct {
+	Keys
+	cells [3]secretCell
+	buf   [72]byte
+}
+
+type keys3l struct {
+	Keys
+	cells [3]secretCell
+	buf   [136]byte
+}
 
 // WithoutAuth returns a copy of the keys without SK_pi and SK_pr in one
 // allocation (two for larger suites) and zeroes k. SK_pi and SK_pr only
@@ -84,27 +101,49 @@ const compactInline = 104
 // and the keys of its messages. Ciphers built from k stay usable: they
 // hold their own copies.
 func (k *Keys) WithoutAuth() *Keys {
-	parts := []Secret{k.D, k.AI, k.AR, k.EI, k.ER}
+	parts := [5]Secret{k.D, k.AI, k.AR, k.EI, k.ER}
 	var lens [5]int
 	n := 0
 	for i, s := range parts {
 		lens[i] = s.Len()
 		n += lens[i]
 	}
-	box := &struct {
-		Keys
-		cells [5]secretCell
-		buf   [compactInline]byte
-	}{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
-	buf := box.buf[:0:compactInline]
-	if n > compactInline {
-		buf = make([]byte, 0, n)
+	var (
+		nk    *Keys
+		cells []secretCell
+		buf   []byte
+	)
+	switch {
+	case lens[1] == 0 && lens[2] == 0 && n <= len(keys3{}.buf):
+		b := &keys3{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
+		nk, cells, buf = &b.Keys, b.cells[:], b.buf[:0:n]
+	case lens[1] == 0 && lens[2] == 0 && n <= len(keys3l{}.buf):
+		b := &keys3l{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
+		nk, cells, buf = &b.Keys, b.cells[:], b.buf[:0:n]
+	default:
+		b := &struct {
+			Keys
+			cells [5]secretCell
+			buf   [compactInline]byte
+		}{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
+		nk, cells, buf = &b.Keys, b.cells[:], b.buf[:0:compactInline]
+		if n > compactInline {
+			buf = make([]byte, 0, n)
+		}
 	}
-	for _, s := range parts {
+	// Only the keys the suite has get a cell; the others stay the empty
+	// Secret.
+	out := [5]*Secret{&nk.D, &nk.AI, &nk.AR, &nk.EI, &nk.ER}
+	j := 0
+	for i, s := range parts {
+		if lens[i] == 0 {
+			continue
+		}
 		buf = append(buf, s.Bytes()...)
+		out[j], lens[j] = out[i], lens[i]
+		j++
 	}
-	nk := &box.Keys
-	splitInto(buf[:n:n], box.cells[:], []*Secret{&nk.D, &nk.AI, &nk.AR, &nk.EI, &nk.ER}, lens[:])
+	splitInto(buf[:n:n], cells[:j], out[:j], lens[:j])
 	k.Zero()
 	return nk
 }

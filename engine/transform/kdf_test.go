@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash"
 	"testing"
+	"unsafe"
 
 	"github.com/mifsec/mifsec/engine/ike"
 )
@@ -252,8 +253,8 @@ func TestPRFAgainstHMAC(t *testing.T) {
 			}
 			return m.Sum(nil)
 		}
-		for _, kl := range []int{0, 1, 20, p.block - 1, p.block, p.block + 1, 512} {
-			for _, dl := range []int{0, 1, 64, stackScratch - p.block, stackScratch, 5000} {
+		for _, kl := range []int{0, 1, 20, p.blockLen() - 1, p.blockLen(), p.blockLen() + 1, 512} {
+			for _, dl := range []int{0, 1, 64, stackScratch - p.blockLen(), stackScratch, 5000} {
 				key, data := testKey(kl, 1), testKey(dl, 2)
 				if got, want := p.Sum(key, data[:dl/2], data[dl/2:]), ref(key, data); !bytes.Equal(got, want) {
 					t.Fatalf("%v key %d data %d: prf %x, want %x", id, kl, dl, got, want)
@@ -266,7 +267,7 @@ func TestPRFAgainstHMAC(t *testing.T) {
 					}
 					return out[:n]
 				}
-				for _, n := range []int{0, 1, p.size, 3*p.size - 1, 200} {
+				for _, n := range []int{0, 1, p.Size(), 3*p.Size() - 1, 200} {
 					got, err := p.Plus(key, data, n)
 					if err != nil || !bytes.Equal(got.Bytes(), lit(n)) {
 						t.Fatalf("%v key %d seed %d: prf+ of %d differs (%v)", id, kl, dl, n, err)
@@ -318,5 +319,39 @@ func TestKeyDerivationAllocs(t *testing.T) {
 		if got := testing.AllocsPerRun(20, c.f); got > c.max {
 			t.Errorf("%s: %v allocations, want at most %v", c.name, got, c.max)
 		}
+	}
+}
+
+// An AEAD IKE SA's keys after IKE_AUTH are one allocation of the 256-byte
+// size class (SHA-256 PRF, 128-bit key) or the 320-byte one: three cells
+// and the key bytes, no SK_a* cells (per-SA memory).
+func TestWithoutAuthCompact(t *testing.T) {
+	if s := unsafe.Sizeof(keys3{}); s > 256 {
+		t.Fatalf("keys3 is %d bytes, want at most 256", s)
+	}
+	if s := unsafe.Sizeof(keys3l{}); s > 320 {
+		t.Fatalf("keys3l is %d bytes, want at most 320", s)
+	}
+	for _, props := range []string{"aes128gcm16-prfsha256-x25519", "chacha20poly1305-prfsha512-ecp521", "aes128-sha256-modp2048"} {
+		ps, err := ParseProposals(props, ike.ProtoIKE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := SuiteOf(ps[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := DeriveIKEKeys(s, NewSecret([]byte("seed")), []byte("Ni"), []byte("Nr"), make([]byte, 8), make([]byte, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := bytes.Clone(k.D.Bytes())
+		if n := testing.AllocsPerRun(20, func() { k = k.WithoutAuth() }); n != 1 {
+			t.Fatalf("%s: WithoutAuth made %v allocations, want 1", props, n)
+		}
+		if !bytes.Equal(k.D.Bytes(), d) || k.PI.Len() != 0 {
+			t.Fatalf("%s: SK_d changed or SK_pi kept over repeated WithoutAuth", props)
+		}
+		k.Zero()
 	}
 }

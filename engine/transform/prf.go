@@ -16,9 +16,11 @@ import (
 // kin) in a scratch buffer the caller of hmac provides: no hash state is
 // allocated, and the scratch is cleared after use.
 type PRF struct {
-	id    ike.PRFID
-	size  int // output length
-	block int // block length of the hash (RFC 2104 §2: B)
+	id ike.PRFID
+	// sz and blk are the output length and the hash's block length (RFC
+	// 2104 §2: B), at most 64 and 128: small, as every IKE SA's Keys
+	// holds a PRF (per-SA memory).
+	sz, blk uint8
 }
 
 // Largest block and output of the hashes above (SHA-384/512).
@@ -46,11 +48,14 @@ func NewPRF(id ike.PRFID) (PRF, error) {
 func (p PRF) ID() ike.PRFID { return p.id }
 
 // Size is the output length in bytes.
-func (p PRF) Size() int { return p.size }
+func (p PRF) Size() int { return int(p.sz) }
 
 // KeyLen is the length of SK_d, SK_pi and SK_pr (RFC 7296 §2.14: the
 // preferred key length of the PRF).
-func (p PRF) KeyLen() int { return p.size }
+func (p PRF) KeyLen() int { return int(p.sz) }
+
+// blockLen is the block length of the hash.
+func (p PRF) blockLen() int { return int(p.blk) }
 
 // digest appends H(m) to dst.
 func (p PRF) digest(dst, m []byte) []byte {
@@ -76,19 +81,19 @@ func (p PRF) digest(dst, m []byte) []byte {
 }
 
 // macScratch is the scratch hmac needs for messages of n bytes.
-func (p PRF) macScratch(n int) int { return p.block + max(n, p.size) }
+func (p PRF) macScratch(n int) int { return p.blockLen() + max(n, p.Size()) }
 
 // hmac appends HMAC(key, parts[0] | parts[1] | ...) (RFC 2104 §2) to dst,
 // using w as scratch: cap(w) must be at least p.macScratch(total length of
 // parts), and w is cleared on return. dst must not overlap w.
 func (p PRF) hmac(dst, w, key []byte, parts ...[]byte) []byte {
 	var k [maxBlock]byte // K padded with zeros; a key longer than B is hashed first
-	if len(key) > p.block {
+	if len(key) > p.blockLen() {
 		p.digest(k[:0], key)
 	} else {
 		copy(k[:], key)
 	}
-	w = w[:p.block]
+	w = w[:p.blockLen()]
 	for i := range w {
 		w[i] = k[i] ^ 0x36 // ipad
 	}
@@ -97,11 +102,11 @@ func (p PRF) hmac(dst, w, key []byte, parts ...[]byte) []byte {
 	}
 	var inner [maxSize]byte
 	p.digest(inner[:0], w)
-	w = w[:p.block]
+	w = w[:p.blockLen()]
 	for i := range w {
 		w[i] = k[i] ^ 0x5c // opad
 	}
-	w = append(w, inner[:p.size]...)
+	w = append(w, inner[:p.Size()]...)
 	dst = p.digest(dst, w)
 	clear(w[:cap(w)])
 	clear(k[:])
@@ -120,7 +125,7 @@ func (p PRF) Sum(key []byte, data ...[]byte) []byte {
 	for _, d := range data {
 		n += len(d)
 	}
-	return p.hmac(make([]byte, 0, p.size), scratch(sc[:], p.macScratch(n)), key, data...)
+	return p.hmac(make([]byte, 0, p.Size()), scratch(sc[:], p.macScratch(n)), key, data...)
 }
 
 // scratch returns sc[:0] when it holds n bytes, else a new buffer.
@@ -146,19 +151,19 @@ func (p PRF) Plus(key, seed []byte, n int) (Secret, error) {
 
 // plus is Plus returning the bytes, in one allocation.
 func (p PRF) plus(key, seed []byte, n int) ([]byte, error) {
-	if n < 0 || n > maxPlusBlocks*p.size {
-		return nil, errorf(ReasonTooLong, "prf+ of %d bytes exceeds 255 blocks of %d", n, p.size)
+	if n < 0 || n > maxPlusBlocks*p.Size() {
+		return nil, errorf(ReasonTooLong, "prf+ of %d bytes exceeds 255 blocks of %d", n, p.Size())
 	}
 	var sc [stackScratch]byte
-	w := scratch(sc[:], p.macScratch(p.size+len(seed)+1))
-	blocks := (n + p.size - 1) / p.size
-	out := make([]byte, 0, blocks*p.size)
+	w := scratch(sc[:], p.macScratch(p.Size()+len(seed)+1))
+	blocks := (n + p.Size() - 1) / p.Size()
+	out := make([]byte, 0, blocks*p.Size())
 	var t []byte
 	var ctr [1]byte
 	for i := 1; i <= blocks; i++ {
 		ctr[0] = byte(i)
 		out = p.hmac(out, w, key, t, seed, ctr[:])
-		t = out[len(out)-p.size:]
+		t = out[len(out)-p.Size():]
 	}
 	clear(out[n:])
 	return out[:n:n], nil
