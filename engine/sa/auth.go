@@ -109,7 +109,7 @@ func (s *IKE) authNotifies() []ike.Payload {
 // PROTOCOL.md item 19 for the order).
 func (s *IKE) sendAuth(now time.Time) {
 	ss := s.cur
-	idi := s.localID.payload(false)
+	idi := s.localID().payload(false)
 	auth, certs, err := s.makeAuth(ss, s.init.reqRaw, s.init.nr, ss.keys.PI, idi)
 	if err != nil {
 		s.down(now, ReasonInternal, 0, err.Error())
@@ -287,7 +287,7 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	// RFC 4555 §3.3: the IKE SA's addresses are those of this request
 	// (after the initiator floated to port 4500).
 	s.local, s.remote = m.dg.Local, m.dg.Remote
-	idr := s.localID.payload(true)
+	idr := s.localID().payload(true)
 	auth, certs, err := s.makeAuth(ss, s.init.respRaw, s.init.ni, ss.keys.PR, idr)
 	if err != nil {
 		s.respond(now, ss, m, []ike.Payload{&ike.Notify{NotifyType: ike.AuthenticationFailed}})

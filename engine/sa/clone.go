@@ -199,7 +199,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.natLocal, n.natRemote, n.natdSeen = s.natLocal, s.natRemote, s.natdSeen
 	n.caps = s.caps
 	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
-	n.localID, n.peerID, n.psk, n.trust = s.localID, s.peerID, s.psk, s.trust
+	n.ownID, n.peerID, n.psk, n.trust = s.ownID, s.peerID, s.psk, s.trust
 	n.setCP(s.vips(), s.dns(), s.pcscf())
 	n.keepLeases = !n.holdLeases()
 	if m := s.mob; m != nil && (m.peerAddrs != nil || m.announced) {

@@ -57,7 +57,6 @@ type IKE struct {
 	natLocal, natRemote bool
 	natdSeen            bool
 	keepLeases          bool  // leases not ours to return (returned, or a clone the pool could not count)
-	kidsOK              bool  // kids is valid
 	noIC                bool  // no INITIAL_CONTACT (Config.NoInitialContact or Place)
 	nVIP, nDNS          uint8 // in cp
 	// startLPort, startRPort: the ports an initiator started from
@@ -72,9 +71,10 @@ type IKE struct {
 	local, remote netip.AddrPort
 	caps          Capabilities
 
-	localID, peerID Identity
-	psk             transform.Secret
-	trust           *transform.TrustStore
+	peerID Identity
+	ownID  *Identity // our identity when not from Config (localID)
+	psk    transform.Secret
+	trust  *transform.TrustStore
 
 	init *initState
 
@@ -103,11 +103,21 @@ type IKE struct {
 	// o collects what the input being handled produces; nil between
 	// inputs, so an idle IKE SA keeps none.
 	o *Output
-	// kids is Info's Child SA list, valid while kidsOK: built once per
-	// input, not once per call (the glue reads Info of every IKE SA on
-	// many events: paths, steering).
-	kids []ChildInfo
+	// kids is Info's Child SA list, nil until built: built once per input,
+	// not once per call (the glue reads Info of every IKE SA on many
+	// events: paths, steering).
+	kids *kidList
 }
+
+// kidList is Info's Child SA list; one allocation with the usual single
+// Child SA inside.
+type kidList struct {
+	l   []ChildInfo
+	one [1]ChildInfo
+}
+
+// noKids is the list of an IKE SA without live Child SAs (never written).
+var noKids = &kidList{}
 
 // rare is the state of an IKE SA that most never have, or have only for
 // a while, kept apart so that an idle IKE SA carries one nil pointer for
@@ -338,7 +348,7 @@ func (s *IKE) takeOutput() Output {
 // Handle processes one input and returns what to do.
 func (s *IKE) Handle(now time.Time, in Input) Output {
 	s.takeOutput()
-	s.kids, s.kidsOK = nil, false // every input may change what Info shows
+	s.kids = nil // every input may change what Info shows
 	if s.state == StateClosed {
 		if _, ok := in.(Datagram); ok {
 			s.stats.drop(DropClosed)
@@ -383,7 +393,7 @@ func (s *IKE) finish(now time.Time) Output {
 }
 
 func (s *IKE) emit(e Event) {
-	s.kidsOK = false
+	s.kids = nil
 	if e.SPIi == 0 && e.SPIr == 0 && s.cur != nil {
 		e.SPIi, e.SPIr = s.cur.spii, s.cur.spir
 	}
@@ -399,13 +409,13 @@ func (s *IKE) growEvents(n int) {
 }
 
 func (s *IKE) op(o DataplaneOp) {
-	s.kidsOK = false
+	s.kids = nil
 	out := s.out()
 	out.DataplaneOps = append(out.DataplaneOps, o)
 }
 
 func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
-	s.kidsOK = false
+	s.kids = nil
 	o := s.out()
 	for _, p := range pk {
 		o.Datagrams = append(o.Datagrams, Datagram{Local: local, Remote: remote, Data: p})
@@ -597,7 +607,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 			return
 		}
 		if r.first {
-			s.stats.resent++
+			s.stats.resent()
 			s.sendPackets(d.Local, d.Remote, ss.resp.packets)
 		}
 		return

@@ -108,7 +108,7 @@ func NewInitiatorAt(cfg *Config, local, remote netip.AddrPort, now time.Time, rn
 		s.local = netip.AddrPortFrom(unspec, ikePort)
 	}
 	s.peerID, s.psk, s.trust = c.RemoteID, c.Auth.PSK, c.Auth.Trust
-	s.localID = s.defaultLocalID()
+	s.defaultLocalID()
 	spi, err := s.randomSPI()
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
@@ -131,14 +131,27 @@ func NewInitiatorAt(cfg *Config, local, remote netip.AddrPort, now time.Time, rn
 	return s, s.finish(now)
 }
 
-func (s *IKE) defaultLocalID() Identity {
+func (s *IKE) defaultLocalID() {
+	if s.cfg.LocalID.IsAny() && (s.cfg.Auth.PSK.Len() > 0 || len(s.cfg.Auth.Certs) == 0) {
+		id := IdentityFromAddr(s.local.Addr())
+		s.ownID = &id
+	}
+}
+
+// localID is our identity (RFC 7296 §3.5): Config.LocalID, else our
+// certificate's subject, else (ownID) our address when the IKE SA started.
+func (s *IKE) localID() Identity {
 	switch {
+	case s.ownID != nil:
+		return *s.ownID
+	case s.cfg == nil:
+		return AnyID
 	case !s.cfg.LocalID.IsAny():
 		return s.cfg.LocalID
-	case s.cfg.Auth.PSK.Len() == 0 && len(s.cfg.Auth.Certs) > 0:
+	case len(s.cfg.Auth.Certs) > 0:
 		return Identity{Type: ike.IDDERASN1DN, Data: s.cfg.Auth.Certs[0].RawSubject}
 	}
-	return IdentityFromAddr(s.local.Addr())
+	return AnyID
 }
 
 // sendInit sends (or, after COOKIE or INVALID_KE_PAYLOAD, sends again with
@@ -249,7 +262,7 @@ func (s *IKE) handleInit(now time.Time, ss *session, msg *ike.Message, d Datagra
 			s.stats.drop(DropUnexpected)
 			return
 		}
-		s.stats.resent++
+		s.stats.resent()
 		s.sendPackets(d.Local, d.Remote, ss.resp.packets)
 		return
 	}
@@ -391,7 +404,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	}
 	s.local, s.remote = req.Local, req.Remote
 	s.psk, s.trust, s.peerID = c.Auth.PSK, c.Auth.Trust, c.RemoteID
-	s.localID = s.defaultLocalID()
+	s.defaultLocalID()
 	reply := func(n *ike.Notify) {
 		m := ike.Message{Header: ike.Header{SPIi: h.SPIi, Exchange: ike.IKESAInit, Flags: ike.FlagResponse},
 			Payloads: []ike.Payload{n}}

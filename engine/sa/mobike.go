@@ -714,7 +714,7 @@ func (s *IKE) beforeTick(now time.Time) tickMark {
 		r.onFail = func(now time.Time) {
 			s.down(now, ReasonDPDTimeout, 0, "no answer to a path test, also on the path in use")
 		}
-		s.stats.retransmits++
+		s.stats.retransmitted()
 		s.sendPackets(r.local, r.remote, r.packets)
 		if ss == s.cur {
 			s.sent, r.sentAt = r, now

@@ -103,7 +103,7 @@ func (s *IKE) childInfo(c *childSA) ChildInfo {
 // inputs share it.
 func (s *IKE) Info() Info {
 	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
-		LocalID: s.localID, RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
+		LocalID: s.localID(), RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
 		VirtualIPs: s.vips(), DNS: s.dns(), PCSCF: s.pcscf(),
 		Created: s.created, Established: s.at(s.established), Rekeyed: s.at(s.rekeyed),
 		RekeyAt: s.at(s.ikeRekeyAt), ExpireAt: s.at(s.ikeLifeAt), ReauthAt: s.at(s.reauthAt),
@@ -127,22 +127,37 @@ func (s *IKE) Info() Info {
 			i.Algorithms = ss.algs
 		}
 	}
-	if !s.kidsOK {
-		s.kids, s.kidsOK = nil, true
+	if s.kids == nil {
+		n := 0
 		for _, c := range s.children {
 			if c.live() {
-				s.kids = append(s.kids, s.childInfo(c))
+				n++
+			}
+		}
+		switch n {
+		case 0:
+			s.kids = noKids
+		case 1:
+			kl := new(kidList)
+			kl.l = kl.one[:0:1]
+			s.kids = kl
+		default:
+			s.kids = &kidList{l: make([]ChildInfo, 0, n)}
+		}
+		for _, c := range s.children {
+			if c.live() {
+				s.kids.l = append(s.kids.l, s.childInfo(c))
 			}
 		}
 	}
-	i.Children = ro(s.kids)
+	i.Children = ro(s.kids.l)
 	return i
 }
 
 // Idle drops what Info cached for the current input (its Child SA list):
 // the glue calls it once it has handled the machine's output, so an idle
 // IKE SA holds no snapshot; the next Info builds the list again.
-func (s *IKE) Idle() { s.kids, s.kidsOK = nil, false }
+func (s *IKE) Idle() { s.kids = nil }
 
 // localAddrs is ourAddrs without the copy: both sources are replaced,
 // never written into.

@@ -84,7 +84,7 @@ func (s *IKE) handleTick(now time.Time) {
 		// §2.1: the same bytes again, every fragment.
 		r.tries++
 		r.deadline = s.retryAt(now, r)
-		s.stats.retransmits++
+		s.stats.retransmitted()
 		s.sendPackets(r.local, r.remote, r.packets)
 	}
 	if due(s.at(s.halfOpenAt), now) {
