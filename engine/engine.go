@@ -50,6 +50,9 @@ type Config struct {
 	// MemoryTrim is the idle time after SA churn before free heap memory
 	// goes back to the kernel (0 = DefaultMemoryTrim, negative = never).
 	MemoryTrim time.Duration
+	// DHReuse is how long one D-H pair answers IKE_SA_INIT requests
+	// (RFC 7296 §2.12; 0 = DefaultDHReuse, negative = a fresh pair each).
+	DHReuse time.Duration
 }
 
 // Engine owns mifsec's state. Its methods are safe for concurrent use.

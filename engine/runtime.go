@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,7 +17,6 @@ import (
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/sa"
-	"github.com/mifsec/mifsec/engine/transform"
 	"github.com/mifsec/mifsec/engine/transport"
 )
 
@@ -328,7 +326,7 @@ func newRuntime(cfg Config) *runtime {
 		routes: kernelRouteOps(iface.NewRoutes()), routeGet: kernelRouteSources}
 	if rt.rng == nil {
 		rt.rng = rand.Reader
-		rt.dh = newDHPool(dhPoolSize)
+		rt.dh = newDHPool(dhPoolSize, cfg.DHReuse)
 	}
 	rt.cookies = sa.NewCookies(rt.rng)
 	rt.timer.Stop()
@@ -956,116 +954,5 @@ func (st *state) filePeer(s *ikeSA, peerID string, on bool) {
 		k := peerKey{s.conn, peerID}
 		ix[k] = append(ix[k], s)
 		s.peered = true
-	}
-}
-
-// dhPoolSize is how many pairs per group wait ready: enough for a burst of
-// IKE_SA_INIT requests while the worker catches up.
-const dhPoolSize = 32
-
-// dhPool hands out D-H pairs made ahead of time by a worker goroutine:
-// generating a pair is a scalar multiplication (X25519, ECP) or a modular
-// exponentiation (MODP), the largest part of IKE_SA_INIT's CPU, and it
-// then runs beside the state goroutine instead of on it (DESIGN.md §3).
-// A group is stocked once it was asked for; a miss makes the pair inline.
-// The CPU per handshake is the same; the state goroutine's share falls.
-type dhPool struct {
-	size  int
-	mu    sync.Mutex
-	ready map[ike.GroupID][]*transform.DHKey
-	want  chan ike.GroupID
-	quit  chan struct{}
-	done  chan struct{}
-	run   bool
-}
-
-func newDHPool(size int) *dhPool {
-	return &dhPool{size: size, ready: map[ike.GroupID][]*transform.DHKey{},
-		want: make(chan ike.GroupID, 16), quit: make(chan struct{}), done: make(chan struct{})}
-}
-
-// dhSource is what sa.Config.DH gets: the pool, or nil (inline).
-func (rt *runtime) dhSource() sa.DHSource {
-	if rt.dh == nil {
-		return nil
-	}
-	return rt.dh
-}
-
-// GenerateDH implements sa.DHSource. rng is ignored for pooled pairs
-// (they come from crypto/rand, as rng does whenever the pool exists).
-func (p *dhPool) GenerateDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, error) {
-	p.mu.Lock()
-	keys := p.ready[g]
-	var k *transform.DHKey
-	if n := len(keys); n > 0 {
-		k, keys[n-1] = keys[n-1], nil
-		p.ready[g] = keys[:n-1]
-	}
-	p.mu.Unlock()
-	select {
-	case p.want <- g:
-	default: // a refill is already asked for
-	}
-	if k != nil {
-		return k, nil
-	}
-	return transform.GenerateDH(g, rng)
-}
-
-// start runs the worker until stop.
-func (p *dhPool) start() {
-	p.run = true
-	go func() {
-		defer close(p.done)
-		for {
-			select {
-			case <-p.quit:
-				return
-			case g := <-p.want:
-				p.fill(g)
-			}
-		}
-	}()
-}
-
-// fill tops group g up; it gives up on groups it cannot make.
-func (p *dhPool) fill(g ike.GroupID) {
-	for {
-		p.mu.Lock()
-		n := len(p.ready[g])
-		p.mu.Unlock()
-		if n >= p.size {
-			return
-		}
-		select {
-		case <-p.quit:
-			return
-		default:
-		}
-		k, err := transform.GenerateDH(g, nil)
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		p.ready[g] = append(p.ready[g], k)
-		p.mu.Unlock()
-	}
-}
-
-// stop ends the worker and destroys the pairs nobody took.
-func (p *dhPool) stop() {
-	if p.run {
-		close(p.quit)
-		<-p.done
-		p.run = false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for g, keys := range p.ready {
-		for _, k := range keys {
-			k.Destroy()
-		}
-		delete(p.ready, g)
 	}
 }

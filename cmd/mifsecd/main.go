@@ -63,7 +63,9 @@ type options struct {
 	// memoryTrim: idle time after SA churn before free heap memory goes
 	// back to the kernel (0 = never).
 	memoryTrim time.Duration
-	gcSet      bool
+	// dhReuse: how long one D-H pair answers IKE_SA_INIT requests.
+	dhReuse time.Duration
+	gcSet   bool
 }
 
 func main() {
@@ -91,6 +93,8 @@ func main() {
 		"garbage collector target (GOGC; -1 = off); when not given, GOGC from the environment if set (docs/operations.md)")
 	fs.DurationVar(&o.memoryTrim, "memory-trim", engine.DefaultMemoryTrim,
 		"after IKE SAs came or went, return free heap memory to the kernel once this long passed without more (0 = never)")
+	fs.DurationVar(&o.dhReuse, "dh-reuse", engine.DefaultDHReuse,
+		"how long one D-H pair answers IKE_SA_INIT requests (RFC 7296 §2.12; 0 = a fresh pair each; docs/operations.md)")
 	o.ike.register(fs)
 	fs.Parse(os.Args[1:])
 	fs.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
@@ -186,7 +190,8 @@ func run(o options, log hclog.Logger) error {
 		return err
 	}
 	eng, err := engine.New(engine.Config{StateDir: o.stateDir, Links: links, Log: log, WatchBuffer: o.watchBuffer,
-		Transport: stack.transport(), Dataplane: stack.dp, Retransmit: retransmit, MemoryTrim: engine.MemoryTrimFlag(o.memoryTrim)})
+		Transport: stack.transport(), Dataplane: stack.dp, Retransmit: retransmit, MemoryTrim: engine.MemoryTrimFlag(o.memoryTrim),
+		DHReuse: engine.DHReuseFlag(o.dhReuse)})
 	if err != nil {
 		links.Close()
 		return err

@@ -125,6 +125,17 @@ type DHSource interface {
 	GenerateDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, error)
 }
 
+// ReusingDHSource is a DHSource that answers IKE_SA_INIT requests with
+// pairs it may reuse for several of them (RFC 7296 §2.12): InitResponderDH
+// can return a handle of a shared pair (transform.SharedDH), still the
+// caller's to Destroy. Only the responder's IKE_SA_INIT takes it: the
+// shared secret is computed at once; initiators and CREATE_CHILD_SA (PFS)
+// keep fresh pairs.
+type ReusingDHSource interface {
+	DHSource
+	InitResponderDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, error)
+}
+
 // VirtualIP is the initiator's CP request (RFC 7296 §2.19).
 type VirtualIP struct {
 	IPv4, IPv6 bool // ask for INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS

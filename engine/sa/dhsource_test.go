@@ -64,3 +64,57 @@ func TestDHSource(t *testing.T) {
 		})
 	}
 }
+
+// reusingDH shares one pair between the IKE_SA_INIT responses it answers.
+type reusingDH struct {
+	countingDH
+	pair *transform.SharedDH
+	init int
+}
+
+func (c *reusingDH) InitResponderDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, error) {
+	c.init++
+	if c.pair == nil {
+		k, err := transform.GenerateDH(g, rng)
+		if err != nil {
+			return nil, err
+		}
+		c.pair = transform.ShareDH(k)
+	}
+	h, _ := c.pair.Handle()
+	return h, nil
+}
+
+// A ReusingDHSource answers the responder's IKE_SA_INIT (RFC 7296 §2.12):
+// two handshakes on one shared pair both establish, and the responder gives its handles back.
+func TestReusingDHSource(t *testing.T) {
+	ini, resp := pskPair(t)
+	ini.IKEProposals = mustProps(t, "aes256gcm16-prfsha256-x25519", 1)
+	resp.IKEProposals = ini.IKEProposals
+	dr := &reusingDH{countingDH: countingDH{n: map[ike.GroupID]int{}}}
+	resp.DH = dr
+	now := epoch
+	for range 2 {
+		i, out := NewInitiator(ini, now, nil)
+		d := out.Datagrams[0]
+		r, rout := NewResponder(resp, now, nil, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}, nil)
+		d = rout.Datagrams[0]
+		m, peer := i, r
+		for range 3 {
+			o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+			if len(o.Datagrams) > 0 {
+				d = o.Datagrams[0]
+			}
+			m, peer = peer, m
+		}
+		if i.State() != StateEstablished || r.State() != StateEstablished {
+			t.Fatalf("states %v %v", i.State(), r.State())
+		}
+	}
+	if dr.init != 2 || dr.n[ike.GroupCurve25519] != 0 {
+		t.Fatalf("InitResponderDH %d, GenerateDH %v", dr.init, dr.n)
+	}
+	if n := dr.pair.Handles(); n != 0 {
+		t.Fatalf("the responders keep %d handles after IKE_AUTH", n)
+	}
+}

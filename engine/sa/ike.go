@@ -430,6 +430,17 @@ func (s *IKE) newDH(g ike.GroupID) (*transform.DHKey, error) {
 	return transform.GenerateDH(g, s.rng)
 }
 
+// newInitResponderDH makes the D-H pair of our IKE_SA_INIT response: a
+// reused one where Config.DH reuses (RFC 7296 §2.12).
+func (s *IKE) newInitResponderDH(g ike.GroupID) (*transform.DHKey, error) {
+	if s.cfg != nil {
+		if r, ok := s.cfg.DH.(ReusingDHSource); ok {
+			return r.InitResponderDH(g, s.rng)
+		}
+	}
+	return s.newDH(g)
+}
+
 // SPIs returns the SPIs of the current IKE SA (SPIr is 0 before the
 // responder answered).
 func (s *IKE) SPIs() (spii, spir uint64) {

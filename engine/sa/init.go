@@ -443,7 +443,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	dh, err := s.newDH(suite.Group)
+	dh, err := s.newInitResponderDH(suite.Group)
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}

@@ -45,6 +45,7 @@ type DHKey struct {
 	spec  groupSpec
 	priv  *dhPrivate // behind a pointer so reflection printing shows an address
 	pub   []byte
+	share *SharedDH // a handle of a shared pair: Destroy releases it
 }
 
 // dhPrivate holds only pointers and Secrets, so fmt never shows its bytes.
@@ -207,6 +208,11 @@ func badPublic(g ike.GroupID, why string) *Error {
 // Destroy clears the private value.
 func (k *DHKey) Destroy() {
 	if k.priv == nil {
+		return
+	}
+	if s := k.share; s != nil {
+		k.priv, k.share = nil, nil
+		s.release()
 		return
 	}
 	k.priv.scalar.Zero()

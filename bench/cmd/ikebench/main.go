@@ -71,6 +71,7 @@ type options struct {
 	hold       bool
 	gcPercent  int
 	memoryTrim time.Duration
+	dhReuse    time.Duration
 	gcSet      bool
 }
 
@@ -107,6 +108,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.IntVar(&o.gcPercent, "gc-percent", engine.DefaultGCPercent, "garbage collector target as mifsecd's --gc-percent (GOGC from the environment when not given)")
 	flag.DurationVar(&o.memoryTrim, "memory-trim", engine.DefaultMemoryTrim, "as mifsecd's --memory-trim (0 = never)")
+	flag.DurationVar(&o.dhReuse, "dh-reuse", engine.DefaultDHReuse, "as mifsecd's --dh-reuse (0 = a fresh pair each)")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
 	if o.memprofile != "" {
@@ -184,7 +186,8 @@ func newEngine(o options, log hclog.Logger, s *stack) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := engine.Config{StateDir: o.state, Links: links, Log: log, MemoryTrim: engine.MemoryTrimFlag(o.memoryTrim)}
+	cfg := engine.Config{StateDir: o.state, Links: links, Log: log, MemoryTrim: engine.MemoryTrimFlag(o.memoryTrim),
+		DHReuse: engine.DHReuseFlag(o.dhReuse)}
 	if s != nil {
 		cfg.Transport, cfg.Dataplane = s.tr, s.dp
 	}
