@@ -458,7 +458,7 @@ func (st *state) cloneUp(s *ikeSA, ev sa.Event) bool {
 	if st.mp.cloneQ[orig] = q[1:]; len(q) == 1 {
 		delete(st.mp.cloneQ, orig)
 	}
-	s.vips, s.peerID = ev.VirtualIPs, ev.PeerID.String()
+	s.peerID = ev.PeerID.String()
 	st.mp.clones[s] = &cloneSetup{from: orig.path, to: p}
 	was := s.path
 	st.linkPath(s, p)

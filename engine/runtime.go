@@ -37,25 +37,28 @@ type IKETransport interface {
 // ikeSA is one live IKE SA. A gateway holds one per peer: fields that
 // are rarely set (API callers waiting, the down detail) live in rare.
 type ikeSA struct {
-	m        *sa.IKE
-	conn     string
-	name     string // initiator SPI of the current IKE SA, 16 hex digits
-	spii     uint64 // the SPI name was made from
-	deadline time.Time
+	m    *sa.IKE
+	conn string
+	name string // initiator SPI of the current IKE SA, 16 hex digits
+	spii uint64 // the SPI name was made from
+	// due is the deadline while in the timer heap, as an offset from
+	// runtime.t0 (8 bytes where a time.Time takes 24: per-SA memory).
+	due time.Duration
 	// applies counts outputs applied, to spot nested applies.
 	applies uint32
 	hidx    int32 // index in the timer heap, -1 when not in it
 	// cidx is 1 + its index in runtime.byConn[conn]; 0: not indexed.
 	cidx    int32
 	up      bool
-	peered  bool // filed in runtime.byPeer under (conn, peerID)
+	peered  bool // filed in runtime.byPeer under (conn, peerID), after peerNext
 	downWhy sa.Reason
 	bound   []uint64
 	spis    []uint32 // inbound ESP SPIs installed for it (owner in espIn)
-	vips    []netip.Addr
 	peerID  string
-	routes  []netip.Prefix
-	addrs   []netip.Prefix // virtual IPs it holds on the TUN (addrUsers)
+	// peerNext is the next IKE SA filed under the same (conn, peerID).
+	peerNext *ikeSA
+	routes   []netip.Prefix
+	addrs    []netip.Prefix // virtual IPs it holds on the TUN (addrUsers)
 	// half is set while a responder is half-open (counted by the cookies).
 	half *halfOpenKey
 	// path is the path the IKE SA lives on (paths.go, linkPath); multi is
@@ -171,6 +174,7 @@ type runtime struct {
 	bySPI  map[uint64]*ikeSA
 	all    map[*ikeSA]struct{}
 	timers timerHeap
+	t0     time.Time // the origin of ikeSA.due
 	timer  *time.Timer
 	espIn  map[uint32]*ikeSA
 	// byConn and byPeer index all by connection and by connection and
@@ -179,7 +183,9 @@ type runtime struct {
 	// connection has one IKE SA (a map each cost 270 bytes), a peer
 	// usually one. Loops that may drop IKE SAs walk a copy (connSAList).
 	byConn map[string][]*ikeSA
-	byPeer map[peerKey][]*ikeSA
+	// byPeer lists the IKE SAs of a (conn, peer) through peerNext, first
+	// filed first (no slice per peer).
+	byPeer map[peerKey]*ikeSA
 	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
 	// responder they created, by initiator SPI and address.
 	halfOpen map[halfOpenKey]*ikeSA
@@ -303,7 +309,7 @@ func (rt *runtime) countExchange(h ike.Header) {
 type timerHeap []*ikeSA
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].hidx, h[j].hidx = int32(i), int32(j)
@@ -321,7 +327,7 @@ func (h *timerHeap) Pop() any {
 func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
 		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
-		byConn: map[string][]*ikeSA{}, byPeer: map[peerKey][]*ikeSA{},
+		byConn: map[string][]*ikeSA{}, byPeer: map[peerKey]*ikeSA{},
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}, addrUsers: map[netip.Prefix]int{},
 		routes: kernelRouteOps(iface.NewRoutes()), routeGet: kernelRouteSources}
 	if rt.rng == nil {
@@ -615,7 +621,12 @@ func (st *state) routesFirst(s *ikeSA, evs []sa.Event) {
 
 func (st *state) schedule(s *ikeSA, at time.Time) {
 	rt := st.rt
-	s.deadline = at
+	if !at.IsZero() {
+		if rt.t0.IsZero() {
+			rt.t0 = at
+		}
+		s.due = at.Sub(rt.t0)
+	}
 	switch {
 	case at.IsZero() && s.hidx >= 0:
 		heap.Remove(&rt.timers, int(s.hidx))
@@ -634,7 +645,7 @@ func (st *state) armTimer() {
 	if len(rt.timers) == 0 {
 		return
 	}
-	d := rt.timers[0].deadline.Sub(st.e.cfg.Now())
+	d := rt.t0.Add(rt.timers[0].due).Sub(st.e.cfg.Now())
 	if d < 0 {
 		d = 0
 	}
@@ -645,9 +656,9 @@ func (st *state) armTimer() {
 func (st *state) tick() {
 	rt := st.rt
 	now := st.e.cfg.Now()
-	for len(rt.timers) > 0 && !rt.timers[0].deadline.After(now) {
+	for len(rt.timers) > 0 && !rt.t0.Add(rt.timers[0].due).After(now) {
 		s := heap.Pop(&rt.timers).(*ikeSA)
-		s.deadline = time.Time{}
+		s.due = 0
 		st.drive(s, sa.Tick{})
 	}
 	st.armTimer()
@@ -936,23 +947,46 @@ func (rt *runtime) unindexConn(s *ikeSA) {
 // drop some.
 func (st *state) connSAList(id string) []*ikeSA { return slices.Clone(st.rt.byConn[id]) }
 
+// peersOf lists the IKE SAs filed under k, first filed first.
+func (rt *runtime) peersOf(k peerKey) []*ikeSA {
+	var l []*ikeSA
+	for o := rt.byPeer[k]; o != nil; o = o.peerNext {
+		l = append(l, o)
+	}
+	return l
+}
+
 // filePeer files s under its connection and peer identity in byPeer (on)
 // or under none, peerID becoming its peer identity.
 func (st *state) filePeer(s *ikeSA, peerID string, on bool) {
 	ix := st.rt.byPeer
 	if s.peered {
 		k := peerKey{s.conn, s.peerID}
-		if l := slices.DeleteFunc(ix[k], func(o *ikeSA) bool { return o == s }); len(l) > 0 {
-			ix[k] = l
-		} else {
+		var prev *ikeSA
+		for o := ix[k]; o != nil && o != s; o = o.peerNext {
+			prev = o
+		}
+		switch {
+		case prev != nil:
+			prev.peerNext = s.peerNext
+		case s.peerNext != nil:
+			ix[k] = s.peerNext
+		default:
 			delete(ix, k)
 		}
-		s.peered = false
+		s.peerNext, s.peered = nil, false
 	}
 	s.peerID = peerID
 	if on {
 		k := peerKey{s.conn, peerID}
-		ix[k] = append(ix[k], s)
+		if o := ix[k]; o == nil {
+			ix[k] = s
+		} else {
+			for o.peerNext != nil {
+				o = o.peerNext
+			}
+			o.peerNext = s
+		}
 		s.peered = true
 	}
 }

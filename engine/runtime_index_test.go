@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // indexProblems checks the runtime's indexes against its IKE SAs.
@@ -27,12 +28,12 @@ func indexProblems(st *state) error {
 		if s.cidx == 0 || !slices.Contains(rt.byConn[s.conn], s) {
 			return fmt.Errorf("%s/%s not in byConn", s.conn, s.name)
 		}
-		if s.peered && !slices.Contains(rt.byPeer[peerKey{s.conn, s.peerID}], s) {
+		if s.peered && !slices.Contains(rt.peersOf(peerKey{s.conn, s.peerID}), s) {
 			return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name)
 		}
 	}
-	for key, l := range rt.byPeer {
-		for _, s := range l {
+	for key := range rt.byPeer {
+		for _, s := range rt.peersOf(key) {
 			if _, ok := rt.all[s]; !ok || !s.peered || (peerKey{s.conn, s.peerID}) != key {
 				return fmt.Errorf("byPeer %v holds a dropped or moved IKE SA", key)
 			}
@@ -155,5 +156,42 @@ func TestInitiateReturnsAfterChildSA(t *testing.T) {
 	ev := waitEvent(t, sub, EventChildSAUp)
 	if ev.Seq > r.seq {
 		t.Fatalf("answered after event %d, the Child SA came up in event %d", r.seq, ev.Seq)
+	}
+}
+
+// byPeer lists a peer's IKE SAs in filing order through peerNext; taking
+// one out of the head, middle or tail keeps the others in order, and the
+// last leaves no entry. The record stays within the 288-byte size class
+// (per-SA memory).
+func TestPeerList(t *testing.T) {
+	if n := unsafe.Sizeof(ikeSA{}); n > 288 {
+		t.Fatalf("ikeSA is %d bytes, want at most 288", n)
+	}
+	for _, drop := range [][]int{{0}, {1}, {2}, {1, 0, 2}, {2, 1, 0}} {
+		st := &state{rt: &runtime{byPeer: map[peerKey]*ikeSA{}}}
+		sas := make([]*ikeSA, 3)
+		for i := range sas {
+			sas[i] = &ikeSA{conn: "c", name: fmt.Sprint(i)}
+			st.filePeer(sas[i], "p", true)
+		}
+		st.filePeer(&ikeSA{conn: "c"}, "other", true)
+		left := slices.Clone(sas)
+		for _, d := range drop {
+			st.filePeer(sas[d], "", false)
+			left = slices.DeleteFunc(left, func(s *ikeSA) bool { return s == sas[d] })
+			if got := st.rt.peersOf(peerKey{"c", "p"}); !slices.Equal(got, left) {
+				t.Fatalf("drop %v: after %d, %d listed, want %d", drop, d, len(got), len(left))
+			}
+			if sas[d].peered || sas[d].peerNext != nil {
+				t.Fatalf("drop %v: %d still linked", drop, d)
+			}
+		}
+		want := 1 // {c other}
+		if len(left) > 0 {
+			want = 2
+		}
+		if _, ok := st.rt.byPeer[peerKey{"c", "p"}]; ok != (len(left) > 0) || len(st.rt.byPeer) != want {
+			t.Fatalf("drop %v: byPeer %v after the last", drop, st.rt.byPeer)
+		}
 	}
 }

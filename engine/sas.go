@@ -380,7 +380,6 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		}
 		s.up = true
 		st.upChanged(s) // paths.go
-		s.vips = ev.VirtualIPs
 		peer := ev.PeerID.String()
 		st.filePeer(s, peer, true)
 		why := "established"
@@ -455,7 +454,7 @@ func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 // initialContact deletes older IKE SAs of the same connection and peer
 // identity (RFC 7296 §2.4: the peer has no state for them any more).
 func (st *state) initialContact(s *ikeSA) {
-	for _, o := range slices.Clone(st.rt.byPeer[peerKey{s.conn, s.peerID}]) { // drive may drop o
+	for _, o := range st.rt.peersOf(peerKey{s.conn, s.peerID}) { // a copy: drive may drop o
 		if o != s && o.up {
 			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", s.peerID)
 			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
@@ -502,9 +501,9 @@ func (st *state) installRoutes(s *ikeSA, c sa.ChildInfo) {
 		st.transportRoutes(s, c, add)
 		return
 	}
-	if in.Role == sa.Initiator || len(s.vips) > 0 && in.Role != sa.Responder {
+	if in.Role == sa.Initiator || len(in.VirtualIPs) > 0 && in.Role != sa.Responder {
 		var src netip.Addr
-		for _, v := range s.vips {
+		for _, v := range in.VirtualIPs {
 			st.holdAddr(s, link, netip.PrefixFrom(v, v.BitLen()))
 			src = v
 		}
