@@ -62,6 +62,7 @@ func (st *state) buildSAConfig(c *connection) (*sa.Config, error) {
 		Name:            c.ID,
 		IKEProposals:    c.ike,
 		SPIs:            st.rt,
+		Rand:            st.rt.rng, // the machines' own source, not one per IKE SA
 		DPD:             c.DPDInterval,
 		DPDTimeout:      c.DPDTimeout,
 		Retransmit:      st.e.cfg.Retransmit,

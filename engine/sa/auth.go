@@ -26,7 +26,7 @@ func (s *IKE) makeAuth(ss *session, realMsg, peerNonce []byte, skp transform.Sec
 	if err != nil {
 		return nil, nil, err
 	}
-	sig, err := signer.Sign(s.rng, signed)
+	sig, err := signer.Sign(s.rng(), signed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,13 +79,13 @@ func (s *IKE) learnAuthCaps(ps []ike.Payload, d Datagram) (initialContact bool) 
 	for _, n := range payloadsOf[*ike.Notify](ps) {
 		switch n.NotifyType {
 		case ike.MOBIKESupported:
-			s.caps.MOBIKE = true
+			s.caps.set(capMOBIKE)
 		case ike.CloneIKESASupported:
-			s.caps.Clone = true
+			s.caps.set(capClone)
 		case ike.ESPTFCPaddingNotSupported:
-			s.caps.NoTFC = true
+			s.caps.set(capNoTFC)
 		case ike.ChildlessIKEv2Supported:
-			s.caps.Childless = true
+			s.caps.set(capChildless)
 		case ike.InitialContact:
 			initialContact = true
 		}
@@ -207,8 +207,8 @@ func (s *IKE) authResponse(now time.Time, ss *session, m *inbound, offer *childO
 	s.state = StateEstablished
 	s.scheduleIKE(now)
 	s.growEvents(3) // IKE up, capabilities, Child SA up or failed
-	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, Replaces: s.replaces()})
-	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
+	s.emit(Event{Kind: EventIKEUp, Caps: s.caps.public(), VirtualIPs: s.vips(), PeerID: s.peerID, Replaces: s.replaces()})
+	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps.public(), PeerID: s.peerID})
 	if offer != nil {
 		if (s.cfg.VirtualIP.IPv4 || s.cfg.VirtualIP.IPv6) && len(s.vips()) == 0 && m.errorNotify() == nil {
 			// §2.19: we asked for an address and got none. The responder
@@ -321,11 +321,11 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 	ss.authDone()
 	s.established = s.stamp(now)
 	s.state = StateEstablished
-	s.halfOpenAt = 0
+	s.init.halfOpenAt = 0
 	s.scheduleIKE(now)
 	s.growEvents(3) // IKE up, capabilities, Child SA up or failed
-	s.emit(Event{Kind: EventIKEUp, Caps: s.caps, VirtualIPs: s.vips(), PeerID: s.peerID, InitialContact: initialContact})
-	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps, PeerID: s.peerID})
+	s.emit(Event{Kind: EventIKEUp, Caps: s.caps.public(), VirtualIPs: s.vips(), PeerID: s.peerID, InitialContact: initialContact})
+	s.emit(Event{Kind: EventPeerCapabilities, Caps: s.caps.public(), PeerID: s.peerID})
 	if child != nil {
 		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(child)})
 	} else if childErr != nil {

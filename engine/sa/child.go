@@ -309,7 +309,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	out := base
 	out.SPI, out.Direction = p.outSPI, dataplane.Out
 	out.Keys = dataplane.Keys{Enc: bytes.Clone(outEnc.Bytes()), Integ: bytes.Clone(outInt.Bytes())}
-	out.TFCPadding = p.cfg.TFCPadding && !s.caps.NoTFC && p.mode == dataplane.Tunnel
+	out.TFCPadding = p.cfg.TFCPadding && !s.caps.has(capNoTFC) && p.mode == dataplane.Tunnel
 	p.keys.Zero()
 	// Both SAs and, for a new group, both policies: one allocation.
 	o := s.out()

@@ -44,7 +44,7 @@ func (s *IKE) clone(now time.Time) {
 	case !s.cfg.Clone:
 		s.cloneFailed(ReasonUnsupported, 0, "cloning is not enabled here")
 		return
-	case !s.caps.Clone:
+	case !s.caps.has(capClone):
 		s.cloneFailed(ReasonUnsupported, 0, "the peer did not send CLONE_IKE_SA_SUPPORTED (RFC 7791)")
 		return
 	}
@@ -190,7 +190,7 @@ func (s *IKE) holdLeases() bool {
 // spawnClone makes the machine of a clone (session ns) and hands it to
 // the glue in Output.Spawn.
 func (s *IKE) spawnClone(now time.Time, ns *session) {
-	n := newIKE(s.cfg, now, s.rng, s.origRole)
+	n := newIKE(s.cfg, now, s.rng(), s.origRole)
 	n.path = s.path
 	n.rareState().log = s.logger().With("clone_of", s.cur.localSPI())
 	n.state = StateEstablished
@@ -198,7 +198,6 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.local, n.remote = s.local, s.remote
 	n.natLocal, n.natRemote, n.natdSeen = s.natLocal, s.natRemote, s.natdSeen
 	n.caps = s.caps
-	n.caps.SignatureHashes = slices.Clone(s.caps.SignatureHashes)
 	n.ownID, n.peerID, n.psk, n.trust = s.ownID, s.peerID, s.psk, s.trust
 	n.setCP(s.vips(), s.dns(), s.pcscf())
 	n.keepLeases = !n.holdLeases()
@@ -210,7 +209,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.scheduleIKE(now)
 	o := n.out()
 	o.Bind = append(o.Bind, ns.localSPI())
-	n.emit(Event{Kind: EventIKEUp, Caps: n.caps, PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips()), ClonedFrom: s.cur.localSPI()})
+	n.emit(Event{Kind: EventIKEUp, Caps: n.caps.public(), PeerID: n.peerID, VirtualIPs: slices.Clone(n.vips()), ClonedFrom: s.cur.localSPI()})
 	out := n.finish(now)
 	s.logger().Info("IKE SA cloned", "clone_spii", ns.spii, "clone_spir", ns.spir)
 	if s.spawning() {

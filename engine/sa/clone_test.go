@@ -138,7 +138,7 @@ func TestCloneRefused(t *testing.T) {
 func TestCloneRequestWithoutSupport(t *testing.T) {
 	m := mobikeMesh(t, 402, func(ini, resp *Config) { ini.Clone = true })
 	a, b := m.a.ms[0], m.b.ms[0]
-	a.ike.caps.Clone = true // as if the peer had announced it
+	a.ike.caps.set(capClone) // as if the peer had announced it
 	m.command(m.a, a, Command{Kind: CmdClone})
 	m.settle()
 	e, ok := a.last(EventCloneFailed)

@@ -235,6 +235,10 @@ type Config struct {
 	// made ahead of time on a worker goroutine, so that key generation
 	// stays off its state goroutine (DESIGN.md §3).
 	DH DHSource
+	// Rand is the random source (SPIs, nonces, D-H keys, signatures) of
+	// the machines made from this Config whose constructor gets none or
+	// this one; nil: crypto/rand. A machine given another keeps its own.
+	Rand io.Reader
 
 	// Path is copied into every dataplane.SA.
 	Path uint32

@@ -476,6 +476,7 @@ func (s *IKE) switchTo(now time.Time, ns *session, deleteOld bool) {
 	old := s.cur
 	ns.queue = append(ns.queue, old.queue...)
 	old.queue = nil
+	ns.rtt = old.rtt
 	s.cur = ns
 	s.ikeRekey = nil
 	s.rekeyed = s.stamp(now)

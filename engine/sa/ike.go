@@ -48,7 +48,6 @@ const (
 // documentation for the contract with the glue.
 type IKE struct {
 	cfg      *Config
-	rng      io.Reader
 	path     uint32 // data-plane path tag of new Child SAs (Config.Path, CmdSetPath)
 	origRole Role   // role when created; RFC 4555 §1.3 "initiator" keeps it
 	state    State
@@ -63,13 +62,13 @@ type IKE struct {
 	// (IKE_SA_INIT goes to port 500 or the configured one, RFC 7296 §2.11);
 	// a reauthentication starts from them again.
 	startLPort, startRPort uint16
+	caps                   capSet
 
 	cur      *session
 	ikeRekey *ikeRekey
 	x        *rare // nil while none of its state is in use
 
 	local, remote netip.AddrPort
-	caps          Capabilities
 
 	peerID Identity
 	ownID  *Identity // our identity when not from Config (localID)
@@ -86,16 +85,14 @@ type IKE struct {
 	children []*childSA
 	groups   []*policyGroup
 
-	// sent is the request last (re)transmitted on cur (at its sentAt),
-	// rtt the round-trip time of the last answered one.
+	// sent is the request last (re)transmitted on cur (at its sentAt);
+	// cur.rtt is the round-trip time of the last answered one.
 	sent *request
-	rtt  time.Duration
 	mob  *mobike // RFC 4555 state (mobike.go); nil while there is none
 
 	created               time.Time
 	established, rekeyed  stamp
 	lastSeen              stamp
-	halfOpenAt            stamp
 	ikeRekeyAt, ikeLifeAt stamp
 	reauthAt              stamp
 
@@ -129,6 +126,7 @@ type rare struct {
 	log      hclog.Logger // a clone's (with clone_of), else Config.Logger
 	whyText  string       // the detail of the reason the IKE SA went down
 	replaces uint64       // local SPI of the IKE SA a re-authentication replaces
+	rng      io.Reader    // the machine's random source when not its Config's
 }
 
 // rareState returns the rare state, made on first use.
@@ -142,7 +140,7 @@ func (s *IKE) rareState() *rare {
 // dropRare forgets the rare state once nothing is left in it.
 func (s *IKE) dropRare() {
 	if x := s.x; x != nil && len(x.retiring) == 0 && len(x.later) == 0 && x.hooks == nil && x.log == nil &&
-		x.whyText == "" && x.replaces == 0 {
+		x.whyText == "" && x.replaces == 0 && x.rng == nil {
 		s.x = nil
 	}
 }
@@ -265,6 +263,34 @@ func (s *IKE) at(v stamp) time.Time {
 	return s.created.Add(time.Duration(v))
 }
 
+// rng is the machine's random source: its own, else its Config's, else
+// crypto/rand.
+func (s *IKE) rng() io.Reader {
+	switch {
+	case s.x != nil && s.x.rng != nil:
+		return s.x.rng
+	case s.cfg != nil && s.cfg.Rand != nil:
+		return s.cfg.Rand
+	}
+	return rand.Reader
+}
+
+// rtt is the round-trip time of the last answered request.
+func (s *IKE) rtt() time.Duration {
+	if s.cur == nil {
+		return 0
+	}
+	return s.cur.rtt
+}
+
+// halfOpenAt is when a responder's half-open IKE SA ends, 0 for none.
+func (s *IKE) halfOpenAt() stamp {
+	if s.init == nil {
+		return 0
+	}
+	return s.init.halfOpenAt
+}
+
 // delayed is an action at a time (retries after TEMPORARY_FAILURE).
 type delayed struct {
 	at time.Time
@@ -275,6 +301,9 @@ const maxDelayed = 32
 
 // initState is what IKE_SA_INIT leaves for IKE_AUTH (RFC 7296 §2.15).
 type initState struct {
+	// halfOpenAt ends a responder's half-open IKE SA (RFC 7296 §2.6)
+	// that saw no IKE_AUTH request.
+	halfOpenAt  stamp
 	ni, nr      []byte
 	dh          *transform.DHKey
 	reqRaw      []byte // the last IKE_SA_INIT request sent (RealMessage1)
@@ -286,10 +315,10 @@ type initState struct {
 }
 
 func newIKE(cfg *Config, now time.Time, rng io.Reader, role Role) *IKE {
-	if rng == nil {
-		rng = rand.Reader
+	s := &IKE{cfg: cfg, origRole: role, state: StateConnecting, created: now, lastSeen: 1} // stamp 1: created
+	if rng != nil && rng != rand.Reader && (cfg == nil || rng != cfg.Rand) {
+		s.rareState().rng = rng // not the Config's: kept apart (per-SA memory)
 	}
-	s := &IKE{cfg: cfg, rng: rng, origRole: role, state: StateConnecting, created: now, lastSeen: 1} // stamp 1: created
 	if cfg != nil {
 		s.path, s.noIC = cfg.Path, cfg.NoInitialContact
 	}
@@ -425,9 +454,9 @@ func (s *IKE) sendPackets(local, remote netip.AddrPort, pk [][]byte) {
 // newDH makes a D-H key pair for a KE payload (Config.DH, else inline).
 func (s *IKE) newDH(g ike.GroupID) (*transform.DHKey, error) {
 	if s.cfg != nil && s.cfg.DH != nil {
-		return s.cfg.DH.GenerateDH(g, s.rng)
+		return s.cfg.DH.GenerateDH(g, s.rng())
 	}
-	return transform.GenerateDH(g, s.rng)
+	return transform.GenerateDH(g, s.rng())
 }
 
 // newInitResponderDH makes the D-H pair of our IKE_SA_INIT response: a
@@ -435,7 +464,7 @@ func (s *IKE) newDH(g ike.GroupID) (*transform.DHKey, error) {
 func (s *IKE) newInitResponderDH(g ike.GroupID) (*transform.DHKey, error) {
 	if s.cfg != nil {
 		if r, ok := s.cfg.DH.(ReusingDHSource); ok {
-			return r.InitResponderDH(g, s.rng)
+			return r.InitResponderDH(g, s.rng())
 		}
 	}
 	return s.newDH(g)
@@ -458,7 +487,7 @@ func (s *IKE) Stats() Stats { return s.stats.public() }
 
 func (s *IKE) randomBytes(n int) ([]byte, error) {
 	b := make([]byte, n)
-	if _, err := io.ReadFull(s.rng, b); err != nil {
+	if _, err := io.ReadFull(s.rng(), b); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -496,7 +525,7 @@ func (s *IKE) jitter(d time.Duration) time.Duration {
 func (s *IKE) fragLocal() bool { return !s.cfg.NoFragmentation }
 
 // fragOK: RFC 7383 §2.3, fragment only when both sides announced support.
-func (s *IKE) fragOK() bool { return s.fragLocal() && s.caps.Fragmentation }
+func (s *IKE) fragOK() bool { return s.fragLocal() && s.caps.has(capFragmentation) }
 
 // sessions lists every session in lookup order.
 func (s *IKE) sessions() []*session {
@@ -678,7 +707,7 @@ func (s *IKE) handleRequest(now time.Time, ss *session, in *inbound) {
 // authenticated message (RFC 7296 §2.23); with MOBIKE only
 // UPDATE_SA_ADDRESSES moves the SA (RFC 4555 §3.8).
 func (s *IKE) peerMoved(ss *session, d Datagram) {
-	if ss != s.cur || s.state != StateEstablished || !s.natRemote || s.caps.MOBIKE || d.Remote == s.remote {
+	if ss != s.cur || s.state != StateEstablished || !s.natRemote || s.caps.has(capMOBIKE) || d.Remote == s.remote {
 		return
 	}
 	s.logger().Info("peer address changed", "from", s.remote.String(), "to", d.Remote.String())

@@ -201,10 +201,10 @@ func (s *IKE) learnInitCaps(ps []ike.Payload) {
 	for _, n := range payloadsOf[*ike.Notify](ps) {
 		switch n.NotifyType {
 		case ike.IKEv2FragmentationSupported:
-			s.caps.Fragmentation = true
+			s.caps.set(capFragmentation)
 		case ike.SignatureHashAlgorithms:
 			if hs, ok := n.HashAlgorithms(); ok {
-				s.caps.SignatureHashes = hs
+				s.caps.setHashes(hs)
 			}
 		}
 	}
@@ -487,7 +487,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	ss.expect = 1
 	s.stats.requests++
 	s.sendPackets(req.Local, req.Remote, ss.resp.packets)
-	s.halfOpenAt = s.stamp(now.Add(c.halfOpenTimeout()))
+	s.init.halfOpenAt = s.stamp(now.Add(c.halfOpenTimeout()))
 	o := s.out()
 	o.Bind = append(o.Bind, spir)
 	return s, s.finish(now)

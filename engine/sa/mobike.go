@@ -127,7 +127,7 @@ type tickMark struct {
 	tries int
 }
 
-func (s *IKE) mobikeOn() bool { return s.cfg != nil && s.cfg.MOBIKE && s.caps.MOBIKE }
+func (s *IKE) mobikeOn() bool { return s.cfg != nil && s.cfg.MOBIKE && s.caps.has(capMOBIKE) }
 
 // canMove: only the MOBIKE initiator moves SAs (RFC 4555 §1.3, §3.5).
 func (s *IKE) canMove() bool {
@@ -224,7 +224,7 @@ func (s *IKE) addrNotifies() []ike.Payload {
 // authAddrNotifies are the address notifies of IKE_AUTH: the responder
 // sends them only to an initiator that announced MOBIKE (§3.4).
 func (s *IKE) authAddrNotifies() []ike.Payload {
-	if !s.cfg.MOBIKE || (s.cur != nil && !s.cur.initiator && !s.caps.MOBIKE) {
+	if !s.cfg.MOBIKE || (s.cur != nil && !s.cur.initiator && !s.caps.has(capMOBIKE)) {
 		return nil
 	}
 	return s.addrNotifies()
@@ -422,7 +422,7 @@ func (s *IKE) probe(now time.Time, local, remote netip.AddrPort) {
 		_, ok := s.pathTest(now, local, remote, func(now time.Time, r *request, m *inbound) {
 			p := ev
 			p.OK = true
-			p.RTT = s.rtt
+			p.RTT = s.rtt()
 			s.emit(p)
 		}, func(time.Time) {
 			p := ev
@@ -652,7 +652,7 @@ func (s *IKE) mobikeInformational(now time.Time, ss *session, m *inbound) []ike.
 // peerUpdate is the MOBIKE responder's UPDATE_SA_ADDRESSES (RFC 4555
 // §3.5); it returns the error notify of a refusal.
 func (s *IKE) peerUpdate(now time.Time, ss *session, m *inbound) *ike.Notify {
-	if !s.caps.MOBIKE || s.origRole != Responder {
+	if !s.caps.has(capMOBIKE) || s.origRole != Responder {
 		// §1.3: only the MOBIKE initiator moves the SAs.
 		s.stats.drop(DropUnexpected)
 		return nil
@@ -799,10 +799,10 @@ func (s *IKE) candidatePairs() [][2]netip.AddrPort {
 // answered sees every answer before its handler: the RTT, and whether an
 // answer to a recovery's retransmission came on another pair.
 func (s *IKE) answered(now time.Time, ss *session, req *request, d Datagram) {
-	if p := s.pinOf(req); p != nil {
-		s.rtt = now.Sub(p.sentAt)
-	} else if req == s.sent {
-		s.rtt = now.Sub(req.sentAt)
+	if p := s.pinOf(req); p != nil && s.cur != nil {
+		s.cur.rtt = now.Sub(p.sentAt)
+	} else if req == s.sent && s.cur != nil {
+		s.cur.rtt = now.Sub(req.sentAt)
 	}
 	if req != s.recovering() {
 		return

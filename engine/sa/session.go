@@ -36,6 +36,9 @@ type session struct {
 	// stamp of its IKE SA).
 	retireAt stamp
 	deleting bool // our DELETE of this IKE SA is outstanding
+	// rtt is the IKE SA's last round-trip time, kept here (the session
+	// had room in its size class) and passed on by an IKE rekey.
+	rtt time.Duration
 }
 
 // nonces are Ni and Nr of the exchange that made an SA.

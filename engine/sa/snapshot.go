@@ -103,13 +103,12 @@ func (s *IKE) childInfo(c *childSA) ChildInfo {
 // inputs share it.
 func (s *IKE) Info() Info {
 	i := Info{State: s.state, OriginalRole: s.origRole, Local: s.local, Remote: s.remote,
-		LocalID: s.localID(), RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps,
+		LocalID: s.localID(), RemoteID: s.peerID, NATLocal: s.natLocal, NATRemote: s.natRemote, Capabilities: s.caps.public(),
 		VirtualIPs: s.vips(), DNS: s.dns(), PCSCF: s.pcscf(),
 		Created: s.created, Established: s.at(s.established), Rekeyed: s.at(s.rekeyed),
 		RekeyAt: s.at(s.ikeRekeyAt), ExpireAt: s.at(s.ikeLifeAt), ReauthAt: s.at(s.reauthAt),
 		DownReason: s.why, DownDetail: s.whyText(), Stats: s.stats.public(),
-		RTT: s.rtt, PeerAddrs: ro(s.peerAddrs()), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
-	i.Capabilities.SignatureHashes = ro(s.caps.SignatureHashes)
+		RTT: s.rtt(), PeerAddrs: ro(s.peerAddrs()), LocalAddrs: ro(s.localAddrs()), MOBIKEInitiator: s.origRole == Initiator}
 	if s.cfg != nil {
 		i.Name = s.cfg.Name
 	}

@@ -39,7 +39,7 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		}
 		min(s.at(ss.retireAt))
 	}
-	min(s.at(s.halfOpenAt))
+	min(s.at(s.halfOpenAt()))
 	if s.state == StateEstablished {
 		if s.cfg.DPD > 0 && s.cur.req == nil && len(s.cur.queue) == 0 {
 			min(s.at(s.lastSeen).Add(s.cfg.DPD))
@@ -87,7 +87,7 @@ func (s *IKE) handleTick(now time.Time) {
 		s.stats.retransmitted()
 		s.sendPackets(r.local, r.remote, r.packets)
 	}
-	if due(s.at(s.halfOpenAt), now) {
+	if due(s.at(s.halfOpenAt()), now) {
 		s.down(now, ReasonTimeout, 0, "no IKE_AUTH after IKE_SA_INIT")
 		return
 	}
@@ -262,7 +262,7 @@ func (s *IKE) reauthenticate(now time.Time) {
 	if s.startLPort == 0 {
 		local = netip.AddrPort{} // started unbound: the glue picks again
 	}
-	n, out := NewInitiatorAt(s.cfg, local, netip.AddrPortFrom(s.remote.Addr(), s.startRPort), now, s.rng)
+	n, out := NewInitiatorAt(s.cfg, local, netip.AddrPortFrom(s.remote.Addr(), s.startRPort), now, s.rng())
 	n.Place(Placement{Path: s.path, Addrs: s.ownAddrs(), NoInitialContact: true})
 	n.rareState().replaces = s.cur.localSPI()
 	s.out().Spawn = &Spawned{IKE: n, Output: out}
