@@ -258,7 +258,10 @@ func (s *IKE) handleInit(now time.Time, ss *session, msg *ike.Message, d Datagra
 	h := msg.Header
 	if !h.IsResponse() {
 		// A retransmitted IKE_SA_INIT request gets the same response (§2.1).
-		if ss.initiator || ss.resp == nil || ss.resp.reqRaw == nil || !bytes.Equal(d.Data, ss.resp.reqRaw) {
+		// Only while that response is cached: the IKE_SA_INIT state is
+		// dropped when IKE_AUTH replaces it.
+		if ss.initiator || ss.resp == nil || ss.resp.id != 0 || s.init == nil || s.init.reqRaw == nil ||
+			!bytes.Equal(d.Data, s.init.reqRaw) {
 			s.stats.drop(DropUnexpected)
 			return
 		}
@@ -481,7 +484,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	}
 	dh.Destroy()
 	s.init.respRaw = raw
-	ss.resp = &cachedResp{id: 0, reqRaw: s.init.reqRaw}
+	ss.resp = &cachedResp{id: 0}
 	ss.resp.one[0] = raw
 	ss.resp.packets = ss.resp.one[:]
 	ss.expect = 1

@@ -107,11 +107,13 @@ type request struct {
 	onFail   func(now time.Time)
 }
 
+// cachedResp is the response to the peer's last request, kept until the
+// next one (RFC 7296 §2.1). The IKE_SA_INIT request a responder answered
+// is its initState's reqRaw (56 bytes: the 64-byte size class).
 type cachedResp struct {
 	id      uint32
 	packets [][]byte
 	one     [1][]byte // backs packets when the response is one datagram
-	reqRaw  []byte    // IKE_SA_INIT only: the request, to recognise its retransmission
 }
 
 // inbound is an authenticated, decrypted (or IKE_SA_INIT) message.

@@ -80,12 +80,19 @@ const compactInline = 128
 
 // Keys of an AEAD IKE SA after IKE_AUTH: SK_d, SK_ei and SK_er only (no
 // SK_a*, RFC 5282 §7), so three cells; keys3 fits the 256-byte size class
-// (SHA-256 PRF with AES-128-GCM: 72 bytes of keys), keys3l the 320-byte
+// (SHA-256 PRF with AES-128-GCM: 72 bytes of keys), keys3m the 288-byte
+// one (with AES-256-GCM or ChaCha20-Poly1305: 104), keys3l the 320-byte
 // one (up to a SHA-512 PRF with 256-bit keys: 136).
 type keys3 struct {
 	Keys
 	cells [3]secretCell
 	buf   [72]byte
+}
+
+type keys3m struct {
+	Keys
+	cells [3]secretCell
+	buf   [104]byte
 }
 
 type keys3l struct {
@@ -116,6 +123,9 @@ func (k *Keys) WithoutAuth() *Keys {
 	switch {
 	case lens[1] == 0 && lens[2] == 0 && n <= len(keys3{}.buf):
 		b := &keys3{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
+		nk, cells, buf = &b.Keys, b.cells[:], b.buf[:0:n]
+	case lens[1] == 0 && lens[2] == 0 && n <= len(keys3m{}.buf):
+		b := &keys3m{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}
 		nk, cells, buf = &b.Keys, b.cells[:], b.buf[:0:n]
 	case lens[1] == 0 && lens[2] == 0 && n <= len(keys3l{}.buf):
 		b := &keys3l{Keys: Keys{Suite: k.Suite, PRF: k.PRF}}

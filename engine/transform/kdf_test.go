@@ -323,16 +323,20 @@ func TestKeyDerivationAllocs(t *testing.T) {
 }
 
 // An AEAD IKE SA's keys after IKE_AUTH are one allocation of the 256-byte
-// size class (SHA-256 PRF, 128-bit key) or the 320-byte one: three cells
-// and the key bytes, no SK_a* cells (per-SA memory).
+// size class (SHA-256 PRF, 128-bit key), the 288-byte (256-bit key) or the
+// 320-byte one: three cells and the key bytes, no SK_a* cells (per-SA
+// memory).
 func TestWithoutAuthCompact(t *testing.T) {
 	if s := unsafe.Sizeof(keys3{}); s > 256 {
 		t.Fatalf("keys3 is %d bytes, want at most 256", s)
 	}
+	if s := unsafe.Sizeof(keys3m{}); s > 288 {
+		t.Fatalf("keys3m is %d bytes, want at most 288", s)
+	}
 	if s := unsafe.Sizeof(keys3l{}); s > 320 {
 		t.Fatalf("keys3l is %d bytes, want at most 320", s)
 	}
-	for _, props := range []string{"aes128gcm16-prfsha256-x25519", "chacha20poly1305-prfsha512-ecp521", "aes128-sha256-modp2048"} {
+	for _, props := range []string{"aes128gcm16-prfsha256-x25519", "aes256gcm16-prfsha256-x25519", "chacha20poly1305-prfsha512-ecp521", "aes128-sha256-modp2048"} {
 		ps, err := ParseProposals(props, ike.ProtoIKE)
 		if err != nil {
 			t.Fatal(err)
