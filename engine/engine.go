@@ -22,6 +22,7 @@ import (
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/sa"
+	"github.com/mifsec/mifsec/engine/transport"
 )
 
 // Config of an Engine.
@@ -70,6 +71,10 @@ type Engine struct {
 
 // state is owned by the loop goroutine only.
 type state struct {
+	// mu is held by whoever runs the state: the loop goroutine, or a
+	// transport reader handling a datagram inline (inlinePacket).
+	mu          sync.Mutex
+	stopped     bool // the loop has ended: nothing runs inline any more
 	e           *Engine
 	interfaces  map[string]*Interface
 	secrets     map[string]*secret
@@ -155,30 +160,44 @@ func (e *Engine) loop(st *state) {
 		st.rt.dh.start()
 		defer st.rt.dh.stop()
 	}
+	st.mu.Lock()
 	for _, ifc := range sortedInterfaces(st.interfaces) {
 		st.listenNAT(ifc)
 	}
 	st.startConnections()
 	st.pathsChanged("start")
+	st.mu.Unlock()
+	if in, ok := st.rt.tr.(inlineTransport); ok {
+		in.SetInline(st.inlinePacket)
+		defer in.SetInline(nil)
+	}
 	for {
 		select {
 		case <-st.mp.probeC():
+			st.mu.Lock()
 			st.probeTick()
 		case p := <-packets:
+			st.mu.Lock()
 			st.packet(p)
 		case <-st.rt.timer.C:
+			st.mu.Lock()
 			st.tick()
 		case ev, ok := <-dpEvents:
 			if !ok {
 				dpEvents = nil
 				continue
 			}
+			st.mu.Lock()
 			st.dpEvent(ev)
 		case <-st.leaseTimer.C:
+			st.mu.Lock()
 			st.flushLeases()
 		case <-st.trim.C():
+			st.mu.Lock()
 			st.trimTick()
 		case <-e.quit:
+			st.mu.Lock()
+			st.stopped = true
 			st.shutdownSAs()
 			if st.rt.routes.close != nil {
 				st.rt.routes.close()
@@ -188,8 +207,10 @@ func (e *Engine) loop(st *state) {
 			for w := range st.watchers {
 				w.end(&Error{Code: Unavailable, Reason: ReasonShuttingDown, Msg: "mifsecd is shutting down"})
 			}
+			st.mu.Unlock()
 			return
 		case op := <-e.ops:
+			st.mu.Lock()
 			op(st)
 		case c, ok := <-changes:
 			if !ok {
@@ -197,6 +218,7 @@ func (e *Engine) loop(st *state) {
 				e.log.Error("link monitor stopped; interface state is no longer followed")
 				continue
 			}
+			st.mu.Lock()
 			st.rt.routeSrc.clear() // sources towards peers may have changed
 			if f := st.rt.routes.forget; f != nil {
 				// A link that changed may have been renamed or recreated
@@ -209,7 +231,31 @@ func (e *Engine) loop(st *state) {
 			}
 			st.linkChanged(c)
 		}
+		st.mu.Unlock()
 	}
+}
+
+// inlineTransport is a transport whose readers can hand a datagram to
+// the state directly (transport.Transport.SetInline).
+type inlineTransport interface {
+	SetInline(f func(transport.Packet) bool)
+}
+
+// inlinePacket handles a datagram on the transport reader's goroutine
+// when the state is free: the state has one owner at a time, the loop or
+// a reader holding st.mu, and an idle gateway answers without waking the
+// loop's thread first. It declines (the datagram is queued for the loop)
+// while the loop works or once the engine stopped.
+func (st *state) inlinePacket(p transport.Packet) bool {
+	if !st.mu.TryLock() {
+		return false
+	}
+	defer st.mu.Unlock()
+	if st.stopped {
+		return false
+	}
+	st.packet(p)
+	return true
 }
 
 // do runs f on the state goroutine and waits for it, honouring ctx.

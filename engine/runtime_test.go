@@ -68,8 +68,15 @@ func pair(t *testing.T) (ue, gw *Engine) {
 // inject datagrams.
 func pairOn(t *testing.T) (ue, gw *Engine, w *wire) {
 	t.Helper()
+	return pairWith(t, func(f *fakeTransport) IKETransport { return f })
+}
+
+// pairWith is pairOn with each end's transport made by wrap from its
+// fake.
+func pairWith(t *testing.T, wrap func(*fakeTransport) IKETransport) (ue, gw *Engine, w *wire) {
+	t.Helper()
 	w = &wire{}
-	mk := func(addr, link string, tr *fakeTransport) *Engine {
+	mk := func(addr, link string, tr IKETransport) *Engine {
 		links := ifacetest.New()
 		links.AddLink(link, addr+"/24")
 		e, err := New(Config{StateDir: t.TempDir(), Links: links, Transport: tr,
@@ -86,8 +93,8 @@ func pairOn(t *testing.T) (ue, gw *Engine, w *wire) {
 		}
 		return e
 	}
-	gw = mk("192.0.2.1", "eth0", w.end("192.0.2.1"))
-	ue = mk("192.0.2.2", "eth0", w.end("192.0.2.2"))
+	gw = mk("192.0.2.1", "eth0", wrap(w.end("192.0.2.1")))
+	ue = mk("192.0.2.2", "eth0", wrap(w.end("192.0.2.2")))
 	if _, err := gw.CreatePool(tctx(t), "ue", PoolSpec{Ranges: []string{"10.45.0.0/24"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +114,12 @@ func pairOn(t *testing.T) (ue, gw *Engine, w *wire) {
 
 func TestEnginesEstablishRekeyTerminate(t *testing.T) {
 	ue, gw := pair(t)
+	establishRekeyTerminate(t, ue, gw)
+}
+
+// establishRekeyTerminate runs an end user's IKE SA through its life.
+func establishRekeyTerminate(t *testing.T, ue, gw *Engine) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sub, err := ue.Watch(ctx, WatchFilter{Categories: []Category{CategoryIKESA, CategoryChildSA}})

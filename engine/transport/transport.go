@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/ipv4"
@@ -56,7 +57,9 @@ type Transport struct {
 	c4    *net.UDPConn
 	c6    *net.UDPConn
 	recv  chan Packet
-	wg    sync.WaitGroup
+	// inline takes a datagram on the reader's goroutine (SetInline).
+	inline atomic.Pointer[func(Packet) bool]
+	wg     sync.WaitGroup
 
 	// smu guards oob, the control message buffer of Send.
 	smu sync.Mutex
@@ -129,6 +132,20 @@ func (t *Transport) Dropped() uint64 {
 	return t.dropped
 }
 
+// SetInline installs f, which the socket readers offer each datagram
+// to before queuing it, as long as nothing is queued: f handles it on the
+// reader's goroutine and returns true, or returns false (busy) and the
+// datagram is queued. It spares an idle receiver the hand-over to another
+// goroutine (a thread wake-up per datagram). nil removes it. Datagrams of
+// the NAT-T port (the data plane's goroutine) are always queued.
+func (t *Transport) SetInline(f func(Packet) bool) {
+	if f == nil {
+		t.inline.Store(nil)
+		return
+	}
+	t.inline.Store(&f)
+}
+
 func (t *Transport) deliver(p Packet) {
 	select {
 	case t.recv <- p:
@@ -169,8 +186,11 @@ func (t *Transport) read(network string, readBatchFn func([]ipv4.Message, int) (
 			ua, ok := m.Addr.(*net.UDPAddr)
 			local, okDst := pktinfoDst(m.OOB[:m.NN])
 			if ok && okDst {
-				t.deliver(Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: ua.AddrPort(),
-					Data: append([]byte(nil), m.Buffers[0][:m.N]...)})
+				p := Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: ua.AddrPort(),
+					Data: append([]byte(nil), m.Buffers[0][:m.N]...)}
+				if f := t.inline.Load(); f == nil || len(t.recv) > 0 || !(*f)(p) {
+					t.deliver(p)
+				}
 			}
 			m.Addr, m.N, m.NN = nil, 0, 0
 		}

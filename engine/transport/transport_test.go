@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,5 +108,61 @@ func BenchmarkLoopback(b *testing.B) {
 			b.Fatal(err)
 		}
 		<-a.Packets()
+	}
+}
+
+// SetInline: the reader hands datagrams to the inline handler, queues
+// those it declines, queues everything once it is removed, and NAT-T
+// datagrams (the data plane's goroutine) always.
+func TestInline(t *testing.T) {
+	enc := &fakeEncap{}
+	a, err := New(Config{Port: 15530, NATPort: 15531}, enc, hclog.NewNullLogger())
+	if err != nil {
+		t.Skipf("cannot bind: %v", err)
+	}
+	defer a.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	from, to := netip.AddrPortFrom(lo, 15530), netip.AddrPortFrom(lo, 15530)
+	got := make(chan Packet, 10)
+	var decline atomic.Bool
+	a.SetInline(func(p Packet) bool {
+		if decline.Load() {
+			return false
+		}
+		got <- p
+		return true
+	})
+	recv := func(c <-chan Packet, what string) Packet {
+		t.Helper()
+		select {
+		case p := <-c:
+			return p
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: nothing", what)
+		}
+		return Packet{}
+	}
+	if err := a.Send(from, to, []byte("inline")); err != nil {
+		t.Fatal(err)
+	}
+	if p := recv(got, "inline"); string(p.Data) != "inline" || p.Local != to || p.Remote != from {
+		t.Fatalf("inline got %+v", p)
+	}
+	enc.h(netip.AddrPortFrom(lo, 15531), netip.AddrPortFrom(lo, 4500), []byte("natt"))
+	if p := recv(a.Packets(), "NAT-T"); string(p.Data) != "natt" {
+		t.Fatalf("NAT-T got %+v", p)
+	}
+	decline.Store(true)
+	a.Send(from, to, []byte("declined"))
+	if p := recv(a.Packets(), "declined"); string(p.Data) != "declined" {
+		t.Fatalf("declined got %+v", p)
+	}
+	a.SetInline(nil)
+	a.Send(from, to, []byte("queued"))
+	if p := recv(a.Packets(), "queued"); string(p.Data) != "queued" {
+		t.Fatalf("queued got %+v", p)
+	}
+	if len(got) != 0 {
+		t.Fatalf("inline handler got %d more", len(got))
 	}
 }
