@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"unsafe"
@@ -58,13 +59,53 @@ func TestCapSet(t *testing.T) {
 	}
 }
 
-// The IKE struct stays in the 384-byte size class: a gateway holds one
-// per peer.
+// The IKE struct stays in the 384-byte size class, its session in the
+// 176-byte one and a Child SA in the 128-byte one: a gateway holds one
+// each per peer.
 func TestIKESize(t *testing.T) {
 	if n := unsafe.Sizeof(IKE{}); n > 384 {
 		t.Fatalf("IKE is %d bytes, want at most 384", n)
 	}
 	if n := unsafe.Sizeof(session{}); n > 176 {
 		t.Fatalf("session is %d bytes, want at most 176", n)
+	}
+	if n := unsafe.Sizeof(childSA{}); n > 128 {
+		t.Fatalf("childSA is %d bytes, want at most 128", n)
+	}
+}
+
+// packTS keeps both lists in one allocation, neither able to grow into
+// the other; a Child SA's selectors are its own when set, else its
+// group's.
+func TestPackTS(t *testing.T) {
+	a := ike.TrafficSelector{EndPort: 65535, Start: netip.MustParseAddr("10.0.0.1"), End: netip.MustParseAddr("10.0.0.1")}
+	b := ike.TrafficSelector{EndPort: 65535, Start: netip.MustParseAddr("198.18.0.0"), End: netip.MustParseAddr("198.18.0.255")}
+	for _, tc := range []struct {
+		name          string
+		local, remote []ike.TrafficSelector
+	}{
+		{"one each", []ike.TrafficSelector{a}, []ike.TrafficSelector{b}},
+		{"two and one", []ike.TrafficSelector{a, b}, []ike.TrafficSelector{b}},
+		{"none local", nil, []ike.TrafficSelector{b}},
+		{"none", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, r := packTS(tc.local, tc.remote)
+			if !slices.Equal(l, tc.local) || !slices.Equal(r, tc.remote) || cap(l) != len(l) || cap(r) != len(r) {
+				t.Fatalf("packTS: %v %v", l, r)
+			}
+			if len(l) > 0 && len(r) > 0 && uintptr(unsafe.Pointer(&l[len(l)-1]))+unsafe.Sizeof(a) != uintptr(unsafe.Pointer(&r[0])) {
+				t.Fatal("not one allocation")
+			}
+			g := &policyGroup{localTS: l, remoteTS: r}
+			c := &childSA{group: g}
+			if gl, gr := c.ts(); !slices.Equal(gl, l) || !slices.Equal(gr, r) {
+				t.Fatal("a Child SA does not read its group's selectors")
+			}
+			c.ownTS = &tsPair{tc.remote, tc.local}
+			if ol, or := c.ts(); !slices.Equal(ol, tc.remote) || !slices.Equal(or, tc.local) {
+				t.Fatal("a Child SA does not read its own selectors")
+			}
+		})
 	}
 }

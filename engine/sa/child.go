@@ -30,18 +30,34 @@ var childStateNames = [...]string{"", "installed", "rekeyed", "deleting", "drain
 // (an authenticated peer may rekey as fast as it likes).
 const maxDraining = 16
 
+// tsPair is a Child SA's own selectors.
+type tsPair struct{ local, remote []ike.TrafficSelector }
+
+// ts returns the Child SA's selectors: its own, else its policy group's.
+func (c *childSA) ts() (local, remote []ike.TrafficSelector) {
+	switch {
+	case c.ownTS != nil:
+		return c.ownTS.local, c.ownTS.remote
+	case c.group != nil:
+		return c.group.localTS, c.group.remoteTS
+	}
+	return nil, nil
+}
+
 // childSA is one negotiated pair of ESP SAs (RFC 7296 §1.3, §2.17).
 type childSA struct {
-	cfg               *ChildConfig
-	inSPI, outSPI     uint32
-	suite             transform.Suite
-	mode              dataplane.Mode
-	localTS, remoteTS []ike.TrafficSelector
-	group             *policyGroup
-	state             childState
-	inGone, outGone   bool
-	encap             bool
-	weInitiated       bool
+	cfg           *ChildConfig
+	inSPI, outSPI uint32
+	suite         transform.Suite
+	mode          dataplane.Mode
+	// ownTS holds the Child SA's selectors when they are not its policy
+	// group's (a rekey that changed them); nil: the group's (ts).
+	ownTS           *tsPair
+	group           *policyGroup
+	state           childState
+	inGone, outGone bool
+	encap           bool
+	weInitiated     bool
 	// Instants as stamps of the IKE SA (8 bytes each, not 24).
 	created           stamp
 	rekeyAt, expireAt stamp
@@ -158,7 +174,8 @@ func (s *IKE) newOffer(cfg *ChildConfig, old *childSA, ikeAuth bool) (*childOffe
 		o.props = append(o.props, p)
 	}
 	if old != nil {
-		o.tsi, o.tsr = slices.Clone(old.localTS), slices.Clone(old.remoteTS)
+		l, r := old.ts()
+		o.tsi, o.tsr = slices.Clone(l), slices.Clone(r)
 	} else {
 		o.tsi, o.tsr = s.offerTS(cfg, ikeAuth)
 	}
@@ -281,7 +298,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		outEnc, outInt, inEnc, inInt = p.keys.EncrI, p.keys.IntegI, p.keys.EncrR, p.keys.IntegR
 	}
 	c := &childSA{cfg: p.cfg, inSPI: p.inSPI, outSPI: p.outSPI, suite: p.suite, mode: p.mode,
-		localTS: p.localTS, remoteTS: p.remoteTS, state: childActive, encap: s.natLocal || s.natRemote,
+		state: childActive, encap: s.natLocal || s.natRemote,
 		created: s.stamp(now), weInitiated: p.weInitiated}
 	if p.old != nil {
 		// Only a rekey can collide with the peer's rekey of the same SA,
@@ -319,12 +336,12 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	if p.old != nil && p.old.group != nil {
 		c.group = p.old.group
 		// A rekey keeps the selectors (§2.9.2): one copy for the group.
-		if g := c.group; slices.Equal(c.localTS, g.localTS) && slices.Equal(c.remoteTS, g.remoteTS) {
-			c.localTS, c.remoteTS = g.localTS, g.remoteTS
+		if g := c.group; !slices.Equal(p.localTS, g.localTS) || !slices.Equal(p.remoteTS, g.remoteTS) {
+			c.ownTS = &tsPair{p.localTS, p.remoteTS}
 		}
 		lsel, rsel = nil, nil // the group's own
 	} else {
-		c.group = &policyGroup{idIn: s.policyID(), idOut: s.policyID(), localTS: c.localTS, remoteTS: c.remoteTS}
+		c.group = &policyGroup{idIn: s.policyID(), idOut: s.policyID(), localTS: p.localTS, remoteTS: p.remoteTS}
 		s.groups = append(s.groups, c.group)
 	}
 	s.children = append(s.children, c)
@@ -576,11 +593,13 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 	for _, cc := range cands {
 		allowL, allowR := s.localTSConf(cc), s.remoteTSConf(cc)
 		if old != nil {
-			allowL, allowR = old.localTS, old.remoteTS
+			allowL, allowR = old.ts()
 		}
-		r, l := narrow(tsi.Selectors, allowR), narrow(tsr.Selectors, allowL)
+		var rb, lb [4]ike.TrafficSelector // usually enough: no allocation but the kept copy
+		r, l := narrow(rb[:0], tsi.Selectors, allowR), narrow(lb[:0], tsr.Selectors, allowL)
 		if len(r) > 0 && len(l) > 0 {
-			cfg, lts, rts = cc, l, r
+			cfg = cc
+			lts, rts = packTS(l, r)
 			break
 		}
 	}
@@ -753,9 +772,10 @@ func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffe
 		o.dh.Destroy()
 	}
 	o.released = true // the SPI now belongs to the Child SA
+	l, r := packTS(tsi.Selectors, tsr.Selectors)
 	c := s.installChild(now, childParams{cfg: o.cfg, old: o.old, suite: suite, inSPI: o.inSPI,
 		outSPI: binary.BigEndian.Uint32(chosen.SPI), keys: keys, weInitiated: true,
-		localTS: slices.Clone(tsi.Selectors), remoteTS: slices.Clone(tsr.Selectors), mode: mode, ni: ni, nr: nr})
+		localTS: l, remoteTS: r, mode: mode, ni: ni, nr: nr})
 	if ikeAuth {
 		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 	}

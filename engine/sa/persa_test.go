@@ -173,16 +173,16 @@ func TestChildSharesSelectors(t *testing.T) {
 	p := establish(t, 23, nil)
 	for _, n := range []*node{p.i, p.r} {
 		c := n.ike.children[0]
-		g := c.group
-		if len(c.localTS) == 0 || &c.localTS[0] != &g.localTS[0] || &c.remoteTS[0] != &g.remoteTS[0] {
+		lts, rts := c.ts()
+		if c.ownTS != nil || len(lts) == 0 || len(rts) == 0 {
 			t.Fatalf("%s: the Child SA and its group hold separate selectors", n.name)
 		}
 		var adds int
 		for _, o := range n.ops {
 			if o.Kind == OpAddPolicy {
 				adds++
-				if !slices.Equal(o.Policy.Local, selectors(c.localTS)) || !slices.Equal(o.Policy.Remote, selectors(c.remoteTS)) {
-					t.Errorf("%s: policy %d selectors %v -> %v, want %v -> %v", n.name, o.Policy.ID, o.Policy.Local, o.Policy.Remote, c.localTS, c.remoteTS)
+				if !slices.Equal(o.Policy.Local, selectors(lts)) || !slices.Equal(o.Policy.Remote, selectors(rts)) {
+					t.Errorf("%s: policy %d selectors %v -> %v, want %v -> %v", n.name, o.Policy.ID, o.Policy.Local, o.Policy.Remote, lts, rts)
 				}
 			}
 		}
@@ -194,7 +194,7 @@ func TestChildSharesSelectors(t *testing.T) {
 	p.settle()
 	for _, n := range []*node{p.i, p.r} {
 		c := n.ike.children[len(n.ike.children)-1]
-		if len(n.ike.Info().Children) != 1 || c.state != childActive || &c.localTS[0] != &c.group.localTS[0] || &c.remoteTS[0] != &c.group.remoteTS[0] {
+		if len(n.ike.Info().Children) != 1 || c.state != childActive || c.ownTS != nil || c.group != n.ike.children[0].group {
 			t.Fatalf("%s: the rekeyed Child SA holds its own selectors", n.name)
 		}
 	}

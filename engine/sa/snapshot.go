@@ -87,8 +87,9 @@ func suiteProposal(s transform.Suite) ike.Proposal {
 func ro[T any](v []T) []T { return v[:len(v):len(v)] }
 
 func (s *IKE) childInfo(c *childSA) ChildInfo {
+	lts, rts := c.ts()
 	ci := ChildInfo{Name: c.cfg.Name, InSPI: c.inSPI, OutSPI: c.outSPI, State: childStateNames[c.state], Mode: c.mode,
-		Algorithms: transform.FormatProposal(suiteProposal(c.suite)), LocalTS: ro(c.localTS), RemoteTS: ro(c.remoteTS), Encap: c.encap,
+		Algorithms: transform.FormatProposal(suiteProposal(c.suite)), LocalTS: ro(lts), RemoteTS: ro(rts), Encap: c.encap,
 		Created: s.at(c.created), RekeyAt: s.at(c.rekeyAt), ExpireAt: s.at(c.expireAt)}
 	if c.group != nil {
 		ci.PolicyIn, ci.PolicyOut = c.group.idIn, c.group.idOut

@@ -75,10 +75,9 @@ func intersect(a, b ike.TrafficSelector) (ike.TrafficSelector, bool) {
 	return r, r.StartPort <= r.EndPort && r.Start.Compare(r.End) <= 0
 }
 
-// narrow returns the parts of the proposed selectors that the allowed ones
-// cover: the responder's narrowing (§2.9).
-func narrow(proposed, allowed []ike.TrafficSelector) []ike.TrafficSelector {
-	var out []ike.TrafficSelector
+// narrow appends to out the parts of the proposed selectors that the
+// allowed ones cover: the responder's narrowing (§2.9).
+func narrow(out, proposed, allowed []ike.TrafficSelector) []ike.TrafficSelector {
 	for _, p := range proposed {
 		for _, a := range allowed {
 			if r, ok := intersect(p, a); ok && !containsTS(out, r) {
@@ -87,6 +86,19 @@ func narrow(proposed, allowed []ike.TrafficSelector) []ike.TrafficSelector {
 		}
 	}
 	return out
+}
+
+// packTS copies a Child SA's local and remote selectors into one
+// allocation (one object per Child SA instead of two), each capped at its
+// length.
+func packTS(local, remote []ike.TrafficSelector) (l, r []ike.TrafficSelector) {
+	if len(local)+len(remote) == 0 {
+		return nil, nil
+	}
+	b := make([]ike.TrafficSelector, len(local)+len(remote))
+	n := copy(b, local)
+	copy(b[n:], remote)
+	return b[:n:n], b[n:]
 }
 
 func containsTS(list []ike.TrafficSelector, t ike.TrafficSelector) bool {
