@@ -39,6 +39,7 @@ import (
 	"github.com/mifsec/mifsec/engine"
 	"github.com/mifsec/mifsec/engine/bootstrap"
 	"github.com/mifsec/mifsec/engine/iface"
+	"github.com/mifsec/mifsec/engine/logbuf"
 	"github.com/mifsec/mifsec/server"
 )
 
@@ -65,7 +66,9 @@ type options struct {
 	memoryTrim time.Duration
 	// dhReuse: how long one D-H pair answers IKE_SA_INIT requests.
 	dhReuse time.Duration
-	gcSet   bool
+	// logFlush: how long an info or debug line may wait in the buffer.
+	logFlush time.Duration
+	gcSet    bool
 }
 
 func main() {
@@ -87,6 +90,8 @@ func main() {
 	fs.StringVar(&o.metrics, "metrics", "", "HTTP address serving Prometheus /metrics (off when empty)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log in JSON")
+	fs.DurationVar(&o.logFlush, "log-flush", logbuf.DefaultInterval,
+		"how long a log line below warn may wait to be written with others (0 = each at once)")
 	fs.IntVar(&o.watchBuffer, "watch-buffer", 1024, "events a watcher may lag behind before it is cut off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long SIGTERM waits for RPCs to finish")
 	fs.IntVar(&o.gcPercent, "gc-percent", engine.DefaultGCPercent,
@@ -99,16 +104,20 @@ func main() {
 	fs.Parse(os.Args[1:])
 	fs.Visit(func(f *flag.Flag) { o.gcSet = o.gcSet || f.Name == "gc-percent" })
 
+	// Lines below warn wait up to --log-flush to be written together;
+	// warnings and errors go out at once, after them.
+	out := logbuf.New(os.Stderr, o.logFlush)
 	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "mifsecd",
 		Level:      hclog.LevelFromString(o.logLevel),
 		JSONFormat: o.logJSON,
-		Output:     os.Stderr,
+		Output:     out,
 	})
 	if err := run(o, log); err != nil {
 		log.Error("mifsecd failed", "error", err)
 		os.Exit(1)
 	}
+	out.Close()
 }
 
 // checkOptions refuses combinations that would expose the API.

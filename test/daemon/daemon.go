@@ -76,7 +76,9 @@ func Start(t testing.TB, ns *topo.Netns, args ...string) *Daemon {
 		t.Fatal(err)
 	}
 	d := &Daemon{Socket: filepath.Join(dir, "api.sock"), log: &Buffer{}, done: make(chan error, 1)}
-	full := append([]string{"--socket", d.Socket, "--state-dir", filepath.Join(dir, "state"), "--log-level", "debug"}, args...)
+	full := append([]string{"--socket", d.Socket, "--state-dir", filepath.Join(dir, "state"), "--log-level", "debug",
+		// Each line at once: a failing test's dump and the log checks see all.
+		"--log-flush", "0"}, args...)
 	d.cmd = ns.Command(context.Background(), filepath.Join(bin, "mifsecd"), full...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

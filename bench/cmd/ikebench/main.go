@@ -38,6 +38,7 @@ import (
 	"github.com/mifsec/mifsec/engine"
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
+	"github.com/mifsec/mifsec/engine/logbuf"
 	"github.com/mifsec/mifsec/engine/transport"
 )
 
@@ -63,6 +64,7 @@ type options struct {
 	cpuprofile string
 	memprofile string
 	logLevel   string
+	logFlush   time.Duration
 	espSamples int
 	sniff      string
 	espDst     string
@@ -100,6 +102,7 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile when the heap figures are taken (responder: on SIGUSR1; initiator: after the last SA)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log level (mifsecd's default is info)")
+	flag.DurationVar(&o.logFlush, "log-flush", logbuf.DefaultInterval, "as mifsecd's --log-flush (0 = each line at once)")
 	flag.IntVar(&o.espSamples, "esp-samples", 0, "initiator: measure InitiateConnection to the first ESP packet this many times (userspace data plane)")
 	flag.StringVar(&o.sniff, "sniff", "", "initiator: interface the first ESP packet is seen on")
 	flag.StringVar(&o.espDst, "esp-dst", "10.75.0.1", "initiator: inner address the first packet goes to")
@@ -130,7 +133,9 @@ func run(o options) error {
 	if err := os.MkdirAll(o.state, 0o700); err != nil {
 		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "ikebench-" + o.role, Level: hclog.LevelFromString(o.logLevel), Output: os.Stderr})
+	out := logbuf.New(os.Stderr, o.logFlush) // as mifsecd
+	defer out.Close()
+	log := hclog.New(&hclog.LoggerOptions{Name: "ikebench-" + o.role, Level: hclog.LevelFromString(o.logLevel), Output: out})
 	// The collector set up as mifsecd sets it (same code, same default).
 	gc, err := engine.ApplyGCPercent(o.gcSet, o.gcPercent)
 	if err != nil {
