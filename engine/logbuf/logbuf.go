@@ -21,7 +21,8 @@ import (
 // DefaultInterval is how long a line may wait.
 const DefaultInterval = 100 * time.Millisecond
 
-// maxBuffered makes a write happen before the interval is over.
+// maxBuffered is the buffer's size: a line that would not fit makes what
+// waits go out before the interval is over.
 const maxBuffered = 32 << 10
 
 // Writer buffers log lines for Out. Safe for concurrent use.
@@ -56,10 +57,15 @@ func (w *Writer) LevelWrite(level hclog.Level, p []byte) (int, error) {
 		}
 		return w.out.Write(p)
 	}
-	w.buf = append(w.buf, p...)
-	if len(w.buf) >= maxBuffered {
-		return len(p), w.flushLocked()
+	if len(w.buf)+len(p) > maxBuffered {
+		if err := w.flushLocked(); err != nil {
+			return 0, err
+		}
 	}
+	if w.buf == nil {
+		w.buf = make([]byte, 0, maxBuffered) // kept: one buffer for the life
+	}
+	w.buf = append(w.buf, p...)
 	if !w.armed {
 		w.armed = true
 		if w.timer == nil {
@@ -95,7 +101,7 @@ func (w *Writer) flushLocked() error {
 	_, err := w.out.Write(w.buf)
 	w.buf = w.buf[:0]
 	if cap(w.buf) > maxBuffered {
-		w.buf = nil // a burst's buffer is not kept
+		w.buf = nil // grown by a line longer than the buffer: not kept
 	}
 	if err != nil && w.err == nil {
 		w.err = err

@@ -59,8 +59,15 @@ func TestBatches(t *testing.T) {
 	for range maxBuffered/len(line) + 1 {
 		w.Write(line)
 	}
-	if got := s.get(); len(got) != 5 || len(got[4]) < maxBuffered {
+	if got := s.get(); len(got) != 5 || len(got[4]) > maxBuffered || len(got[4]) < maxBuffered-len(line) {
 		t.Fatalf("full buffer: %d writes", len(got))
+	}
+	// A line longer than the buffer still goes out whole.
+	long := []byte(strings.Repeat("y", 2*maxBuffered) + "\n")
+	w.Write(long)
+	w.Flush()
+	if got := s.get(); got[len(got)-1] != string(long) {
+		t.Fatal("a long line was cut")
 	}
 	// Closed: flushed, later lines at once.
 	w.Write([]byte("d\n"))
