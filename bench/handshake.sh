@@ -13,6 +13,7 @@
 #   N=500 REPS=5 CONCS="16" bench/handshake.sh
 #   IMPLS=mifsec bench/handshake.sh       # mifsec only
 #   MIFSEC_DP=userspace bench/handshake.sh  # mifsec with its userspace data plane (TUN)
+#   PIN=0 bench/handshake.sh              # every process on CPU 0 (no cross-CPU wake-ups)
 #
 # mifsec: bench/cmd/ikebench on both ends (engine.Engine with the real UDP
 # transport and, by default, a null data plane; the responder leases a
@@ -58,7 +59,7 @@ run_strongswan() { # CONC
   sw_responder "$b"
   sw_initiator "$a" 1 "$N"
   sleep 1
-  "$BIN/vicibench" -socket "$a/charon.vici" -n "$N" -conc "$1" -pids "$A_PID,$B_PID"
+  $(pin) "$BIN/vicibench" -socket "$a/charon.vici" -n "$N" -conc "$1" -pids "$A_PID,$B_PID"
 }
 
 run_mifsec() { # CONC
@@ -70,7 +71,7 @@ run_mifsec() { # CONC
   mf_initiator "$D/mf/i" -n "$N" -conc "$1" "${flags[@]}"
 }
 
-echo "handshake.sh: N=$N REPS=$REPS CONCS=[$CONCS] IMPLS=[$IMPLS] mifsec data plane=$MIFSEC_DP" >&2
+echo "handshake.sh: N=$N REPS=$REPS CONCS=[$CONCS] IMPLS=[$IMPLS] mifsec data plane=$MIFSEC_DP pinned to CPUs=[${PIN:-}]" >&2
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r), $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT.machine" >&2
 : > "$OUT"
 order=($IMPLS)

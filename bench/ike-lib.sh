@@ -21,6 +21,10 @@ ESP_PROP=${ESP_PROP:-aes128gcm16}
 IKE_PSK=ikebench-psk-0123456789abcdef
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
 
+# PIN=CPULIST runs every daemon and driver on those CPUs (taskset), e.g.
+# PIN=0 puts both ends on one CPU: no wake-up of another CPU per datagram.
+pin() { [ -n "${PIN:-}" ] && echo "taskset -c $PIN"; true; }
+
 # ike_build DIR : builds ikebench and vicibench into DIR/bin.
 ike_build() {
   mkdir -p "$1/bin"
@@ -84,7 +88,7 @@ sw_start() {
   local ns=$1 d=$2
   mkdir -p "$d/run"
   sw_conf "$d" "$3"
-  ip netns exec "$ns" unshare -m --propagation private sh -c \
+  ip netns exec "$ns" $(pin) unshare -m --propagation private sh -c \
     "mount --bind $d/run /run && exec env STRONGSWAN_CONF=$d/strongswan.conf $CHARON" >"$d/charon.out" 2>&1 &
   SW_PID=$!
   waitfor 10 test -S "$d/charon.vici" || { echo "charon in $ns did not start" >&2; return 1; }
@@ -161,7 +165,7 @@ mf_responder() {
   local d=$1; shift
   mkdir -p "$d"
   rm -f "$d/ready"
-  ip netns exec "$IKE_B" "$BIN/ikebench" -role responder -state "$d/state" -ready "$d/ready" \
+  ip netns exec "$IKE_B" $(pin) "$BIN/ikebench" -role responder -state "$d/state" -ready "$d/ready" \
     -stats "$d/heap.json" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" ${MF_FLAGS:-} "$@" >"$d/out" 2>"$d/log" &
   MF_PID=$!
   waitfor 20 test -s "$d/ready" || { echo "ikebench responder did not start" >&2; tail -5 "$d/log" >&2; return 1; }
@@ -172,6 +176,6 @@ mf_responder() {
 mf_initiator() {
   local d=$1; shift
   mkdir -p "$d"
-  ip netns exec "$IKE_A" "$BIN/ikebench" -role initiator -state "$d/state" -peer "$IKE_ADDR_B" \
+  ip netns exec "$IKE_A" $(pin) "$BIN/ikebench" -role initiator -state "$d/state" -peer "$IKE_ADDR_B" \
     -peer-pid "$MF_PID" -stats "$RESP_DIR/heap.json" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" ${MF_FLAGS:-} "$@" 2>"$d/log"
 }
