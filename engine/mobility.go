@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -104,7 +103,7 @@ func (st *state) drainInterface(ifc *Interface) {
 	ifc.State, ifc.Addrs = iface.Absent, nil
 	st.pathsChanged("interface_deleted")
 	*ifc = saved
-	for s := range st.rt.all {
+	for _, s := range st.rt.sas() {
 		p := s.path
 		if p == nil || p.iface != ifc.ID {
 			continue
@@ -159,7 +158,7 @@ func (st *state) announceable(c *connection, inUse netip.Addr) []netip.Addr {
 // IKE SA's own events need only announce.
 func (st *state) announceAll(why string) {
 	for _, s := range st.sortedSAs() {
-		if _, ok := st.rt.all[s]; ok {
+		if st.rt.live(s) {
 			st.announce(s, why)
 		}
 	}
@@ -217,12 +216,12 @@ func (st *state) announce(s *ikeSA, why string) {
 	st.mp.announce[s] = addrs
 	if lost {
 		st.mp.lostLocal[s] = in.Local.Addr()
-		st.e.log.Debug("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.name,
+		st.e.log.Debug("address in use lost, announcing on another pair", "connection", s.conn, "ike_sa", s.logName(),
 			"lost", in.Local.Addr(), "local", cmd.Local, "remote", cmd.Remote)
 	}
 	st.drive(s, cmd)
 	view := st.ikeView(s)
-	st.e.log.Debug("addresses announced", "connection", s.conn, "ike_sa", s.name, "count", len(addrs), "cause", why)
+	st.e.log.Debug("addresses announced", "connection", s.conn, "ike_sa", s.logName(), "count", len(addrs), "cause", why)
 	st.publish(Event{Type: EventAddressesAnnounced, Reason: why, IKESA: &view, Conn: s.conn, Addrs: addrs})
 }
 
@@ -287,7 +286,7 @@ func (st *state) peerLost(s *ikeSA, ev sa.Event) {
 	}
 	st.mp.migrating[s] = "peer_address_lost"
 	st.later(func() {
-		if _, ok := st.rt.all[s]; ok && s.up && st.linkOK(p) {
+		if st.rt.live(s) && s.up && st.linkOK(p) {
 			st.migrate(s, p, "peer_address_lost")
 		} else {
 			delete(st.mp.migrating, s)
@@ -297,10 +296,10 @@ func (st *state) peerLost(s *ikeSA, ev sa.Event) {
 
 // sortedSAs lists every IKE SA by connection, then name (as conn/name).
 func (st *state) sortedSAs() []*ikeSA {
-	out := slices.Collect(maps.Keys(st.rt.all))
+	out := st.rt.sas()
 	slices.SortFunc(out, func(a, b *ikeSA) int {
 		if a.conn == b.conn {
-			return strings.Compare(a.name, b.name)
+			return cmp.Compare(a.spii, b.spii) // the names' order: fixed-width hex
 		}
 		// conn+"/" against conn+"/" without building them: a connection
 		// id that is a prefix of the other is followed by '/'.
@@ -331,7 +330,7 @@ func (st *state) moveLostSAs(why string) {
 		}
 		target := st.bestPath(c, s.path, s)
 		if target == nil {
-			st.e.log.Warn("no path to move the IKE SA to", "connection", s.conn, "ike_sa", s.name, "cause", why)
+			st.e.log.Warn("no path to move the IKE SA to", "connection", s.conn, "ike_sa", s.logName(), "cause", why)
 			continue
 		}
 		st.migrate(s, target, why)
@@ -450,7 +449,7 @@ func (st *state) migrate(s *ikeSA, p *path, why string) {
 		}
 		st.mp.premove[s] = pre
 	}
-	st.e.log.Debug("moving IKE SA", "connection", s.conn, "ike_sa", s.name, "to", p.name(), "cause", why)
+	st.e.log.Debug("moving IKE SA", "connection", s.conn, "ike_sa", s.logName(), "to", p.name(), "cause", why)
 	st.drive(s, sa.Command{Kind: sa.CmdMigrate, Local: local, Remote: remote})
 }
 
@@ -490,7 +489,7 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 			e.To = PathRef{Conn: s.conn, ID: s.path.id}
 			s.path.verified(st.e.cfg.Now())
 		}
-		st.e.log.Info("IKE SA migrated", "connection", s.conn, "ike_sa", s.name, "from", e.From.ID, "to", e.To.ID, "cause", why)
+		st.e.log.Info("IKE SA migrated", "connection", s.conn, "ike_sa", s.logName(), "from", e.From.ID, "to", e.To.ID, "cause", why)
 		st.publish(e)
 		st.pathsTouched("ike_sa_migrated", was, s.path)
 		st.announce(s, "ike_sa_migrated")
@@ -509,7 +508,7 @@ func (st *state) mobilityEvent(s *ikeSA, ev sa.Event) {
 		if ev.Detail != "" {
 			detail += ": " + ev.Detail
 		}
-		st.e.log.Warn("IKE SA move failed", "connection", s.conn, "ike_sa", s.name, "detail", detail)
+		st.e.log.Warn("IKE SA move failed", "connection", s.conn, "ike_sa", s.logName(), "detail", detail)
 		for _, w := range st.mp.migrateW[s] {
 			w <- migrateResult{err: errf(FailedPrecondition, "MIGRATE_FAILED", "", "the IKE SA was not moved: %s", detail)}
 		}
@@ -647,7 +646,7 @@ func (st *state) holdOut(s *ikeSA, op *sa.DataplaneOp) bool {
 		return false
 	}
 	st.mp.holds[op.SPI] = &outHold{s: s, spi: op.SPI, upd: op.Update, from: from, until: now.Add(holdFor)}
-	st.e.log.Debug("outbound SA held on the old pair", "connection", s.conn, "ike_sa", s.name,
+	st.e.log.Debug("outbound SA held on the old pair", "connection", s.conn, "ike_sa", s.logName(),
 		"spi", spiHex(op.SPI), "path", from.name())
 	st.armProbes()
 	return true
@@ -683,7 +682,7 @@ func (st *state) holdGone(s *ikeSA, spi uint32) {
 		return
 	}
 	delete(st.mp.holds, spi)
-	if _, ok := st.rt.all[s]; ok && s.up {
+	if st.rt.live(s) && s.up {
 		st.holdEnded(h, "child_sa_rekeyed")
 	}
 }
@@ -742,7 +741,7 @@ func (st *state) holdEnded(h *outHold, why string) {
 	if to != nil {
 		ev.To = PathRef{Conn: s.conn, ID: to.id}
 	}
-	st.e.log.Debug("Child SA outbound moved", "connection", s.conn, "ike_sa", s.name, "spi", spiHex(h.spi),
+	st.e.log.Debug("Child SA outbound moved", "connection", s.conn, "ike_sa", s.logName(), "spi", spiHex(h.spi),
 		"from", ev.From.ID, "to", ev.To.ID, "cause", why)
 	st.publish(ev)
 }

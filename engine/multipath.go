@@ -385,7 +385,7 @@ func (st *state) reconcileMultipath() {
 		}
 		var primary *ikeSA
 		for _, s := range st.rt.byConn[c.ID] {
-			if s.up && (primary == nil || s.name < primary.name) {
+			if s.up && (primary == nil || s.spii < primary.spii) {
 				primary = s
 			}
 		}
@@ -435,9 +435,9 @@ func (st *state) clonePath(c *connection, orig *ikeSA, p *path) bool {
 		return false
 	}
 	st.mp.cloneQ[orig] = append(st.mp.cloneQ[orig], p)
-	st.e.log.Debug("cloning an IKE SA for a path", "connection", c.ID, "ike_sa", orig.name, "path", p.name())
+	st.e.log.Debug("cloning an IKE SA for a path", "connection", c.ID, "ike_sa", orig.logName(), "path", p.name())
 	st.later(func() {
-		if _, ok := st.rt.all[orig]; ok {
+		if st.rt.live(orig) {
 			st.drive(orig, sa.Command{Kind: sa.CmdClone})
 		}
 	})
@@ -458,17 +458,16 @@ func (st *state) cloneUp(s *ikeSA, ev sa.Event) bool {
 	if st.mp.cloneQ[orig] = q[1:]; len(q) == 1 {
 		delete(st.mp.cloneQ, orig)
 	}
-	s.peerID = ev.PeerID.String()
 	st.mp.clones[s] = &cloneSetup{from: orig.path, to: p}
 	was := s.path
 	st.linkPath(s, p)
 	view := st.ikeView(s)
-	st.e.log.Debug("IKE SA cloned", "connection", s.conn, "ike_sa", s.name, "clone_of", orig.name, "path", p.name())
+	st.e.log.Debug("IKE SA cloned", "connection", s.conn, "ike_sa", s.logName(), "clone_of", orig.logName(), "path", p.name())
 	st.publish(Event{Type: EventIKESAUp, Reason: "cloned", IKESA: &view})
 	st.pathsTouched("ike_sa_cloned", was, p)
 	st.mp.migrating[s] = "clone"
 	st.later(func() {
-		if _, ok := st.rt.all[s]; ok && st.mp.clones[s] != nil {
+		if st.rt.live(s) && st.mp.clones[s] != nil {
 			st.migrate(s, p, "clone")
 		}
 	})
@@ -507,7 +506,7 @@ func (st *state) cloneMoved(s *ikeSA) bool {
 	}
 	cs.moved = true
 	if s.path != cs.to {
-		st.e.log.Warn("clone moved to another path than asked", "ike_sa", s.name, "path", s.path.name(), "asked", cs.to.name())
+		st.e.log.Warn("clone moved to another path than asked", "ike_sa", s.logName(), "path", s.path.name(), "asked", cs.to.name())
 	}
 	c := st.connections[s.conn]
 	if c == nil || len(c.Children) == 0 {
@@ -515,7 +514,7 @@ func (st *state) cloneMoved(s *ikeSA) bool {
 		return true
 	}
 	st.later(func() {
-		if _, ok := st.rt.all[s]; !ok || s.path == nil {
+		if !st.rt.live(s) || s.path == nil {
 			return
 		}
 		st.drive(s, sa.Command{Kind: sa.CmdSetPath, Path: s.path.tag})
@@ -546,10 +545,10 @@ func (st *state) cloneMoveFailed(s *ikeSA) bool {
 		return false
 	}
 	delete(st.mp.clones, s)
-	st.e.log.Warn("clone not moved to its path, deleting it", "ike_sa", s.name, "path", cs.to.name())
+	st.e.log.Warn("clone not moved to its path, deleting it", "ike_sa", s.logName(), "path", cs.to.name())
 	cs.to.probe().noClone, cs.to.pb.retryAt = true, time.Time{}
 	st.later(func() {
-		if _, ok := st.rt.all[s]; ok {
+		if st.rt.live(s) {
 			st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 		}
 	})
@@ -583,7 +582,6 @@ func (st *state) startPathSA(c *connection, p *path) error {
 	m, out := sa.NewInitiatorAt(cfg, netip.AddrPortFrom(p.local, port), netip.AddrPortFrom(p.remote, c.RemotePort), st.e.cfg.Now(), st.rt.rng)
 	m.Place(sa.Placement{Path: p.tag, Addrs: st.startAddrs(c, p.local), NoInitialContact: true})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: p}
-	st.rt.all[s] = struct{}{}
 	st.apply(s, out)
 	return nil
 }

@@ -92,7 +92,7 @@ func TestPolicyMerge(t *testing.T) {
 	_, err := do(ctx, m.gw, func(st *state) (struct{}, error) {
 		sas := map[string]*ikeSA{}
 		for i, name := range []string{"a", "b", "c", "d"} {
-			s := &ikeSA{conn: "ues", name: name, hidx: -1}
+			s := &ikeSA{conn: "ues", spii: uint64(i + 1), hidx: -1}
 			st.linkPath(s, st.pathFor("ues", netip.MustParseAddr(gwAddr), netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})))
 			sas[name] = s
 		}
@@ -134,11 +134,11 @@ func TestPolicyMerge(t *testing.T) {
 					want = s.path.tag
 				}
 				if s.multi.steered != steered[s] {
-					t.Errorf("step %d: IKE SA %s steered %v, want %v", i, s.name, s.multi.steered, steered[s])
+					t.Errorf("step %d: IKE SA %s steered %v, want %v", i, s.name(), s.multi.steered, steered[s])
 				}
 				for _, spi := range s.multi.in {
 					if tag, _ := st.mp.steer.inPath.get(spi); tag != want {
-						t.Errorf("step %d: inbound SPI %x of %s on path tag %d, want %d", i, spi, s.name, tag, want)
+						t.Errorf("step %d: inbound SPI %x of %s on path tag %d, want %d", i, spi, s.name(), tag, want)
 					}
 				}
 			}
@@ -154,7 +154,7 @@ func TestPolicyMerge(t *testing.T) {
 		}
 		for _, s := range sas {
 			if n := s.multi.numPols(); n != 0 || s.multi.pol != nil || len(s.multi.more) != 0 {
-				t.Errorf("IKE SA %s still lists %d outbound policies", s.name, n)
+				t.Errorf("IKE SA %s still lists %d outbound policies", s.name(), n)
 			}
 			st.unlinkPath(s)
 		}

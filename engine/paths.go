@@ -170,7 +170,7 @@ func (r downReason) String() string {
 
 // better reports whether a is preferred to b as a path's IKE SA:
 // established first, then the greater name.
-func better(a, b *ikeSA) bool { return a.up && !b.up || a.up == b.up && a.name > b.name }
+func better(a, b *ikeSA) bool { return a.up && !b.up || a.up == b.up && a.spii > b.spii }
 
 // add lists s on p (in constant time).
 func (p *path) add(s *ikeSA) {
@@ -713,7 +713,7 @@ func (st *state) pathView(p *path, counters bool) PathView {
 	}
 	if s := st.saOf(p); s != nil {
 		in := s.m.Info()
-		v.IKESA, v.Local, v.Remote, v.NATLocal, v.NATRemote = s.name, in.Local, in.Remote, in.NATLocal, in.NATRemote
+		v.IKESA, v.Local, v.Remote, v.NATLocal, v.NATRemote = s.name(), in.Local, in.Remote, in.NATLocal, in.NATRemote
 	}
 	if !counters || st.rt.dp == nil {
 		return v

@@ -18,15 +18,15 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 	errs, err := do(tctx(t), e, func(st *state) ([]string, error) {
 		var errs []string
 		bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
-		for s := range st.rt.all {
+		for _, s := range st.rt.sas() {
 			if s.path == nil {
 				continue
 			}
 			if n := len(slices.DeleteFunc(slices.Clone(s.path.sas), func(x *ikeSA) bool { return x != s })); n != 1 {
-				bad("IKE SA %s/%s listed %d times on %s", s.conn, s.name, n, s.path.name())
+				bad("IKE SA %s/%s listed %d times on %s", s.conn, s.name(), n, s.path.name())
 			}
 			if st.mp.paths[s.path.pathKey] != s.path {
-				bad("IKE SA %s/%s on unregistered path %s", s.conn, s.name, s.path.name())
+				bad("IKE SA %s/%s on unregistered path %s", s.conn, s.name(), s.path.name())
 			}
 			// Only the members of merged policies have their inbound
 			// SAs mapped to their path.
@@ -34,12 +34,12 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 			if pols[0] == nil {
 				pols = nil
 				if len(s.multi.more) > 0 {
-					bad("IKE SA %s/%s has more outbound policies but no first", s.conn, s.name)
+					bad("IKE SA %s/%s has more outbound policies but no first", s.conn, s.name())
 				}
 			}
 			merged := slices.ContainsFunc(pols, func(o *outPol) bool { return o.merged != nil })
 			if merged && !s.multi.steered {
-				bad("IKE SA %s/%s is in a merged policy but its inbound SAs are not steered", s.conn, s.name)
+				bad("IKE SA %s/%s is in a merged policy but its inbound SAs are not steered", s.conn, s.name())
 			}
 			for _, spi := range s.multi.in {
 				want := uint32(0)
@@ -52,10 +52,10 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 			}
 			for _, o := range pols {
 				if st.mp.pols[o.key] != o {
-					bad("IKE SA %s/%s has an outbound policy that is not filed", s.conn, s.name)
+					bad("IKE SA %s/%s has an outbound policy that is not filed", s.conn, s.name())
 				}
 				if o.merged == nil && o.sa != s || o.merged != nil && !o.merged.has(s) {
-					bad("IKE SA %s/%s lists an outbound policy it is not a member of", s.conn, s.name)
+					bad("IKE SA %s/%s lists an outbound policy it is not a member of", s.conn, s.name())
 				}
 			}
 		}
@@ -75,8 +75,8 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 			}
 			var best *ikeSA
 			for i, s := range p.sas {
-				if _, ok := st.rt.all[s]; !ok || s.path != p || int(s.multi.pidx) != i+1 {
-					bad("path %s lists IKE SA %s that is gone, elsewhere or misplaced", p.name(), s.name)
+				if !st.rt.live(s) || s.path != p || int(s.multi.pidx) != i+1 {
+					bad("path %s lists IKE SA %s that is gone, elsewhere or misplaced", p.name(), s.name())
 				}
 				if best == nil || better(s, best) {
 					best = s
@@ -236,7 +236,7 @@ func TestPathWorkPerEvent(t *testing.T) {
 						n[1]++
 					}
 				}
-				for s := range st.rt.all {
+				for _, s := range st.rt.sas() {
 					if s.multi.steered {
 						n[2]++
 					}

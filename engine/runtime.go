@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/netip"
 	"slices"
@@ -39,8 +40,9 @@ type IKETransport interface {
 type ikeSA struct {
 	m    *sa.IKE
 	conn string
-	name string // initiator SPI of the current IKE SA, 16 hex digits
-	spii uint64 // the SPI name was made from
+	// spii is the initiator SPI of the current IKE SA, which names it
+	// (name: 16 hex digits made on demand, not a string per IKE SA).
+	spii uint64
 	// due is the deadline while in the timer heap, as an offset from
 	// runtime.t0 (8 bytes where a time.Time takes 24: per-SA memory).
 	due time.Duration
@@ -50,12 +52,13 @@ type ikeSA struct {
 	// cidx is 1 + its index in runtime.byConn[conn]; 0: not indexed.
 	cidx    int32
 	up      bool
-	peered  bool // filed in runtime.byPeer under (conn, peerID), after peerNext
 	downWhy sa.Reason
 	bound   []uint64
 	spis    []uint32 // inbound ESP SPIs installed for it (owner in espIn)
-	peerID  string
-	// peerNext is the next IKE SA filed under the same (conn, peerID).
+	// peerH is the byPeer key it is filed under (runtime.peerHash of its
+	// connection and peer identity), 0 when not filed; peerNext is the
+	// next IKE SA filed under the same key.
+	peerH    uint64
 	peerNext *ikeSA
 	routes   []netip.Prefix
 	addrs    []netip.Prefix // virtual IPs it holds on the TUN (addrUsers)
@@ -122,8 +125,51 @@ func (s *ikeSA) downDetail() string {
 	return s.rare.downText
 }
 
-// peerKey files IKE SAs by connection and peer identity (INITIAL_CONTACT).
-type peerKey struct{ conn, peer string }
+// name is the IKE SA's API name: its initiator SPI in 16 hex digits (""
+// before it has one).
+func (s *ikeSA) name() string { return saName(s.spii).String() }
+
+// logName is the name as a log value: the string is made only if the line
+// is written.
+func (s *ikeSA) logName() saName { return saName(s.spii) }
+
+// saName is an IKE SA's initiator SPI, printed as its name.
+type saName uint64
+
+func (n saName) String() string {
+	if n == 0 {
+		return ""
+	}
+	return spiName(uint64(n))
+}
+
+// parseSAName is the initiator SPI an IKE SA name stands for (16
+// lowercase hex digits, as spiName writes them).
+func parseSAName(name string) (uint64, bool) {
+	if len(name) != 16 {
+		return 0, false
+	}
+	var v uint64
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, v != 0
+}
+
+// MarshalText gives JSON log lines the name as a string.
+func (n saName) MarshalText() ([]byte, error) { return []byte(n.String()), nil }
+
+// peer is the identity the peer authenticated as, in ParseIdentity's
+// syntax (made on demand: byPeer files IKE SAs by a hash of it).
+func (s *ikeSA) peer() string { return s.m.PeerID().String() }
 
 type initResult struct {
 	name string
@@ -168,24 +214,29 @@ type rekeyResult struct {
 }
 
 type runtime struct {
-	tr     IKETransport
-	dp     dataplane.DataPlane
-	rng    io.Reader
-	bySPI  map[uint64]*ikeSA
-	all    map[*ikeSA]struct{}
+	tr    IKETransport
+	dp    dataplane.DataPlane
+	rng   io.Reader
+	bySPI map[uint64]*ikeSA
+	// all counts the live IKE SAs (len(all); zero-size elements: no
+	// memory). They are listed in byConn from their first output to
+	// dropSA (live, sas); a set of them cost 37 bytes per IKE SA.
+	all    []struct{}
 	timers timerHeap
 	t0     time.Time // the origin of ikeSA.due
 	timer  *time.Timer
 	espIn  map[uint32]*ikeSA
-	// byConn and byPeer index all by connection and by connection and
-	// peer identity, so that per-connection lookups and INITIAL_CONTACT
+	// byConn and byPeer index the IKE SAs by connection and by connection
+	// and peer identity, so that per-connection lookups and INITIAL_CONTACT
 	// do not walk every IKE SA of the node. Slices, not sets: an initiator
 	// connection has one IKE SA (a map each cost 270 bytes), a peer
 	// usually one. Loops that may drop IKE SAs walk a copy (connSAList).
 	byConn map[string][]*ikeSA
 	// byPeer lists the IKE SAs of a (conn, peer) through peerNext, first
-	// filed first (no slice per peer).
-	byPeer map[peerKey]*ikeSA
+	// filed first (no slice per peer), under peerHash(conn, peer): an
+	// 8-byte key where the strings took 32 and a string per IKE SA.
+	byPeer   map[uint64]*ikeSA
+	peerSeed maphash.Seed
 	// halfOpen routes retransmitted IKE_SA_INIT requests (SPIr = 0) to the
 	// responder they created, by initiator SPI and address.
 	halfOpen map[halfOpenKey]*ikeSA
@@ -326,8 +377,8 @@ func (h *timerHeap) Pop() any {
 
 func newRuntime(cfg Config) *runtime {
 	rt := &runtime{tr: cfg.Transport, dp: cfg.Dataplane, rng: cfg.Rand, bySPI: map[uint64]*ikeSA{},
-		all: map[*ikeSA]struct{}{}, espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
-		byConn: map[string][]*ikeSA{}, byPeer: map[peerKey]*ikeSA{},
+		espIn: map[uint32]*ikeSA{}, timer: time.NewTimer(time.Hour),
+		byConn: map[string][]*ikeSA{}, byPeer: map[uint64]*ikeSA{}, peerSeed: maphash.MakeSeed(),
 		halfOpen: map[halfOpenKey]*ikeSA{}, routeUsers: map[netip.Prefix]int{}, addrUsers: map[netip.Prefix]int{},
 		routes: kernelRouteOps(iface.NewRoutes()), routeGet: kernelRouteSources}
 	if rt.rng == nil {
@@ -482,7 +533,6 @@ func (st *state) newResponder(p transport.Packet) {
 	m, out := sa.NewResponder(cfg, now, rt.rng, d, msg)
 	m.Place(sa.Placement{Path: pth.tag, Addrs: st.startAddrs(c, p.Local.Addr())})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
-	rt.all[s] = struct{}{}
 	if !out.Done {
 		key := halfOpenKey{msg.SPIi, p.Remote}
 		s.half = &key
@@ -537,8 +587,8 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	// output is newer than ours, so ours must not overwrite its deadline.
 	s.applies++
 	gen := s.applies
-	if spii, _ := s.m.SPIs(); spii != 0 && spii != s.spii {
-		s.spii, s.name = spii, spiName(spii)
+	if spii, _ := s.m.SPIs(); spii != 0 {
+		s.spii = spii
 	}
 	if s.cidx == 0 {
 		// Every new machine's first output comes through here.
@@ -585,8 +635,7 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 	st.answerWaiters(s)
 	st.probeCheck(s)
 	if out.Spawn != nil {
-		child := &ikeSA{conn: s.conn, m: out.Spawn.IKE, hidx: -1, name: s.name, path: s.path}
-		rt.all[child] = struct{}{}
+		child := &ikeSA{conn: s.conn, m: out.Spawn.IKE, hidx: -1, spii: s.spii, path: s.path}
 		st.apply(child, out.Spawn.Output)
 	}
 	if out.Done {
@@ -681,10 +730,9 @@ func (st *state) dropSA(s *ikeSA) {
 	}
 	s.spis = nil
 	rt.unindexConn(s)
-	st.filePeer(s, s.peerID, false)
+	st.unfilePeer(s)
 	st.removeRoutes(s)
 	st.settle(s)
-	delete(rt.all, s)
 	if r := s.rare; r != nil {
 		for _, w := range r.waiters {
 			w <- initResult{err: st.downError(s)}
@@ -711,7 +759,7 @@ func (st *state) answerWaiters(s *ikeSA) {
 		return
 	}
 	for _, w := range s.rare.waiters {
-		w <- initResult{name: s.name, seq: st.seq}
+		w <- initResult{name: s.name(), seq: st.seq}
 	}
 	s.rare.waiters = nil
 }
@@ -802,10 +850,13 @@ func (st *state) logOp(s *ikeSA, op *sa.DataplaneOp) {
 func (st *state) dpEvent(ev dataplane.Event) {
 	s := st.rt.espIn[ev.SPI]
 	if s == nil {
-		for x := range st.rt.all {
-			if x.ownsOut(ev.SPI) {
-				s = x
-				break
+	find:
+		for _, l := range st.rt.byConn {
+			for _, x := range l {
+				if x.ownsOut(ev.SPI) {
+					s = x
+					break find
+				}
 			}
 		}
 	}
@@ -879,10 +930,10 @@ func (st *state) connectionRemoved(c *connection) {
 // shutdownSAs sends DELETE for every IKE SA (best effort, no wait) and
 // removes their data-plane state and routes.
 func (st *state) shutdownSAs() {
-	for s := range st.rt.all {
+	for _, s := range st.rt.sas() {
 		st.drive(s, sa.Command{Kind: sa.CmdTerminate})
 	}
-	for s := range st.rt.all {
+	for _, s := range st.rt.sas() {
 		st.removeRoutes(s)
 	}
 	st.rt.timer.Stop()
@@ -922,6 +973,20 @@ func (rt *runtime) indexConn(s *ikeSA) {
 	l := append(rt.byConn[s.conn], s)
 	rt.byConn[s.conn] = l
 	s.cidx = int32(len(l))
+	rt.all = append(rt.all, struct{}{})
+}
+
+// live reports whether s is one of the runtime's IKE SAs: listed in
+// byConn from its machine's first output until dropSA.
+func (rt *runtime) live(s *ikeSA) bool { return s.cidx != 0 }
+
+// sas lists every IKE SA (a new slice: callers may drop some).
+func (rt *runtime) sas() []*ikeSA {
+	out := make([]*ikeSA, 0, len(rt.all))
+	for _, l := range rt.byConn {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // unindexConn takes s off its connection's list in constant time (the
@@ -941,52 +1006,69 @@ func (rt *runtime) unindexConn(s *ikeSA) {
 		rt.byConn[s.conn] = l[:last]
 	}
 	s.cidx = 0
+	rt.all = rt.all[:len(rt.all)-1]
 }
 
 // connSAList is a copy of connection id's IKE SAs, for loops that may
 // drop some.
 func (st *state) connSAList(id string) []*ikeSA { return slices.Clone(st.rt.byConn[id]) }
 
-// peersOf lists the IKE SAs filed under k, first filed first.
-func (rt *runtime) peersOf(k peerKey) []*ikeSA {
+// peerHash is the byPeer key of a connection and peer identity (never 0:
+// 0 marks an IKE SA not filed).
+func (rt *runtime) peerHash(conn, peer string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(rt.peerSeed)
+	h.WriteString(conn)
+	h.WriteByte(0) // connection ids hold no NUL (ValidID)
+	h.WriteString(peer)
+	return h.Sum64() | 1
+}
+
+// peersOf lists the IKE SAs filed under conn and peer but skip, first
+// filed first (those of another pair whose key collides are left out).
+func (rt *runtime) peersOf(conn, peer string, skip *ikeSA) []*ikeSA {
 	var l []*ikeSA
-	for o := rt.byPeer[k]; o != nil; o = o.peerNext {
-		l = append(l, o)
+	for o := rt.byPeer[rt.peerHash(conn, peer)]; o != nil; o = o.peerNext {
+		if o != skip && o.conn == conn && o.peer() == peer {
+			l = append(l, o)
+		}
 	}
 	return l
 }
 
-// filePeer files s under its connection and peer identity in byPeer (on)
-// or under none, peerID becoming its peer identity.
-func (st *state) filePeer(s *ikeSA, peerID string, on bool) {
+// filePeer files s in byPeer under its connection and peer identity peer
+// (taking it from where it was filed before).
+func (st *state) filePeer(s *ikeSA, peer string) {
+	st.unfilePeer(s)
+	h := st.rt.peerHash(s.conn, peer)
+	if o := st.rt.byPeer[h]; o == nil {
+		st.rt.byPeer[h] = s
+	} else {
+		for o.peerNext != nil {
+			o = o.peerNext
+		}
+		o.peerNext = s
+	}
+	s.peerH = h
+}
+
+// unfilePeer takes s out of byPeer.
+func (st *state) unfilePeer(s *ikeSA) {
+	if s.peerH == 0 {
+		return
+	}
 	ix := st.rt.byPeer
-	if s.peered {
-		k := peerKey{s.conn, s.peerID}
-		var prev *ikeSA
-		for o := ix[k]; o != nil && o != s; o = o.peerNext {
-			prev = o
-		}
-		switch {
-		case prev != nil:
-			prev.peerNext = s.peerNext
-		case s.peerNext != nil:
-			ix[k] = s.peerNext
-		default:
-			delete(ix, k)
-		}
-		s.peerNext, s.peered = nil, false
+	var prev *ikeSA
+	for o := ix[s.peerH]; o != nil && o != s; o = o.peerNext {
+		prev = o
 	}
-	s.peerID = peerID
-	if on {
-		k := peerKey{s.conn, peerID}
-		if o := ix[k]; o == nil {
-			ix[k] = s
-		} else {
-			for o.peerNext != nil {
-				o = o.peerNext
-			}
-			o.peerNext = s
-		}
-		s.peered = true
+	switch {
+	case prev != nil:
+		prev.peerNext = s.peerNext
+	case s.peerNext != nil:
+		ix[s.peerH] = s.peerNext
+	default:
+		delete(ix, s.peerH)
 	}
+	s.peerNext, s.peerH = nil, 0
 }

@@ -3,10 +3,13 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/mifsec/mifsec/engine/sa"
 )
 
 // indexProblems checks the runtime's indexes against its IKE SAs.
@@ -16,33 +19,28 @@ func indexProblems(st *state) error {
 	for conn, l := range rt.byConn {
 		n += len(l)
 		for i, s := range l {
-			if s.conn != conn || int(s.cidx) != i+1 {
-				return fmt.Errorf("byConn[%s][%d] holds %s/%s at index %d", conn, i, s.conn, s.name, s.cidx)
+			if s.conn != conn || int(s.cidx) != i+1 || !rt.live(s) {
+				return fmt.Errorf("byConn[%s][%d] holds %s/%s at index %d", conn, i, s.conn, s.name(), s.cidx)
+			}
+			if s.peerH != 0 && !slices.Contains(rt.peersOf(s.conn, s.peer(), nil), s) {
+				return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name())
 			}
 		}
 	}
 	if n != len(rt.all) {
-		return fmt.Errorf("byConn holds %d IKE SAs, all %d", n, len(rt.all))
+		return fmt.Errorf("byConn holds %d IKE SAs, all counts %d", n, len(rt.all))
 	}
-	for s := range rt.all {
-		if s.cidx == 0 || !slices.Contains(rt.byConn[s.conn], s) {
-			return fmt.Errorf("%s/%s not in byConn", s.conn, s.name)
-		}
-		if s.peered && !slices.Contains(rt.peersOf(peerKey{s.conn, s.peerID}), s) {
-			return fmt.Errorf("%s/%s not in byPeer", s.conn, s.name)
-		}
-	}
-	for key := range rt.byPeer {
-		for _, s := range rt.peersOf(key) {
-			if _, ok := rt.all[s]; !ok || !s.peered || (peerKey{s.conn, s.peerID}) != key {
-				return fmt.Errorf("byPeer %v holds a dropped or moved IKE SA", key)
+	for key, o := range rt.byPeer {
+		for ; o != nil; o = o.peerNext {
+			if !rt.live(o) || o.peerH != key || rt.peerHash(o.conn, o.peer()) != key {
+				return fmt.Errorf("byPeer %x holds a dropped or moved IKE SA", key)
 			}
 		}
 	}
 	// dropSA frees the SPIs an IKE SA owns through its spis list.
 	for spi, s := range rt.espIn {
 		if s != nil {
-			if _, ok := rt.all[s]; !ok {
+			if !rt.live(s) {
 				return fmt.Errorf("SPI %08x owned by a dropped IKE SA", spi)
 			}
 			if !slices.Contains(s.spis, spi) {
@@ -161,37 +159,59 @@ func TestInitiateReturnsAfterChildSA(t *testing.T) {
 
 // byPeer lists a peer's IKE SAs in filing order through peerNext; taking
 // one out of the head, middle or tail keeps the others in order, and the
-// last leaves no entry. The record stays within the 288-byte size class
-// (per-SA memory).
+// last leaves no entry; another connection's IKE SA with the same peer is
+// filed apart. The record stays within the 256-byte size class (per-SA
+// memory).
 func TestPeerList(t *testing.T) {
-	if n := unsafe.Sizeof(ikeSA{}); n > 288 {
-		t.Fatalf("ikeSA is %d bytes, want at most 288", n)
+	if n := unsafe.Sizeof(ikeSA{}); n > 256 {
+		t.Fatalf("ikeSA is %d bytes, want at most 256", n)
 	}
+	ue := scaleUser(t, &wire{}, 2)
 	for _, drop := range [][]int{{0}, {1}, {2}, {1, 0, 2}, {2, 1, 0}} {
-		st := &state{rt: &runtime{byPeer: map[peerKey]*ikeSA{}}}
-		sas := make([]*ikeSA, 3)
-		for i := range sas {
-			sas[i] = &ikeSA{conn: "c", name: fmt.Sprint(i)}
-			st.filePeer(sas[i], "p", true)
-		}
-		st.filePeer(&ikeSA{conn: "c"}, "other", true)
-		left := slices.Clone(sas)
-		for _, d := range drop {
-			st.filePeer(sas[d], "", false)
-			left = slices.DeleteFunc(left, func(s *ikeSA) bool { return s == sas[d] })
-			if got := st.rt.peersOf(peerKey{"c", "p"}); !slices.Equal(got, left) {
-				t.Fatalf("drop %v: after %d, %d listed, want %d", drop, d, len(got), len(left))
+		_, err := do(tctx(t), ue, func(st *state) (struct{}, error) {
+			// Machines that have not sent anything: their peer identity is
+			// the configured one (@gw.example).
+			machine := func(conn string) *sa.IKE {
+				cfg, err := st.saTemplate(st.connections[conn])
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := sa.NewInitiatorAt(cfg, netip.MustParseAddrPort("192.0.2.2:500"), netip.MustParseAddrPort("192.0.2.1:500"), time.Now(), nil)
+				return m
 			}
-			if sas[d].peered || sas[d].peerNext != nil {
-				t.Fatalf("drop %v: %d still linked", drop, d)
+			st.rt.byPeer = map[uint64]*ikeSA{}
+			sas := make([]*ikeSA, 3)
+			for i := range sas {
+				sas[i] = &ikeSA{conn: "c0", m: machine("c0"), spii: uint64(i + 1)}
+				st.filePeer(sas[i], "@gw.example")
 			}
-		}
-		want := 1 // {c other}
-		if len(left) > 0 {
-			want = 2
-		}
-		if _, ok := st.rt.byPeer[peerKey{"c", "p"}]; ok != (len(left) > 0) || len(st.rt.byPeer) != want {
-			t.Fatalf("drop %v: byPeer %v after the last", drop, st.rt.byPeer)
+			other := &ikeSA{conn: "c1", m: machine("c1")}
+			st.filePeer(other, "@gw.example")
+			left := slices.Clone(sas)
+			for _, d := range drop {
+				st.unfilePeer(sas[d])
+				left = slices.DeleteFunc(left, func(s *ikeSA) bool { return s == sas[d] })
+				if got := st.rt.peersOf("c0", "@gw.example", nil); !slices.Equal(got, left) {
+					t.Fatalf("drop %v: after %d, %d listed, want %d", drop, d, len(got), len(left))
+				}
+				if sas[d].peerH != 0 || sas[d].peerNext != nil {
+					t.Fatalf("drop %v: %d still linked", drop, d)
+				}
+			}
+			if got := st.rt.peersOf("c1", "@gw.example", nil); !slices.Equal(got, []*ikeSA{other}) {
+				t.Fatalf("drop %v: c1 lists %d", drop, len(got))
+			}
+			want := 1 // c1
+			if len(left) > 0 {
+				want = 2
+			}
+			if _, ok := st.rt.byPeer[st.rt.peerHash("c0", "@gw.example")]; ok != (len(left) > 0) || len(st.rt.byPeer) != want {
+				t.Fatalf("drop %v: byPeer %v after the last", drop, st.rt.byPeer)
+			}
+			return struct{}{}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -61,7 +61,7 @@ type ChildSAView struct {
 
 func (st *state) ikeView(s *ikeSA) IKESAView {
 	in := s.m.Info()
-	v := IKESAView{Conn: s.conn, Name: s.name, State: in.State, Role: in.Role, SPIi: in.SPIi, SPIr: in.SPIr,
+	v := IKESAView{Conn: s.conn, Name: s.name(), State: in.State, Role: in.Role, SPIi: in.SPIi, SPIr: in.SPIr,
 		Local: in.Local, Remote: in.Remote, LocalID: in.LocalID.String(), RemoteID: in.RemoteID.String(),
 		NATLocal: in.NATLocal, NATRemote: in.NATRemote, Caps: in.Capabilities, VirtualIPs: in.VirtualIPs,
 		Established: in.Established, RekeyAt: in.RekeyAt, DownReason: in.DownReason, DownDetail: in.DownDetail,
@@ -93,7 +93,7 @@ func (st *state) connSAs(id string) ([]string, ConnState) {
 	state := ConnIdle
 	var names []string
 	for _, s := range st.rt.byConn[id] {
-		names = append(names, s.name)
+		names = append(names, s.name())
 		switch st := s.m.State(); {
 		case st == sa.StateEstablished:
 			state = ConnEstablished
@@ -106,16 +106,15 @@ func (st *state) connSAs(id string) ([]string, ConnState) {
 }
 
 func (st *state) findIKE(conn, name string) (*ikeSA, error) {
-	if conn != "-" {
-		for _, s := range st.rt.byConn[conn] {
-			if s.name == name {
-				return s, nil
+	if spi, ok := parseSAName(name); ok {
+		for c, l := range st.rt.byConn {
+			if conn != "-" && c != conn {
+				continue
 			}
-		}
-	} else {
-		for s := range st.rt.all {
-			if s.name == name {
-				return s, nil
+			for _, s := range l {
+				if s.spii == spi {
+					return s, nil
+				}
 			}
 		}
 	}
@@ -126,7 +125,7 @@ func (st *state) findIKE(conn, name string) (*ikeSA, error) {
 func (e *Engine) ListIKESAs(ctx context.Context, conn, after string, limit int) ([]IKESAView, bool, error) {
 	return listPage(ctx, e, after, limit, func(st *state) []IKESAView {
 		var out []IKESAView
-		for s := range st.rt.all {
+		for _, s := range st.rt.sas() {
 			if conn == "-" || s.conn == conn {
 				out = append(out, st.ikeView(s))
 			}
@@ -151,11 +150,12 @@ func (e *Engine) GetIKESA(ctx context.Context, conn, name string) (IKESAView, er
 func (e *Engine) ListChildSAs(ctx context.Context, conn, ikeName, after string, limit int) ([]ChildSAView, bool, error) {
 	return listPage(ctx, e, after, limit, func(st *state) []ChildSAView {
 		var out []ChildSAView
-		for s := range st.rt.all {
+		spi, named := parseSAName(ikeName)
+		for _, s := range st.rt.sas() {
 			if conn != "-" && s.conn != conn {
 				continue
 			}
-			if ikeName != "-" && s.name != ikeName {
+			if ikeName != "-" && (!named || s.spii != spi) {
 				continue
 			}
 			out = append(out, st.childViews(s, true)...)
@@ -202,7 +202,7 @@ func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (stri
 		for _, s := range st.rt.byConn[id] {
 			if s.up {
 				st.drive(s, sa.Command{Kind: sa.CmdInitiate})
-				w <- initResult{name: s.name}
+				w <- initResult{name: s.name()}
 				return w, nil
 			}
 		}
@@ -210,7 +210,7 @@ func (e *Engine) InitiateConnection(ctx context.Context, id, child string) (stri
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := st.rt.all[s]; !ok {
+		if !st.rt.live(s) {
 			// The machine closed at once (a configuration it refused).
 			return nil, st.downError(s)
 		}
@@ -250,7 +250,6 @@ func (st *state) initiate(c *connection) (*ikeSA, error) {
 	m, out := sa.NewInitiatorAt(cfg, netip.AddrPortFrom(local, port), netip.AddrPortFrom(remoteAddr, c.RemotePort), st.e.cfg.Now(), st.rt.rng)
 	m.Place(sa.Placement{Path: pth.tag, Addrs: st.startAddrs(c, local)})
 	s := &ikeSA{conn: c.ID, m: m, hidx: -1, path: pth}
-	st.rt.all[s] = struct{}{}
 	st.apply(s, out)
 	return s, nil
 }
@@ -381,20 +380,20 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = true
 		st.upChanged(s) // paths.go
 		peer := ev.PeerID.String()
-		st.filePeer(s, peer, true)
+		st.filePeer(s, peer)
 		why := "established"
 		if ev.ClonedFrom != 0 {
 			why = "cloned" // no handshake: the peer's RFC 7791 clone
 		} else {
 			// One line per IKE SA coming up and going down at info.
-			st.e.log.Info("IKE SA up", "connection", s.conn, "ike_sa", s.name, "peer", peer, "remote", s.m.Info().Remote)
+			st.e.log.Info("IKE SA up", "connection", s.conn, "ike_sa", s.logName(), "peer", peer, "remote", s.m.Info().Remote)
 			st.rt.stats.HandshakesOK++
 			if in := s.m.Info(); !in.Created.IsZero() && !in.Established.IsZero() {
 				st.rt.stats.Handshake.observe(in.Established.Sub(in.Created))
 			}
 		}
 		if ev.InitialContact {
-			st.initialContact(s)
+			st.initialContact(s, peer)
 		}
 		st.publishIKE(s, EventIKESAUp, why, sa.ReasonNone, "")
 		st.saUp(s)
@@ -407,11 +406,11 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 		s.up = false
 		st.upChanged(s) // paths.go
 		s.setDown(ev.Reason, ev.Detail)
-		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", s.name, "reason", ev.Reason, "detail", ev.Detail)
+		st.e.log.Info("IKE SA down", "connection", s.conn, "ike_sa", s.logName(), "reason", ev.Reason, "detail", ev.Detail)
 		st.publishIKE(s, EventIKESADown, ev.Reason.String(), ev.Reason, ev.Detail)
 	case sa.EventIKERekeyed:
 		st.publishIKE(s, EventIKESARekeyed, "rekeyed", sa.ReasonNone, "")
-		s.rekeyed(s.name)
+		s.rekeyed(s.name())
 	case sa.EventChildUp, sa.EventChildRekeyed:
 		t := EventChildSAUp
 		if ev.Kind == sa.EventChildRekeyed {
@@ -439,7 +438,7 @@ func (st *state) saEvent(s *ikeSA, ev sa.Event) {
 
 func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 	in := s.m.Info()
-	v := ChildSAView{Conn: s.conn, IKE: s.name, Name: childName(c.InSPI), Child: c.Name, State: c.State,
+	v := ChildSAView{Conn: s.conn, IKE: s.name(), Name: childName(c.InSPI), Child: c.Name, State: c.State,
 		Mode: c.Mode, SPIIn: c.InSPI, SPIOut: c.OutSPI, Installed: c.Created, RekeyAt: c.RekeyAt,
 		Local: in.Local, Remote: in.Remote, Proposal: c.Algorithms}
 	for _, t := range c.LocalTS {
@@ -452,11 +451,11 @@ func (st *state) childView(s *ikeSA, c sa.ChildInfo) ChildSAView {
 }
 
 // initialContact deletes older IKE SAs of the same connection and peer
-// identity (RFC 7296 §2.4: the peer has no state for them any more).
-func (st *state) initialContact(s *ikeSA) {
-	for _, o := range st.rt.peersOf(peerKey{s.conn, s.peerID}) { // a copy: drive may drop o
-		if o != s && o.up {
-			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", s.peerID)
+// identity peer (RFC 7296 §2.4: the peer has no state for them any more).
+func (st *state) initialContact(s *ikeSA, peer string) {
+	for _, o := range st.rt.peersOf(s.conn, peer, s) { // a copy: drive may drop o
+		if o.up {
+			st.e.log.Info("INITIAL_CONTACT: replacing older IKE SA", "connection", s.conn, "peer", peer)
 			st.drive(o, sa.Command{Kind: sa.CmdTerminate})
 		}
 	}

@@ -470,6 +470,11 @@ func (s *IKE) newInitResponderDH(g ike.GroupID) (*transform.DHKey, error) {
 	return s.newDH(g)
 }
 
+// PeerID is the peer's identity: the one it authenticated with once the
+// IKE SA is up (RFC 7296 §2.15), the configured one before (zero: %any).
+// Info has it too, at the cost of a full snapshot.
+func (s *IKE) PeerID() Identity { return s.peerID }
+
 // SPIs returns the SPIs of the current IKE SA (SPIr is 0 before the
 // responder answered).
 func (s *IKE) SPIs() (spii, spir uint64) {
