@@ -662,7 +662,7 @@ func (st *state) routesFirst(s *ikeSA, evs []sa.Event) {
 		if ev.Kind != sa.EventChildUp {
 			continue
 		}
-		if in := s.m.Info(); s.up || in.Role == sa.Responder || ev.Child.Mode == dataplane.Transport {
+		if s.up || s.m.Role() == sa.Responder || ev.Child.Mode == dataplane.Transport {
 			st.installRoutes(s, ev.Child) // idempotent: saEvent finds them in
 		}
 	}

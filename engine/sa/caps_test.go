@@ -60,17 +60,21 @@ func TestCapSet(t *testing.T) {
 }
 
 // The IKE struct stays in the 384-byte size class, its session in the
-// 176-byte one and a Child SA in the 128-byte one: a gateway holds one
-// each per peer.
+// 160-byte one, a Child SA in the 128-byte one and a policy group in the
+// 80-byte one: a gateway holds one each per peer.
 func TestIKESize(t *testing.T) {
-	if n := unsafe.Sizeof(IKE{}); n > 384 {
-		t.Fatalf("IKE is %d bytes, want at most 384", n)
-	}
-	if n := unsafe.Sizeof(session{}); n > 176 {
-		t.Fatalf("session is %d bytes, want at most 176", n)
-	}
-	if n := unsafe.Sizeof(childSA{}); n > 128 {
-		t.Fatalf("childSA is %d bytes, want at most 128", n)
+	for _, tc := range []struct {
+		name      string
+		size, max uintptr
+	}{
+		{"IKE", unsafe.Sizeof(IKE{}), 384},
+		{"session", unsafe.Sizeof(session{}), 160},
+		{"childSA", unsafe.Sizeof(childSA{}), 128},
+		{"policyGroup", unsafe.Sizeof(policyGroup{}), 80},
+	} {
+		if tc.size > tc.max {
+			t.Errorf("%s is %d bytes, want at most %d", tc.name, tc.size, tc.max)
+		}
 	}
 }
 
@@ -90,19 +94,21 @@ func TestPackTS(t *testing.T) {
 		{"none", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, r := packTS(tc.local, tc.remote)
+			p := packTS(tc.local, tc.remote)
+			l, r := p.local(), p.remote()
 			if !slices.Equal(l, tc.local) || !slices.Equal(r, tc.remote) || cap(l) != len(l) || cap(r) != len(r) {
 				t.Fatalf("packTS: %v %v", l, r)
 			}
 			if len(l) > 0 && len(r) > 0 && uintptr(unsafe.Pointer(&l[len(l)-1]))+unsafe.Sizeof(a) != uintptr(unsafe.Pointer(&r[0])) {
 				t.Fatal("not one allocation")
 			}
-			g := &policyGroup{localTS: l, remoteTS: r}
+			g := newPolicyGroup(1, 2, p)
 			c := &childSA{group: g}
 			if gl, gr := c.ts(); !slices.Equal(gl, l) || !slices.Equal(gr, r) {
 				t.Fatal("a Child SA does not read its group's selectors")
 			}
-			c.ownTS = &tsPair{tc.remote, tc.local}
+			own := packTS(tc.remote, tc.local)
+			c.ownTS = &own
 			if ol, or := c.ts(); !slices.Equal(ol, tc.remote) || !slices.Equal(or, tc.local) {
 				t.Fatal("a Child SA does not read its own selectors")
 			}

@@ -30,16 +30,14 @@ var childStateNames = [...]string{"", "installed", "rekeyed", "deleting", "drain
 // (an authenticated peer may rekey as fast as it likes).
 const maxDraining = 16
 
-// tsPair is a Child SA's own selectors.
-type tsPair struct{ local, remote []ike.TrafficSelector }
-
 // ts returns the Child SA's selectors: its own, else its policy group's.
 func (c *childSA) ts() (local, remote []ike.TrafficSelector) {
 	switch {
 	case c.ownTS != nil:
-		return c.ownTS.local, c.ownTS.remote
+		return c.ownTS.local(), c.ownTS.remote()
 	case c.group != nil:
-		return c.group.localTS, c.group.remoteTS
+		p := c.group.sel()
+		return p.local(), p.remote()
 	}
 	return nil, nil
 }
@@ -52,7 +50,7 @@ type childSA struct {
 	mode          dataplane.Mode
 	// ownTS holds the Child SA's selectors when they are not its policy
 	// group's (a rekey that changed them); nil: the group's (ts).
-	ownTS           *tsPair
+	ownTS           *tsPack
 	group           *policyGroup
 	state           childState
 	inGone, outGone bool
@@ -77,11 +75,26 @@ type childSA struct {
 // first Child SA, whose slices it shares (as do later Child SAs with the
 // same ones); the data plane's form is made only for policy operations.
 type policyGroup struct {
-	idIn, idOut       uint64
-	localTS, remoteTS []ike.TrafficSelector
-	installed         bool
-	in, out           []uint32
+	idIn, idOut uint64
+	ts          []ike.TrafficSelector // nLocal local selectors, then the remote ones (tsPack)
+	// spis are the SPIs its policies point at: nIn inbound, then the
+	// outbound one (one slice, one allocation, for both).
+	spis      []uint32
+	nLocal    uint32
+	nIn       uint16
+	installed bool
 }
+
+func newPolicyGroup(idIn, idOut uint64, ts tsPack) *policyGroup {
+	return &policyGroup{idIn: idIn, idOut: idOut, ts: ts.all, nLocal: uint32(ts.n)}
+}
+
+// sel returns the group's selectors.
+func (g *policyGroup) sel() tsPack { return tsPack{g.ts, int(g.nLocal)} }
+
+// in and out are the SPIs of its inbound and outbound policies.
+func (g *policyGroup) in() []uint32  { return g.spis[:g.nIn:g.nIn] }
+func (g *policyGroup) out() []uint32 { return g.spis[g.nIn:] }
 
 // childOffer is a Child SA we proposed and wait to hear about.
 type childOffer struct {
@@ -268,15 +281,15 @@ func dpSuite(s transform.Suite) (dataplane.Suite, bool) {
 
 // childParams is a negotiated Child SA before installation.
 type childParams struct {
-	cfg               *ChildConfig
-	old               *childSA
-	suite             transform.Suite
-	inSPI, outSPI     uint32
-	keys              *transform.ChildKeys
-	weInitiated       bool
-	localTS, remoteTS []ike.TrafficSelector
-	mode              dataplane.Mode
-	ni, nr            []byte
+	cfg           *ChildConfig
+	old           *childSA
+	suite         transform.Suite
+	inSPI, outSPI uint32
+	keys          *transform.ChildKeys
+	weInitiated   bool
+	ts            tsPack
+	mode          dataplane.Mode
+	ni, nr        []byte
 }
 
 func (s *IKE) childLifetimes(cfg *ChildConfig) (rekey, life time.Duration) {
@@ -311,7 +324,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		// the first policy update on (see waitFor).
 		c.waitFor = p.old
 	}
-	lsel, rsel := selectors(p.localTS), selectors(p.remoteTS)
+	lsel, rsel := selectors(p.ts.local()), selectors(p.ts.remote())
 	base := dataplane.SA{Mode: p.mode, Suite: ds, ESN: p.suite.ESN, Local: s.local, Remote: s.remote,
 		Encap: c.encap, LocalTS: lsel, RemoteTS: rsel, Limits: p.cfg.Limits, Path: s.path}
 	in := base
@@ -336,13 +349,13 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	if p.old != nil && p.old.group != nil {
 		c.group = p.old.group
 		// A rekey keeps the selectors (§2.9.2): one copy for the group.
-		if g := c.group; !slices.Equal(p.localTS, g.localTS) || !slices.Equal(p.remoteTS, g.remoteTS) {
-			c.ownTS = &tsPair{p.localTS, p.remoteTS}
+		if !p.ts.equal(c.group.sel()) {
+			own := p.ts
+			c.ownTS = &own
 		}
 		lsel, rsel = nil, nil // the group's own
 	} else {
-		c.group = &policyGroup{idIn: s.policyID(), idOut: s.policyID(), localTS: p.localTS, remoteTS: p.remoteTS}
-		s.groups = append(s.groups, c.group)
+		c.group = newPolicyGroup(s.policyID(), s.policyID(), p.ts)
 	}
 	s.children = append(s.children, c)
 	if h := s.hooks(); h != nil && h.child != nil {
@@ -362,7 +375,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 func (s *IKE) policyID() uint64 {
 	b, err := s.randomBytes(8)
 	if err != nil {
-		return uint64(len(s.groups)+1) << 32
+		return uint64(len(s.children)+1) << 32
 	}
 	return binary.BigEndian.Uint64(b) >> 1
 }
@@ -374,14 +387,14 @@ func (s *IKE) syncPolicy(g *policyGroup) { s.syncPolicySel(g, nil, nil) }
 // syncPolicySel is syncPolicy given the group's selectors in the data
 // plane's form (nil: made here when a policy operation needs them).
 func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
-	var in, out []uint32
+	var spis []uint32 // inbound, then outbound: the group's spis
 	var cur, fallback, held *childSA
 	for _, c := range s.children {
 		if c.group != g {
 			continue
 		}
 		if !c.inGone {
-			in = append(in, c.inSPI)
+			spis = append(spis, c.inSPI)
 		}
 		if c.waitFor != nil && (c.waitFor.outGone || !slices.Contains(s.children, c.waitFor)) {
 			c.waitFor = nil
@@ -403,12 +416,15 @@ func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
 	if cur == nil {
 		cur = held
 	}
+	nIn := len(spis)
 	if cur != nil {
-		out = []uint32{cur.outSPI}
+		spis = append(spis, cur.outSPI)
 	}
+	in, out := spis[:nIn:nIn], spis[nIn:]
 	pol := func(id uint64, dir dataplane.Direction, spis []uint32) dataplane.Policy {
 		if lsel == nil && rsel == nil {
-			lsel, rsel = selectors(g.localTS), selectors(g.remoteTS)
+			ts := g.sel()
+			lsel, rsel = selectors(ts.local()), selectors(ts.remote())
 		}
 		return dataplane.Policy{ID: id, Direction: dir, Local: lsel, Remote: rsel, Action: dataplane.Protect, SPIs: spis}
 	}
@@ -418,21 +434,20 @@ func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
 			s.op(DataplaneOp{Kind: OpDeletePolicy, PolicyID: g.idOut})
 			s.op(DataplaneOp{Kind: OpDeletePolicy, PolicyID: g.idIn})
 			g.installed = false
-			s.groups = slices.DeleteFunc(s.groups, func(x *policyGroup) bool { return x == g })
 		}
 	case !g.installed:
 		s.op(DataplaneOp{Kind: OpAddPolicy, Policy: pol(g.idOut, dataplane.Out, out)})
 		s.op(DataplaneOp{Kind: OpAddPolicy, Policy: pol(g.idIn, dataplane.In, in)})
 		g.installed = true
 	default:
-		if !slices.Equal(out, g.out) {
+		if !slices.Equal(out, g.out()) {
 			s.op(DataplaneOp{Kind: OpUpdatePolicy, Policy: pol(g.idOut, dataplane.Out, out)})
 		}
-		if !slices.Equal(in, g.in) {
+		if !slices.Equal(in, g.in()) {
 			s.op(DataplaneOp{Kind: OpUpdatePolicy, Policy: pol(g.idIn, dataplane.In, in)})
 		}
 	}
-	g.in, g.out = in, out
+	g.spis, g.nIn = spis, uint16(len(in))
 }
 
 // removeOut takes the outbound half of c away (a rekeyed SA keeps its
@@ -581,7 +596,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 	}
 	// §2.9: narrow to the first configured child that overlaps.
 	var cfg *ChildConfig
-	var lts, rts []ike.TrafficSelector
+	var ts tsPack
 	cands := []*ChildConfig{}
 	if old != nil {
 		cands = append(cands, old.cfg)
@@ -599,7 +614,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 		r, l := narrow(rb[:0], tsi.Selectors, allowR), narrow(lb[:0], tsr.Selectors, allowL)
 		if len(r) > 0 && len(l) > 0 {
 			cfg = cc
-			lts, rts = packTS(l, r)
+			ts = packTS(l, r)
 			break
 		}
 	}
@@ -664,7 +679,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 		return nil, nil, &ike.Notify{NotifyType: ike.NoProposalChosen}
 	}
 	c := s.installChild(now, childParams{cfg: cfg, old: old, suite: suite, inSPI: inSPI, outSPI: peerSPI, keys: keys,
-		localTS: lts, remoteTS: rts, mode: mode, ni: ni, nr: nr})
+		ts: ts, mode: mode, ni: ni, nr: nr})
 	chosen.SPI = spiBytes(inSPI)
 	var ps []ike.Payload
 	if mode == dataplane.Transport {
@@ -677,7 +692,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 			ps = append(ps, &ike.KE{Group: dh.Group(), Data: bytes.Clone(dh.PublicValue())})
 		}
 	}
-	ps = append(ps, &ike.TrafficSelectors{Selectors: rts}, &ike.TrafficSelectors{Responder: true, Selectors: lts})
+	ps = append(ps, &ike.TrafficSelectors{Selectors: ts.remote()}, &ike.TrafficSelectors{Responder: true, Selectors: ts.local()})
 	return ps, c, nil
 }
 
@@ -772,10 +787,9 @@ func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffe
 		o.dh.Destroy()
 	}
 	o.released = true // the SPI now belongs to the Child SA
-	l, r := packTS(tsi.Selectors, tsr.Selectors)
 	c := s.installChild(now, childParams{cfg: o.cfg, old: o.old, suite: suite, inSPI: o.inSPI,
 		outSPI: binary.BigEndian.Uint32(chosen.SPI), keys: keys, weInitiated: true,
-		localTS: l, remoteTS: r, mode: mode, ni: ni, nr: nr})
+		ts: packTS(tsi.Selectors, tsr.Selectors), mode: mode, ni: ni, nr: nr})
 	if ikeAuth {
 		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 	}

@@ -82,8 +82,9 @@ type IKE struct {
 	// nDNS DNS servers, then the P-CSCF servers (RFC 7651); one slice.
 	cp []netip.Addr
 
+	// children are its Child SAs; their policy groups are reached
+	// through them (a group lives while one of its SAs does).
 	children []*childSA
-	groups   []*policyGroup
 
 	// sent is the request last (re)transmitted on cur (at its sentAt);
 	// cur.rtt is the round-trip time of the last answered one.

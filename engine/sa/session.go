@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+	"unique"
 
 	"github.com/mifsec/mifsec/engine/ike"
 	"github.com/mifsec/mifsec/engine/transform"
@@ -16,11 +17,14 @@ import (
 type session struct {
 	spii, spir uint64
 	initiator  bool // original initiator of this IKE SA: sets the I flag (§2.2)
+	deleting   bool // our DELETE of this IKE SA is outstanding
 	suite      transform.Suite
-	algs       string // the suite's name for Info, made on first use
-	keys       *transform.Keys
-	out, in    transform.Cipher
-	nonces     *nonces // of the rekey that made it (§2.8.2), else nil
+	// algs is the suite's name for Info, made on first use and shared by
+	// the sessions of that suite (8 bytes and no string of its own).
+	algs    unique.Handle[string]
+	keys    *transform.Keys
+	out, in transform.Cipher
+	nonces  *nonces // of the rekey that made it (§2.8.2), else nil
 
 	nextReq uint32     // Message ID of our next request (§2.2)
 	expect  uint32     // Message ID of the peer's next request
@@ -35,9 +39,8 @@ type session struct {
 	// retireAt drops a session the peer should delete but did not (a
 	// stamp of its IKE SA).
 	retireAt stamp
-	deleting bool // our DELETE of this IKE SA is outstanding
-	// rtt is the IKE SA's last round-trip time, kept here (the session
-	// had room in its size class) and passed on by an IKE rekey.
+	// rtt is the IKE SA's last round-trip time, kept here (passed on by
+	// an IKE rekey).
 	rtt time.Duration
 }
 

@@ -3,6 +3,7 @@ package sa
 import (
 	"net/netip"
 	"time"
+	"unique"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
@@ -97,6 +98,18 @@ func (s *IKE) childInfo(c *childSA) ChildInfo {
 	return ci
 }
 
+// Role is ours in the current IKE SA, as Info gives it (zero before
+// there is one), without making the snapshot.
+func (s *IKE) Role() Role {
+	switch {
+	case s.cur == nil:
+		return 0
+	case s.cur.initiator:
+		return Initiator
+	}
+	return Responder
+}
+
 // Info returns a snapshot. Its slices are read-only: they are shared with
 // the machine, which replaces them and never writes into them, and with
 // other snapshots. Only the Child SA list is allocated, once per input
@@ -121,10 +134,10 @@ func (s *IKE) Info() Info {
 		}
 		i.NextRequestID, i.ExpectedID = ss.nextReq, ss.expect
 		if ss.keys != nil {
-			if ss.algs == "" {
-				ss.algs = transform.FormatProposal(suiteProposal(ss.suite))
+			if ss.algs == (unique.Handle[string]{}) {
+				ss.algs = unique.Make(transform.FormatProposal(suiteProposal(ss.suite)))
 			}
-			i.Algorithms = ss.algs
+			i.Algorithms = ss.algs.Value()
 		}
 	}
 	if s.kids == nil {

@@ -2,6 +2,7 @@ package sa
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/mifsec/mifsec/engine/dataplane"
@@ -88,17 +89,31 @@ func narrow(out, proposed, allowed []ike.TrafficSelector) []ike.TrafficSelector 
 	return out
 }
 
+// tsPack is a Child SA's local selectors, then its remote ones, in one
+// slice: one object per Child SA instead of two, and one slice header
+// where a policy group or a Child SA keeps them.
+type tsPack struct {
+	all []ike.TrafficSelector
+	n   int // how many are local
+}
+
+// local and remote are the two lists, each capped at its length.
+func (p tsPack) local() []ike.TrafficSelector  { return p.all[:p.n:p.n] }
+func (p tsPack) remote() []ike.TrafficSelector { return p.all[p.n:] }
+
+// equal reports whether both lists are the same.
+func (p tsPack) equal(o tsPack) bool { return p.n == o.n && slices.Equal(p.all, o.all) }
+
 // packTS copies a Child SA's local and remote selectors into one
-// allocation (one object per Child SA instead of two), each capped at its
-// length.
-func packTS(local, remote []ike.TrafficSelector) (l, r []ike.TrafficSelector) {
+// allocation.
+func packTS(local, remote []ike.TrafficSelector) tsPack {
 	if len(local)+len(remote) == 0 {
-		return nil, nil
+		return tsPack{}
 	}
 	b := make([]ike.TrafficSelector, len(local)+len(remote))
 	n := copy(b, local)
 	copy(b[n:], remote)
-	return b[:n:n], b[n:]
+	return tsPack{b, n}
 }
 
 func containsTS(list []ike.TrafficSelector, t ike.TrafficSelector) bool {
