@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-func tctx(t *testing.T) context.Context {
+func tctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
 	return c

@@ -66,14 +66,14 @@ func pair(t *testing.T) (ue, gw *Engine) {
 
 // pairOn is pair that also returns the wire, for tests that cut it or
 // inject datagrams.
-func pairOn(t *testing.T) (ue, gw *Engine, w *wire) {
+func pairOn(t testing.TB) (ue, gw *Engine, w *wire) {
 	t.Helper()
 	return pairWith(t, func(f *fakeTransport) IKETransport { return f })
 }
 
 // pairWith is pairOn with each end's transport made by wrap from its
 // fake.
-func pairWith(t *testing.T, wrap func(*fakeTransport) IKETransport) (ue, gw *Engine, w *wire) {
+func pairWith(t testing.TB, wrap func(*fakeTransport) IKETransport) (ue, gw *Engine, w *wire) {
 	t.Helper()
 	w = &wire{}
 	mk := func(addr, link string, tr IKETransport) *Engine {
@@ -118,7 +118,7 @@ func TestEnginesEstablishRekeyTerminate(t *testing.T) {
 }
 
 // establishRekeyTerminate runs an end user's IKE SA through its life.
-func establishRekeyTerminate(t *testing.T, ue, gw *Engine) {
+func establishRekeyTerminate(t testing.TB, ue, gw *Engine) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -193,7 +193,7 @@ func TestInitiateFailsWithReason(t *testing.T) {
 	wantReason(t, err, FailedPrecondition, "IKE_SA_FAILED", "")
 }
 
-func waitEvent(t *testing.T, sub *Subscription, want EventType) Event {
+func waitEvent(t testing.TB, sub *Subscription, want EventType) Event {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
