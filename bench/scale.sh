@@ -20,6 +20,10 @@
 #     A window of 100 lasts 25-50 ms, so each is measured RW (3) times in a
 #     row (the first windows at 0, W, 2W SAs up, the last ones ending at N)
 #     and the medians are compared.
+#  2b. mifsec_one (mifsec only): memory with one initiator process holding
+#     all N SAs (no rate windows), on a fresh pair: init_rss_kib_per_sa is
+#     then the initiator's per-SA figure without the window processes'
+#     runtimes, and resp_rss_kib_per_sa a second responder sample.
 #  3. mifsec only: InitiateConnection to the first ESP packet on the wire
 #     (userspace data plane on both ends, a packet socket on the initiator's
 #     veth), ESP_SAMPLES fresh connections one after another.
@@ -42,7 +46,7 @@ cd "$(dirname "$0")/.."
 . bench/ike-lib.sh
 
 NS=${NS-"1000 3000 10000"}  # NS="" runs only the first-ESP part
-IMPLS=${IMPLS:-"strongswan mifsec"}
+IMPLS=${IMPLS:-"strongswan mifsec mifsec_one"}
 W=${W:-100}
 RW=${RW:-3}
 PER=${PER:-0}  # 0: one initiator process for the bulk
@@ -112,8 +116,8 @@ EOP
 mf_hold() {
   local d=$1
   mkdir -p "$d"
-  ip netns exec "$IKE_A" "$BIN/ikebench" -role initiator -state "$d/state" -peer "$IKE_ADDR_B" \
-    -peer-pid "$MF_PID" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" \
+  ip netns exec "$IKE_A" $(pin) "$BIN/ikebench" -role initiator -state "$d/state" -peer "$IKE_ADDR_B" \
+    -peer-pid "$MF_PID" -ike "$IKE_PROP" -esp "$ESP_PROP" -psk "$IKE_PSK" ${MF_FLAGS:-} \
     -id-prefix "$2" -n "$3" -port "$4" -conc "$CONC" -window "$W" -hold >"$d/out" 2>"$d/log" &
   local pid=$!
   HOLD_PIDS+=("$pid")
@@ -174,6 +178,21 @@ print('mifsec N=%d established=%d resp_rss_kib_per_sa=%.2f init_rss_kib_per_sa=%
       % (n, est, (r1 - r0) / n, grow / n, (ra1 - ra0) / n, bgrow / max(bn, 1), (h1 - h0) / 1024 / n, f, l, l / f,
          sys.argv[9], sys.argv[10], cf, cl, r0, r1, procs, bn))
 EOP
+}
+
+# scale_mifsec_one N : one initiator process establishes all N SAs on a
+# fresh pair and reports both sides' growth SETTLE seconds after the last.
+scale_mifsec_one() {
+  local n=$1 out
+  rm -rf "$D/mf1"
+  ike_pair
+  RESP_DIR=$D/mf1/r
+  mf_responder "$RESP_DIR" -pool 10.80.0.0/14; B_PID=$MF_PID
+  sleep 1
+  out=$(mf_initiator "$D/mf1/i" -n "$n" -conc "$CONC" -settle "${SETTLE}s" | tail -1)
+  echo "mifsec_one N=$n established=$(kv "$out" ok) init_rss_kib_per_sa=$(kv "$out" rss_init_kib_per_sa)" \
+    "resp_rss_kib_per_sa=$(kv "$out" rss_resp_kib_per_sa) init_heap_kib_per_sa=$(kv "$out" heap_init_kib_per_sa)" \
+    "resp_heap_kib_per_sa=$(kv "$out" heap_resp_kib_per_sa) init_rss_kib=$(kv "$out" rss_init_kib) resp_rss_kib=$(kv "$out" rss_resp_kib)"
 }
 
 # mf_heap : the responder's Go heap in use after a collection, in bytes.
