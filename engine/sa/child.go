@@ -33,8 +33,8 @@ const maxDraining = 16
 // ts returns the Child SA's selectors: its own, else its policy group's.
 func (c *childSA) ts() (local, remote []ike.TrafficSelector) {
 	switch {
-	case c.ownTS != nil:
-		return c.ownTS.local(), c.ownTS.remote()
+	case c.ownTSOf() != nil:
+		return c.ownTSOf().local(), c.ownTSOf().remote()
 	case c.group != nil:
 		p := c.group.sel()
 		return p.local(), p.remote()
@@ -48,9 +48,8 @@ type childSA struct {
 	inSPI, outSPI uint32
 	suite         transform.Suite
 	mode          dataplane.Mode
-	// ownTS holds the Child SA's selectors when they are not its policy
-	// group's (a rekey that changed them); nil: the group's (ts).
-	ownTS           *tsPack
+	// x holds what only rekeys set (childRare); nil for most Child SAs.
+	x               *childRare
 	group           *policyGroup
 	state           childState
 	inGone, outGone bool
@@ -60,14 +59,94 @@ type childSA struct {
 	created           stamp
 	rekeyAt, expireAt stamp
 	deleteAt          stamp
-	nonces            *nonces     // of the rekey that created it (§2.8.1), else nil
-	rekey             *childOffer // our rekey of this SA in flight
-	peerNew           *childSA    // the SA the peer made by rekeying this one meanwhile
+	nonces            *nonces // of the rekey that created it (§2.8.1), else nil
+}
+
+// childRare is the state of a Child SA that only rekeys set, apart so that
+// a Child SA without it takes the 96-byte size class (per-SA memory); it
+// goes when its last field is cleared.
+type childRare struct {
+	rekey   *childOffer // our rekey of this SA in flight
+	peerNew *childSA    // the SA the peer made by rekeying this one meanwhile
 	// waitFor is set on the SA we made answering the peer's rekey of
 	// waitFor: outbound traffic stays on waitFor until the peer deletes it,
 	// since the peer installs its new inbound SA only when our response
 	// arrives (strongSwan 5.9.6+ does the same as a rekey responder).
 	waitFor *childSA
+	// ownTS holds the Child SA's selectors when they are not its policy
+	// group's (a rekey that changed them); nil: the group's (ts).
+	ownTS *tsPack
+}
+
+func (c *childSA) rekeyOf() *childOffer {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.rekey
+}
+
+func (c *childSA) peerNewOf() *childSA {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.peerNew
+}
+
+func (c *childSA) waitForOf() *childSA {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.waitFor
+}
+
+func (c *childSA) ownTSOf() *tsPack {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.ownTS
+}
+
+// rare returns the rare state, made on first use (set) or nil (clear).
+func (c *childSA) rare(set bool) *childRare {
+	if c.x == nil && set {
+		c.x = new(childRare)
+	}
+	return c.x
+}
+
+// settled drops the rare state once empty.
+func (c *childSA) settled() {
+	if x := c.x; x != nil && *x == (childRare{}) {
+		c.x = nil
+	}
+}
+
+func (c *childSA) setRekey(o *childOffer) {
+	if x := c.rare(o != nil); x != nil {
+		x.rekey = o
+		c.settled()
+	}
+}
+
+func (c *childSA) setPeerNew(n *childSA) {
+	if x := c.rare(n != nil); x != nil {
+		x.peerNew = n
+		c.settled()
+	}
+}
+
+func (c *childSA) setWaitFor(w *childSA) {
+	if x := c.rare(w != nil); x != nil {
+		x.waitFor = w
+		c.settled()
+	}
+}
+
+func (c *childSA) setOwnTS(p *tsPack) {
+	if x := c.rare(p != nil); x != nil {
+		x.ownTS = p
+		c.settled()
+	}
 }
 
 // policyGroup is the pair of policies of one logical Child SA: it lives
@@ -322,7 +401,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		// We answer the peer's rekey: the peer installs this SA only when
 		// our answer arrives, so outbound stays on old until then, from
 		// the first policy update on (see waitFor).
-		c.waitFor = p.old
+		c.setWaitFor(p.old)
 	}
 	lsel, rsel := selectors(p.ts.local()), selectors(p.ts.remote())
 	base := dataplane.SA{Mode: p.mode, Suite: ds, ESN: p.suite.ESN, Local: s.local, Remote: s.remote,
@@ -351,7 +430,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		// A rekey keeps the selectors (§2.9.2): one copy for the group.
 		if !p.ts.equal(c.group.sel()) {
 			own := p.ts
-			c.ownTS = &own
+			c.setOwnTS(&own)
 		}
 		lsel, rsel = nil, nil // the group's own
 	} else {
@@ -396,12 +475,12 @@ func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
 		if !c.inGone {
 			spis = append(spis, c.inSPI)
 		}
-		if c.waitFor != nil && (c.waitFor.outGone || !slices.Contains(s.children, c.waitFor)) {
-			c.waitFor = nil
+		if c.waitForOf() != nil && (c.waitForOf().outGone || !slices.Contains(s.children, c.waitForOf())) {
+			c.setWaitFor(nil)
 		}
 		if !c.outGone {
 			switch {
-			case c.state == childActive && c.waitFor == nil:
+			case c.state == childActive && c.waitForOf() == nil:
 				cur = c
 			case c.state == childActive:
 				held = c
@@ -473,11 +552,12 @@ func (s *IKE) drain(now time.Time, c *childSA) {
 	if !slices.Contains(s.children, c) || c.state == childDraining {
 		return
 	}
-	if c.rekey != nil {
-		c.rekey.release(s)
-		c.rekey = nil
+	if c.rekeyOf() != nil {
+		c.rekeyOf().release(s)
+		c.setRekey(nil)
 	}
-	c.peerNew, c.waitFor = nil, nil
+	c.setPeerNew(nil)
+	c.setWaitFor(nil)
 	c.state = childDraining
 	c.rekeyAt, c.expireAt = 0, 0
 	c.deleteAt = s.stamp(now.Add(s.cfg.rekeyedDelete()))
@@ -546,8 +626,8 @@ func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
 		}
 		s.children = slices.DeleteFunc(s.children, func(y *childSA) bool { return y == x })
 		s.cfg.SPIs.ReleaseSPI(x.inSPI)
-		if x.rekey != nil {
-			x.rekey.release(s)
+		if x.rekeyOf() != nil {
+			x.rekeyOf().release(s)
 		}
 	}
 	if event && c.live() {

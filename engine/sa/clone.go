@@ -151,7 +151,7 @@ func (s *IKE) handleCloneRequest(now time.Time, ss *session, m *inbound, sa *ike
 		reply(&ike.Notify{NotifyType: ike.NoAdditionalSAs})
 		return
 	}
-	if s.ikeRekey != nil {
+	if s.rekeying() != nil {
 		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
 		return
 	}

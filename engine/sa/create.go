@@ -76,7 +76,7 @@ func (s *IKE) sendOffer(now time.Time, o *childOffer) {
 	if !s.request(now, ss, r) {
 		o.release(s)
 		if o.old != nil {
-			o.old.rekey = nil
+			o.old.setRekey(nil)
 		}
 		s.emit(Event{Kind: EventChildFailed, Reason: ReasonInternal, Detail: "too many requests queued", Child: ChildInfo{Name: o.cfg.Name}})
 	}
@@ -119,9 +119,9 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 		case n.NotifyType == ike.TemporaryFailure:
 			o.release(s)
 			if old != nil {
-				old.rekey = nil
+				old.setRekey(nil)
 				s.resolveAfterOurRekeyFailed(now, old)
-				if old.peerNew == nil && old.state == childActive && slices.Contains(s.children, old) {
+				if old.peerNewOf() == nil && old.state == childActive && slices.Contains(s.children, old) {
 					s.retryLater(now, func(now time.Time) {
 						if slices.Contains(s.children, old) && old.state == childActive {
 							s.rekeyChild(now, old)
@@ -140,7 +140,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 		case n.NotifyType == ike.ChildSANotFound && old != nil:
 			// P9: the peer no longer has it; its DELETE is on the way or lost.
 			o.release(s)
-			old.rekey = nil
+			old.setRekey(nil)
 			if slices.Contains(s.children, old) && old.state == childActive {
 				s.deleteChild(now, old, ReasonPeerDelete)
 			}
@@ -156,7 +156,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 		return
 	}
-	old.rekey = nil
+	old.setRekey(nil)
 	if f != nil {
 		s.logger().Warn("Child SA rekey failed", "child", o.cfg.Name, "reason", f.reason.String(), "detail", f.detail)
 		s.resolveAfterOurRekeyFailed(now, old)
@@ -167,8 +167,8 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 		s.deleteChild(now, c, ReasonPeerDelete)
 		return
 	}
-	if peer := old.peerNew; peer != nil {
-		old.peerNew = nil
+	if peer := old.peerNewOf(); peer != nil {
+		old.setPeerNew(nil)
 		s.resolveChildCollision(now, old, c, peer)
 		return
 	}
@@ -180,8 +180,8 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 // resolveAfterOurRekeyFailed: if the peer rekeyed the SA meanwhile, its
 // SA is the successor and the peer deletes the old one.
 func (s *IKE) resolveAfterOurRekeyFailed(now time.Time, old *childSA) {
-	if peer := old.peerNew; peer != nil {
-		old.peerNew = nil
+	if peer := old.peerNewOf(); peer != nil {
+		old.setPeerNew(nil)
 		old.state = childRekeyed
 		old.deleteAt = s.stamp(now.Add(s.giveUp() + s.cfg.rekeyedDelete()))
 		s.syncPolicy(old.group)
@@ -251,7 +251,7 @@ func (s *IKE) sendDelete(now time.Time, c *childSA, done func(now time.Time)) {
 
 // rekeyChild starts a Child SA rekey (§1.3.3).
 func (s *IKE) rekeyChild(now time.Time, c *childSA) {
-	if s.state != StateEstablished || c.state != childActive || c.rekey != nil {
+	if s.state != StateEstablished || c.state != childActive || c.rekeyOf() != nil {
 		return
 	}
 	o, err := s.newOffer(c.cfg, c, false)
@@ -259,7 +259,7 @@ func (s *IKE) rekeyChild(now time.Time, c *childSA) {
 		s.logger().Warn("cannot rekey Child SA", "child", c.cfg.Name, "error", err)
 		return
 	}
-	c.rekey = o
+	c.setRekey(o)
 	s.sendOffer(now, o)
 }
 
@@ -291,7 +291,7 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 		s.handleIKERekeyRequest(now, ss, m, sa)
 		return
 	}
-	if r := s.ikeRekey; r != nil && r.pending {
+	if r := s.rekeying(); r != nil && r.pending {
 		// strongSwan child_create.c: no Child SA while rekeying the IKE SA.
 		reply(ike.TemporaryFailure)
 		return
@@ -326,10 +326,10 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 	switch {
 	case old == nil:
 		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
-	case old.rekey != nil:
+	case old.rekeyOf() != nil:
 		// Our own rekey of old is in flight: decide when it completes.
 		// Meanwhile c waits for old like any SA we answered (waitFor).
-		old.peerNew = c
+		old.setPeerNew(c)
 	default:
 		// The peer deletes old (§1.3.3); delete it ourselves if it does not.
 		// Until then old carries our outbound traffic (see waitFor).
@@ -342,7 +342,7 @@ func (s *IKE) handleCreateChildRequest(now time.Time, ss *session, m *inbound) {
 
 // rekeyIKE starts an IKE SA rekey (§1.3.2).
 func (s *IKE) rekeyIKE(now time.Time) {
-	if s.state != StateEstablished || s.ikeRekey != nil {
+	if s.state != StateEstablished || s.rekeying() != nil {
 		return
 	}
 	spi, err := s.randomSPI()
@@ -350,19 +350,19 @@ func (s *IKE) rekeyIKE(now time.Time) {
 		return
 	}
 	r := &ikeRekey{spi: spi}
-	s.ikeRekey = r
+	s.setRekeying(r)
 	s.sendIKERekey(now, r, s.cur.suite.Group)
 }
 
 func (s *IKE) sendIKERekey(now time.Time, r *ikeRekey, g ike.GroupID) {
 	ni, err := s.randomBytes(nonceLen)
 	if err != nil {
-		s.ikeRekey = nil
+		s.setRekeying(nil)
 		return
 	}
 	dh, err := s.newDH(g)
 	if err != nil {
-		s.ikeRekey = nil
+		s.setRekeying(nil)
 		return
 	}
 	if r.dh != nil {
@@ -382,7 +382,7 @@ func (s *IKE) sendIKERekey(now time.Time, r *ikeRekey, g ike.GroupID) {
 			s.down(now, ReasonDPDTimeout, 0, "no answer to the IKE SA rekey")
 		}})
 	if !ok {
-		s.ikeRekey = nil
+		s.setRekeying(nil)
 	}
 }
 
@@ -396,7 +396,7 @@ func (s *IKE) ikeRekeyFailed(now time.Time, r *ikeRekey, detail string) {
 		s.switchTo(now, r.peer, false)
 		return
 	}
-	s.ikeRekey = nil
+	s.setRekeying(nil)
 	s.logger().Warn("IKE SA rekey failed", "detail", detail)
 	s.retryLater(now, func(now time.Time) { s.rekeyIKE(now) })
 }
@@ -478,7 +478,7 @@ func (s *IKE) switchTo(now time.Time, ns *session, deleteOld bool) {
 	old.queue = nil
 	ns.rtt = old.rtt
 	s.cur = ns
-	s.ikeRekey = nil
+	s.setRekeying(nil)
 	s.rekeyed = s.stamp(now)
 	s.scheduleIKE(now)
 	s.emit(Event{Kind: EventIKERekeyed, SPIi: ns.spii, SPIr: ns.spir, OldSPIi: old.spii, OldSPIr: old.spir})
@@ -517,7 +517,7 @@ func (s *IKE) dropSession(now time.Time, ss *session) {
 	if x := s.x; x != nil {
 		x.retiring = slices.DeleteFunc(x.retiring, func(r *session) bool { return r == ss })
 	}
-	if r := s.ikeRekey; r != nil {
+	if r := s.rekeying(); r != nil {
 		if r.peer == ss {
 			r.peer = nil
 		}
@@ -545,7 +545,7 @@ func (s *IKE) dropSession(now time.Time, ss *session) {
 
 func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *ike.SA) {
 	reply := func(n *ike.Notify) { s.respond(now, ss, m, []ike.Payload{n}) }
-	if r := s.ikeRekey; r != nil && (r.peer != nil || !r.pending) {
+	if r := s.rekeying(); r != nil && (r.peer != nil || !r.pending) {
 		reply(&ike.Notify{NotifyType: ike.TemporaryFailure})
 		return
 	}
@@ -558,7 +558,7 @@ func (s *IKE) handleIKERekeyRequest(now time.Time, ss *session, m *inbound, sa *
 	if h := s.hooks(); h != nil && h.session != nil {
 		h.session(ns)
 	}
-	if r := s.ikeRekey; r != nil {
+	if r := s.rekeying(); r != nil {
 		r.peer = ns // decided when our own exchange ends
 		return
 	}

@@ -64,9 +64,8 @@ type IKE struct {
 	startLPort, startRPort uint16
 	caps                   capSet
 
-	cur      *session
-	ikeRekey *ikeRekey
-	x        *rare // nil while none of its state is in use
+	cur *session
+	x   *rare // nil while none of its state is in use
 
 	local, remote netip.AddrPort
 
@@ -128,6 +127,7 @@ type rare struct {
 	whyText  string       // the detail of the reason the IKE SA went down
 	replaces uint64       // local SPI of the IKE SA a re-authentication replaces
 	rng      io.Reader    // the machine's random source when not its Config's
+	ikeRekey *ikeRekey    // our IKE SA rekey in flight (create.go)
 }
 
 // rareState returns the rare state, made on first use.
@@ -141,8 +141,25 @@ func (s *IKE) rareState() *rare {
 // dropRare forgets the rare state once nothing is left in it.
 func (s *IKE) dropRare() {
 	if x := s.x; x != nil && len(x.retiring) == 0 && len(x.later) == 0 && x.hooks == nil && x.log == nil &&
-		x.whyText == "" && x.replaces == 0 && x.rng == nil {
+		x.whyText == "" && x.replaces == 0 && x.rng == nil && x.ikeRekey == nil {
 		s.x = nil
+	}
+}
+
+// rekeying is our IKE SA rekey in flight, nil without.
+func (s *IKE) rekeying() *ikeRekey {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.ikeRekey
+}
+
+// setRekeying records our IKE SA rekey in flight (nil: none).
+func (s *IKE) setRekeying(r *ikeRekey) {
+	if r != nil {
+		s.rareState().ikeRekey = r
+	} else if s.x != nil {
+		s.x.ikeRekey = nil
 	}
 }
 
@@ -539,7 +556,7 @@ func (s *IKE) sessions() []*session {
 	if s.cur != nil {
 		out = append(out, s.cur)
 	}
-	if r := s.ikeRekey; r != nil {
+	if r := s.rekeying(); r != nil {
 		if r.ours != nil {
 			out = append(out, r.ours)
 		}
@@ -834,8 +851,8 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	if s.init != nil && s.init.dh != nil {
 		s.init.dh.Destroy()
 	}
-	if s.ikeRekey != nil && s.ikeRekey.dh != nil {
-		s.ikeRekey.dh.Destroy()
+	if s.rekeying() != nil && s.rekeying().dh != nil {
+		s.rekeying().dh.Destroy()
 	}
 	s.closeWith(r, detail)
 }

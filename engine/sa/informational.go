@@ -39,9 +39,9 @@ func (s *IKE) handleInformationalRequest(now time.Time, ss *session, m *inbound)
 					s.drain(now, c)
 				default:
 					inSPIs = append(inSPIs, c.inSPI)
-					if c.rekey != nil {
-						c.rekey.release(s)
-						c.rekey = nil
+					if c.rekeyOf() != nil {
+						c.rekeyOf().release(s)
+						c.setRekey(nil)
 					}
 					s.removeChild(now, c, ReasonPeerDelete, true)
 				}

@@ -174,7 +174,7 @@ func TestChildSharesSelectors(t *testing.T) {
 	for _, n := range []*node{p.i, p.r} {
 		c := n.ike.children[0]
 		lts, rts := c.ts()
-		if c.ownTS != nil || len(lts) == 0 || len(rts) == 0 {
+		if c.ownTSOf() != nil || len(lts) == 0 || len(rts) == 0 {
 			t.Fatalf("%s: the Child SA and its group hold separate selectors", n.name)
 		}
 		var adds int
@@ -194,7 +194,7 @@ func TestChildSharesSelectors(t *testing.T) {
 	p.settle()
 	for _, n := range []*node{p.i, p.r} {
 		c := n.ike.children[len(n.ike.children)-1]
-		if len(n.ike.Info().Children) != 1 || c.state != childActive || c.ownTS != nil || c.group != n.ike.children[0].group {
+		if len(n.ike.Info().Children) != 1 || c.state != childActive || c.ownTSOf() != nil || c.group != n.ike.children[0].group {
 			t.Fatalf("%s: the rekeyed Child SA holds its own selectors", n.name)
 		}
 	}

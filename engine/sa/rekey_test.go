@@ -73,6 +73,14 @@ func TestChildRekey(t *testing.T) {
 					}
 				}
 			}
+			// What only a rekey in flight needs is gone with it (childRare).
+			for _, n := range []*node{a, b} {
+				for _, c := range n.ike.children {
+					if c.x != nil {
+						t.Errorf("%s: Child SA %08x keeps its rekey state %+v", n.name, c.inSPI, *c.x)
+					}
+				}
+			}
 		})
 	}
 }
@@ -164,6 +172,13 @@ func TestChildRekeyCollision(t *testing.T) {
 		}
 		if bytes.Compare(minNonce(lost.nonces.pair()), minNonce(surv.nonces.pair())) >= 0 {
 			t.Fatalf("seed %d: the surviving SA holds the lowest nonce", seed)
+		}
+		for _, n := range []*node{p.i, p.r} {
+			for _, c := range n.ike.children {
+				if c.x != nil {
+					t.Errorf("seed %d: %s: Child SA %08x keeps its rekey state %+v", seed, n.name, c.inSPI, *c.x)
+				}
+			}
 		}
 		who := "initiator's"
 		if !lost.weInitiated {

@@ -44,13 +44,13 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		if s.cfg.DPD > 0 && s.cur.req == nil && len(s.cur.queue) == 0 {
 			min(s.at(s.lastSeen).Add(s.cfg.DPD))
 		}
-		if s.ikeRekey == nil {
+		if s.rekeying() == nil {
 			min(s.at(s.ikeRekeyAt))
 		}
 		min(s.at(s.ikeLifeAt))
 		min(s.at(s.reauthAt))
 		for _, c := range s.children {
-			if c.state == childActive && c.rekey == nil && c.peerNew == nil {
+			if c.state == childActive && c.rekeyOf() == nil && c.peerNewOf() == nil {
 				min(s.at(c.rekeyAt))
 			}
 			min(s.at(c.expireAt))
@@ -104,7 +104,7 @@ func (s *IKE) handleTick(now time.Time) {
 		case due(s.at(s.reauthAt), now):
 			s.reauthAt = 0
 			s.reauthenticate(now)
-		case due(s.at(s.ikeRekeyAt), now) && s.ikeRekey == nil:
+		case due(s.at(s.ikeRekeyAt), now) && s.rekeying() == nil:
 			s.ikeRekeyAt = 0
 			s.rekeyIKE(now)
 		}
@@ -127,7 +127,7 @@ func (s *IKE) handleTick(now time.Time) {
 				case childDeleting, childDraining:
 					s.removeChild(now, c, ReasonRekeyed, false)
 				}
-			case due(s.at(c.rekeyAt), now) && c.state == childActive && c.rekey == nil && c.peerNew == nil:
+			case due(s.at(c.rekeyAt), now) && c.state == childActive && c.rekeyOf() == nil && c.peerNewOf() == nil:
 				c.rekeyAt = 0
 				s.rekeyChild(now, c)
 			}
