@@ -885,7 +885,7 @@ func (s *IKE) liveChild(name string) bool {
 		}
 	}
 	for _, ss := range s.sessions() {
-		for _, r := range append([]*request{ss.req}, ss.queue...) {
+		for _, r := range append([]*request{ss.req}, ss.queued()...) {
 			if r != nil && r.offer != nil && r.offer.old == nil && r.offer.cfg.Name == name {
 				return true
 			}

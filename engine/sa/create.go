@@ -474,8 +474,8 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 // (deleteOld) or waits for the peer's DELETE.
 func (s *IKE) switchTo(now time.Time, ns *session, deleteOld bool) {
 	old := s.cur
-	ns.queue = append(ns.queue, old.queue...)
-	old.queue = nil
+	ns.setQueued(append(ns.queued(), old.queued()...))
+	old.setQueued(nil)
 	ns.rtt = old.rtt
 	s.cur = ns
 	s.setRekeying(nil)
@@ -529,7 +529,7 @@ func (s *IKE) dropSession(now time.Time, ss *session) {
 	if ss.req != nil && ss.req.exch != ike.Informational {
 		moved = append(moved, ss.req)
 	}
-	for _, r := range ss.queue {
+	for _, r := range ss.queued() {
 		if r.exch != ike.Informational || r.offer != nil {
 			moved = append(moved, r)
 		}

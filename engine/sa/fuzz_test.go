@@ -77,7 +77,7 @@ func check(t *testing.T, s *IKE, o Output) {
 		t.Fatalf("unbounded state")
 	}
 	for _, ss := range s.sessions() {
-		if len(ss.queue) > maxQueue {
+		if len(ss.queued()) > maxQueue {
 			t.Fatalf("unbounded queue")
 		}
 	}

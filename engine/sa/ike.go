@@ -671,7 +671,7 @@ func (s *IKE) handleDatagram(now time.Time, d Datagram) {
 		}
 		if r.first {
 			s.stats.resent()
-			s.sendPackets(d.Local, d.Remote, ss.resp.packets)
+			s.sendPackets(d.Local, d.Remote, ss.resp.packets())
 		}
 		return
 	default:
@@ -749,10 +749,10 @@ func (s *IKE) peerMoved(ss *session, d Datagram) {
 // request sends r on ss, or queues it while the window is full (§2.3).
 func (s *IKE) request(now time.Time, ss *session, r *request) bool {
 	if ss.req != nil {
-		if len(ss.queue) >= maxQueue {
+		if len(ss.queued()) >= maxQueue {
 			return false
 		}
-		ss.queue = append(ss.queue, r)
+		ss.setQueued(append(ss.queued(), r))
 		return true
 	}
 	s.transmit(now, ss, r)
@@ -785,9 +785,9 @@ func (s *IKE) transmit(now time.Time, ss *session, r *request) {
 }
 
 func (s *IKE) pump(now time.Time, ss *session) {
-	for ss.req == nil && len(ss.queue) > 0 && s.state != StateClosed {
-		r := ss.queue[0]
-		ss.queue = ss.queue[1:]
+	for ss.req == nil && len(ss.queued()) > 0 && s.state != StateClosed {
+		r := ss.queued()[0]
+		ss.setQueued(ss.queued()[1:])
 		s.transmit(now, ss, r)
 	}
 }
@@ -821,7 +821,7 @@ func (s *IKE) respond(now time.Time, ss *session, in *inbound, payloads []ike.Pa
 		s.logger().Error("cannot encode response", "exchange", in.hdr.Exchange.String(), "error", err)
 		return
 	}
-	c.packets = pk
+	c.setPackets(pk)
 	ss.resp = c
 	s.sendPackets(in.dg.Local, in.dg.Remote, pk)
 }

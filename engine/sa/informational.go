@@ -70,7 +70,7 @@ func (s *IKE) handleInformationalRequest(now time.Time, ss *session, m *inbound)
 // retransmission schedule, or within DPDTimeout when set, means the peer
 // is dead.
 func (s *IKE) liveness(now time.Time) {
-	if s.state != StateEstablished || s.cur.req != nil || len(s.cur.queue) > 0 {
+	if s.state != StateEstablished || s.cur.req != nil || len(s.cur.queued()) > 0 {
 		return // an exchange in flight already tests liveness
 	}
 	s.request(now, s.cur, &request{exch: ike.Informational, limit: s.cfg.DPDTimeout,
@@ -94,7 +94,7 @@ func (s *IKE) terminate(now time.Time, r Reason) {
 	s.state = StateDeleting
 	ss := s.cur
 	done := func(now time.Time) { s.down(now, r, 0, "deleted") }
-	ss.queue = nil
+	ss.setQueued(nil)
 	dreq := &request{exch: ike.Informational, payloads: []ike.Payload{&ike.Delete{Protocol: ike.ProtoIKE}},
 		onResp: func(now time.Time, _ *inbound) { done(now) }, onFail: done}
 	if ss.req != nil {

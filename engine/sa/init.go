@@ -266,7 +266,7 @@ func (s *IKE) handleInit(now time.Time, ss *session, msg *ike.Message, d Datagra
 			return
 		}
 		s.stats.resent()
-		s.sendPackets(d.Local, d.Remote, ss.resp.packets)
+		s.sendPackets(d.Local, d.Remote, ss.resp.packets())
 		return
 	}
 	if !ss.initiator || ss != s.cur || s.state != StateConnecting || ss.req == nil ||
@@ -486,10 +486,9 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	s.init.respRaw = raw
 	ss.resp = &cachedResp{id: 0}
 	ss.resp.one[0] = raw
-	ss.resp.packets = ss.resp.one[:]
 	ss.expect = 1
 	s.stats.requests++
-	s.sendPackets(req.Local, req.Remote, ss.resp.packets)
+	s.sendPackets(req.Local, req.Remote, ss.resp.packets())
 	s.init.halfOpenAt = s.stamp(now.Add(c.halfOpenTimeout()))
 	o := s.out()
 	o.Bind = append(o.Bind, spir)

@@ -763,7 +763,7 @@ func (s *IKE) afterTick(now time.Time, t tickMark) {
 // requestLive reports whether r is outstanding or queued on any session.
 func (s *IKE) requestLive(r *request) bool {
 	for _, ss := range s.sessions() {
-		if ss.req == r || slices.Contains(ss.queue, r) {
+		if ss.req == r || slices.Contains(ss.queued(), r) {
 			return true
 		}
 	}

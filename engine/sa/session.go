@@ -26,10 +26,10 @@ type session struct {
 	out, in transform.Cipher
 	nonces  *nonces // of the rekey that made it (§2.8.2), else nil
 
-	nextReq uint32     // Message ID of our next request (§2.2)
-	expect  uint32     // Message ID of the peer's next request
-	req     *request   // our outstanding request: window 1 (§2.3)
-	queue   []*request // requests waiting for the window
+	nextReq uint32      // Message ID of our next request (§2.2)
+	expect  uint32      // Message ID of the peer's next request
+	req     *request    // our outstanding request: window 1 (§2.3)
+	queue   *[]*request // requests waiting for the window (queued), nil for none
 	resp    *cachedResp
 
 	// asm reassembles fragmented requests [0] and responses [1] (RFC
@@ -114,9 +114,50 @@ type request struct {
 // next one (RFC 7296 §2.1). The IKE_SA_INIT request a responder answered
 // is its initState's reqRaw (56 bytes: the 64-byte size class).
 type cachedResp struct {
-	id      uint32
-	packets [][]byte
-	one     [1][]byte // backs packets when the response is one datagram
+	id  uint32
+	one [1][]byte // the response when it is one datagram
+	// frags are its datagrams when there are several (RFC 7383 fragments);
+	// behind a pointer, as few responses have them (48-byte size class).
+	frags *[][]byte
+}
+
+// packets are the response's datagrams.
+func (c *cachedResp) packets() [][]byte {
+	if c.frags != nil {
+		return *c.frags
+	}
+	return c.one[:]
+}
+
+// setPackets keeps pk as the response's datagrams.
+func (c *cachedResp) setPackets(pk [][]byte) {
+	if len(pk) == 1 {
+		c.one[0], c.frags = pk[0], nil
+		return
+	}
+	f := pk
+	c.frags = &f
+}
+
+// queued are the requests waiting for the window, oldest first.
+func (ss *session) queued() []*request {
+	if ss.queue == nil {
+		return nil
+	}
+	return *ss.queue
+}
+
+// setQueued replaces them (made on first use: most sessions never queue).
+func (ss *session) setQueued(q []*request) {
+	switch {
+	case len(q) == 0:
+		ss.queue = nil
+	case ss.queue == nil:
+		nq := q // only this path allocates
+		ss.queue = &nq
+	default:
+		*ss.queue = q
+	}
 }
 
 // inbound is an authenticated, decrypted (or IKE_SA_INIT) message.
@@ -207,7 +248,7 @@ func (ss *session) park() {
 	if ss.asm != nil && !ss.asm[0].on && !ss.asm[1].on {
 		ss.asm = nil
 	}
-	if ss.out == nil || ss.req != nil || len(ss.queue) > 0 || ss.asm != nil {
+	if ss.out == nil || ss.req != nil || len(ss.queued()) > 0 || ss.asm != nil {
 		return
 	}
 	ss.out.Destroy()

@@ -41,7 +41,7 @@ func (s *IKE) deadline(now time.Time) time.Time {
 	}
 	min(s.at(s.halfOpenAt()))
 	if s.state == StateEstablished {
-		if s.cfg.DPD > 0 && s.cur.req == nil && len(s.cur.queue) == 0 {
+		if s.cfg.DPD > 0 && s.cur.req == nil && len(s.cur.queued()) == 0 {
 			min(s.at(s.lastSeen).Add(s.cfg.DPD))
 		}
 		if s.rekeying() == nil {
