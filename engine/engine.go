@@ -63,6 +63,8 @@ type Engine struct {
 	store *config.Store
 	// secretStore keeps secrets apart from the rest (mode 0600 file).
 	secretStore *config.Store
+	// leaseStore holds the pools' leases (leasefile.go).
+	leaseStore *config.Store
 	ops         chan func(*state)
 	quit        chan struct{}
 	done        chan struct{}
@@ -87,6 +89,7 @@ type state struct {
 	// leasesDirty: pool leases changed since the last persist; leaseTimer
 	// fires flushLeases (saconfig.go).
 	leasesDirty bool
+	leaseW      *leaseWriter
 	leaseTimer  *time.Timer
 	// cfgGen counts changes of pools and secrets: connections' sa.Config
 	// templates made before are stale (saconfig.go).
@@ -118,18 +121,24 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	leaseStore, err := config.Open(cfg.StateDir, "leases.json")
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		cfg:         cfg,
 		log:         cfg.Log,
 		store:       store,
 		secretStore: secretStore,
+		leaseStore:  leaseStore,
 		ops:         make(chan func(*state)),
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	st := &state{e: e, interfaces: map[string]*Interface{}, secrets: map[string]*secret{},
 		pools: map[string]*pool{}, connections: map[string]*connection{}, watchers: map[*Subscription]struct{}{},
-		rt: newRuntime(cfg), mp: newMulti(), leaseTimer: time.NewTimer(time.Hour), trim: newMemTrim(cfg.MemoryTrim)}
+		rt: newRuntime(cfg), mp: newMulti(), leaseTimer: time.NewTimer(time.Hour), trim: newMemTrim(cfg.MemoryTrim),
+		leaseW: newLeaseWriter(leaseStore, cfg.Log)}
 	st.leaseTimer.Stop()
 	if err := st.restoreSecrets(); err != nil {
 		return nil, err
@@ -160,6 +169,7 @@ func (e *Engine) loop(st *state) {
 		st.rt.dh.start()
 		defer st.rt.dh.stop()
 	}
+	st.leaseW.start()
 	st.mu.Lock()
 	for _, ifc := range sortedInterfaces(st.interfaces) {
 		st.listenNAT(ifc)
@@ -204,6 +214,7 @@ func (e *Engine) loop(st *state) {
 			}
 			st.leaseTimer.Stop()
 			st.flushLeases()
+			st.leaseW.stop() // after writing what waits
 			for w := range st.watchers {
 				w.end(&Error{Code: Unavailable, Reason: ReasonShuttingDown, Msg: "mifsecd is shutting down"})
 			}
@@ -303,7 +314,7 @@ type persisted struct {
 type persistedPool struct {
 	ID string `json:"id"`
 	PoolSpec
-	Leases     []Lease   `json:"leases,omitempty"`
+	Leases     []Lease   `json:"leases,omitempty"` // read only: versions before leases.json
 	CreateTime time.Time `json:"create_time"`
 }
 
@@ -328,6 +339,7 @@ func (st *state) restore() error {
 	if err != nil || !found {
 		return err
 	}
+	legacy := false // leases in config.json
 	for _, pi := range p.Interfaces {
 		if ValidID(pi.ID) != nil || pi.InterfaceSpec.validate("") != nil {
 			st.e.log.Warn("skipping invalid persisted interface", "id", pi.ID)
@@ -350,6 +362,7 @@ func (st *state) restore() error {
 			l := l
 			pl.leases[leaseKey{l.Identity, l.Addr.Is6()}] = &l
 			pl.byAddr[l.Addr] = &l
+			legacy = true
 		}
 		st.pools[pp.ID] = pl
 	}
@@ -364,6 +377,9 @@ func (st *state) restore() error {
 		}
 		st.connections[pc.ID] = c
 	}
+	if err := st.restoreLeases(legacy); err != nil {
+		return err
+	}
 	st.restoreSteering(p.SteeringRules)
 	st.e.log.Info("configuration restored", "interfaces", len(st.interfaces), "pools", len(st.pools),
 		"connections", len(st.connections), "secrets", len(st.secrets), "path", st.e.store.Path())
@@ -377,12 +393,8 @@ func (st *state) persist() error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(st.pools)) {
 		pl := st.pools[id]
-		pp := persistedPool{ID: id, PoolSpec: pl.PoolSpec, CreateTime: pl.CreateTime}
-		for _, l := range pl.leases {
-			pp.Leases = append(pp.Leases, *l)
-		}
-		slices.SortFunc(pp.Leases, func(a, b Lease) int { return a.Addr.Compare(b.Addr) })
-		p.Pools = append(p.Pools, pp)
+		// Leases go to leases.json (leasefile.go).
+		p.Pools = append(p.Pools, persistedPool{ID: id, PoolSpec: pl.PoolSpec, CreateTime: pl.CreateTime})
 	}
 	for _, id := range slices.Sorted(maps.Keys(st.connections)) {
 		c := st.connections[id]
@@ -392,6 +404,8 @@ func (st *state) persist() error {
 	if err := st.e.store.Save(p); err != nil {
 		return &Error{Code: Internal, Reason: ReasonPersistFailed, Msg: "could not persist configuration", Err: err}
 	}
-	st.leasesDirty = false
+	if len(st.pools) > 0 {
+		st.leaseChanged() // a pool change may have changed its leases
+	}
 	return nil
 }

@@ -247,12 +247,6 @@ func (a poolAdapter) Lease(peerID string, v6 bool) (netip.Addr, error) {
 
 func (a poolAdapter) Release(peerID string, addr netip.Addr) { a.p.release(peerID, addr) }
 
-func (st *state) persistQuietly() {
-	if err := st.persist(); err != nil {
-		st.e.log.Warn("could not persist leases", "error", err)
-	}
-}
-
 // leaseFlushInterval bounds how long a new lease may live only in memory.
 // Writing the state file (with fsync) on every lease cost more than the
 // whole IKE exchange; a lease lost to a crash only means the identity may
@@ -270,10 +264,13 @@ func (st *state) leaseChanged() {
 	st.leaseTimer.Reset(leaseFlushInterval)
 }
 
-// flushLeases writes leases marked dirty by leaseChanged.
+// flushLeases hands the leases, if marked dirty by leaseChanged, to the
+// writer of leases.json (leasefile.go): copied here, encoded and synced
+// on its goroutine.
 func (st *state) flushLeases() {
 	if st.leasesDirty {
-		st.persistQuietly()
+		st.leasesDirty = false
+		st.leaseW.submit(st.leaseSnapshot())
 	}
 }
 
