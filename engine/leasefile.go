@@ -39,7 +39,7 @@ type leaseWriter struct {
 }
 
 func newLeaseWriter(store *config.Store, log hclog.Logger) *leaseWriter {
-	return &leaseWriter{store: store, log: log, save: store.Save, kick: make(chan struct{}, 1),
+	return &leaseWriter{store: store, log: log, save: store.SaveCompact, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{})}
 }
 

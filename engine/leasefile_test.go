@@ -100,8 +100,8 @@ func TestLeaseFileMigration(t *testing.T) {
 	// Restart: from leases.json. A lease outside the ranges goes.
 	lf := filepath.Join(dir, "leases.json")
 	b, _ = os.ReadFile(lf)
-	b = []byte(strings.Replace(string(b), `"pools": {`, `"pools": {"gone": [{"addr":"10.1.1.1","identity":"@gone","lease_time":"2026-01-01T00:00:00Z"}],`, 1))
-	b = []byte(strings.Replace(string(b), `"ue": [`, `"ue": [{"addr":"10.46.0.1","identity":"@outside","lease_time":"2026-01-01T00:00:00Z"},`, 1))
+	b = []byte(strings.Replace(string(b), `"pools":{`, `"pools":{"gone": [{"addr":"10.1.1.1","identity":"@gone","lease_time":"2026-01-01T00:00:00Z"}],`, 1))
+	b = []byte(strings.Replace(string(b), `"ue":[`, `"ue":[{"addr":"10.46.0.1","identity":"@outside","lease_time":"2026-01-01T00:00:00Z"},`, 1))
 	if err := os.WriteFile(lf, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,18 @@ func TestStoreRoundTrip(t *testing.T) {
 	if found, err := s.Load(&d); err != nil || !found || len(d.Names) != 2 || d.Names[1] != "wlan" {
 		t.Fatalf("load: found=%v err=%v doc=%+v", found, err, d)
 	}
+	// Compact: one line, same document.
+	want.Names = append(want.Names, "wired")
+	if err := s.SaveCompact(want); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(s.Path())
+	if string(b) != `{"version":1,"names":["ran","wlan","wired"]}`+"\n" {
+		t.Fatalf("compact document %q", b)
+	}
+	if found, err := s.Load(&d); err != nil || !found || len(d.Names) != 3 {
+		t.Fatalf("load compact: found=%v err=%v doc=%+v", found, err, d)
+	}
 	// No temporary files are left behind.
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
