@@ -16,8 +16,8 @@ func (e *AuthError) Error() string { return "sa: authentication failed: " + e.Re
 // makeAuth computes our AUTH payload and the CERT payloads that go with it.
 func (s *IKE) makeAuth(ss *session, realMsg, peerNonce []byte, skp transform.Secret, id *ike.Identification) (*ike.Auth, []ike.Payload, error) {
 	signed := transform.SignedOctets(ss.keys.PRF, realMsg, peerNonce, skp, id.RestOfIDPayload())
-	if s.psk.Len() > 0 {
-		return &ike.Auth{Method: ike.AuthSharedKeyMIC, Data: transform.PSKAuth(ss.keys.PRF, s.psk, signed)}, nil, nil
+	if s.init.psk.Len() > 0 {
+		return &ike.Auth{Method: ike.AuthSharedKeyMIC, Data: transform.PSKAuth(ss.keys.PRF, s.init.psk, signed)}, nil, nil
 	}
 	if len(s.cfg.Auth.Certs) == 0 || s.cfg.Auth.Key == nil {
 		return nil, nil, &AuthError{Reason: "no shared key and no certificate to authenticate with"}
@@ -47,12 +47,12 @@ func (s *IKE) verifyAuth(now time.Time, ss *session, ps []ike.Payload, realMsg, 
 	signed := transform.SignedOctets(ss.keys.PRF, realMsg, ourNonce, skp, id.RestOfIDPayload())
 	switch auth.Method {
 	case ike.AuthSharedKeyMIC:
-		if s.psk.Len() == 0 {
+		if s.init.psk.Len() == 0 {
 			return &AuthError{Reason: "peer used a shared key, none configured"}
 		}
-		return transform.VerifyPSKAuth(ss.keys.PRF, s.psk, signed, auth.Data)
+		return transform.VerifyPSKAuth(ss.keys.PRF, s.init.psk, signed, auth.Data)
 	case ike.AuthDigitalSignature:
-		if s.trust == nil {
+		if s.init.trust == nil {
 			return &AuthError{Reason: "peer used a signature, no trust store configured"}
 		}
 		var certs [][]byte
@@ -61,7 +61,7 @@ func (s *IKE) verifyAuth(now time.Time, ss *session, ps []ike.Payload, realMsg, 
 				certs = append(certs, c.Data)
 			}
 		}
-		leaf, err := s.trust.Verify(certs, now)
+		leaf, err := s.init.trust.Verify(certs, now)
 		if err != nil {
 			return err
 		}
@@ -119,8 +119,8 @@ func (s *IKE) sendAuth(now time.Time) {
 	if !s.noIC {
 		ps = append(ps, &ike.Notify{NotifyType: ike.InitialContact})
 	}
-	if s.trust != nil {
-		ps = append(ps, &ike.CertReq{Encoding: ike.CertX509Signature, Data: s.trust.CertReq()})
+	if s.init.trust != nil {
+		ps = append(ps, &ike.CertReq{Encoding: ike.CertX509Signature, Data: s.init.trust.CertReq()})
 	}
 	if !s.peerID.IsAny() {
 		ps = append(ps, s.peerID.payload(true))
@@ -265,10 +265,10 @@ func (s *IKE) handleAuthRequest(now time.Time, ss *session, m *inbound) {
 			return
 		}
 		if pa.PSK.Len() > 0 {
-			s.psk = pa.PSK
+			s.init.psk = pa.PSK
 		}
 		if pa.Trust != nil {
-			s.trust = pa.Trust
+			s.init.trust = pa.Trust
 		}
 		if !pa.ID.Matches(pid) {
 			authFail(&AuthError{Reason: "identity " + pid.String() + " is not " + pa.ID.String()})

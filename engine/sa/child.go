@@ -436,7 +436,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 	} else {
 		c.group = newPolicyGroup(s.policyID(), s.policyID(), p.ts)
 	}
-	s.children = append(s.children, c)
+	s.setChildren(append(s.childList(), c))
 	if h := s.hooks(); h != nil && h.child != nil {
 		h.child(c)
 	}
@@ -454,7 +454,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 func (s *IKE) policyID() uint64 {
 	b, err := s.randomBytes(8)
 	if err != nil {
-		return uint64(len(s.children)+1) << 32
+		return uint64(len(s.childList())+1) << 32
 	}
 	return binary.BigEndian.Uint64(b) >> 1
 }
@@ -468,14 +468,14 @@ func (s *IKE) syncPolicy(g *policyGroup) { s.syncPolicySel(g, nil, nil) }
 func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
 	var spis []uint32 // inbound, then outbound: the group's spis
 	var cur, fallback, held *childSA
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		if c.group != g {
 			continue
 		}
 		if !c.inGone {
 			spis = append(spis, c.inSPI)
 		}
-		if c.waitForOf() != nil && (c.waitForOf().outGone || !slices.Contains(s.children, c.waitForOf())) {
+		if c.waitForOf() != nil && (c.waitForOf().outGone || !slices.Contains(s.childList(), c.waitForOf())) {
 			c.setWaitFor(nil)
 		}
 		if !c.outGone {
@@ -549,7 +549,7 @@ func (s *IKE) removeOut(c *childSA) {
 // old SA carry traffic until it is deleted, and strongSwan likewise keeps
 // a rekeyed inbound SA for delete_rekeyed_delay (PROTOCOL.md P9).
 func (s *IKE) drain(now time.Time, c *childSA) {
-	if !slices.Contains(s.children, c) || c.state == childDraining {
+	if !slices.Contains(s.childList(), c) || c.state == childDraining {
 		return
 	}
 	if c.rekeyOf() != nil {
@@ -568,7 +568,7 @@ func (s *IKE) drain(now time.Time, c *childSA) {
 	}
 	// Beyond the bound the oldest draining half goes at once.
 	var draining []*childSA
-	for _, x := range s.children {
+	for _, x := range s.childList() {
 		if x.state == childDraining {
 			draining = append(draining, x)
 		}
@@ -584,7 +584,7 @@ func (c *childSA) live() bool { return c.state != childDraining }
 // liveChildren counts the Child SAs, draining halves left out.
 func (s *IKE) liveChildren() int {
 	n := 0
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		if c.live() {
 			n++
 		}
@@ -597,12 +597,12 @@ func (s *IKE) liveChildren() int {
 // last Child SA of a policy group takes the group's draining halves
 // along: nothing replaces it, and its policies go with it.
 func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
-	if !slices.Contains(s.children, c) {
+	if !slices.Contains(s.childList(), c) {
 		return
 	}
 	gone := []*childSA{c}
-	if c.live() && !slices.ContainsFunc(s.children, func(x *childSA) bool { return x != c && x.group == c.group && x.live() }) {
-		for _, x := range s.children {
+	if c.live() && !slices.ContainsFunc(s.childList(), func(x *childSA) bool { return x != c && x.group == c.group && x.live() }) {
+		for _, x := range s.childList() {
 			if x != c && x.group == c.group {
 				gone = append(gone, x)
 			}
@@ -624,7 +624,7 @@ func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
 		if !was[k].in {
 			s.op(DataplaneOp{Kind: OpDeleteSA, SPI: x.inSPI, Dir: dataplane.In})
 		}
-		s.children = slices.DeleteFunc(s.children, func(y *childSA) bool { return y == x })
+		s.setChildren(slices.DeleteFunc(s.childList(), func(y *childSA) bool { return y == x }))
 		s.cfg.SPIs.ReleaseSPI(x.inSPI)
 		if x.rekeyOf() != nil {
 			x.rekeyOf().release(s)
@@ -637,7 +637,7 @@ func (s *IKE) removeChild(now time.Time, c *childSA, r Reason, event bool) {
 
 // childBySPI finds a Child SA by either SPI (draining halves left out).
 func (s *IKE) childBySPI(spi uint32) *childSA {
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		if c.live() && (c.inSPI == spi || c.outSPI == spi) {
 			return c
 		}
@@ -648,7 +648,7 @@ func (s *IKE) childBySPI(spi uint32) *childSA {
 // childByOutSPI finds a Child SA by the peer's inbound SPI, as DELETE and
 // REKEY_SA name it (draining halves left out: deleted already).
 func (s *IKE) childByOutSPI(spi uint32) *childSA {
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		if c.live() && c.outSPI == spi {
 			return c
 		}
@@ -879,7 +879,7 @@ func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffe
 // liveChild reports whether a Child SA of the named config exists or is
 // being negotiated.
 func (s *IKE) liveChild(name string) bool {
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		if c.cfg.Name == name && c.state != childDeleting && c.live() {
 			return true
 		}

@@ -198,7 +198,7 @@ func (s *IKE) spawnClone(now time.Time, ns *session) {
 	n.local, n.remote = s.local, s.remote
 	n.natLocal, n.natRemote, n.natdSeen = s.natLocal, s.natRemote, s.natdSeen
 	n.caps = s.caps
-	n.ownID, n.peerID, n.psk, n.trust = s.ownID, s.peerID, s.psk, s.trust
+	n.ownID, n.peerID = s.ownID, s.peerID // a clone does not authenticate: no PSK or trust store
 	n.setCP(s.vips(), s.dns(), s.pcscf())
 	n.keepLeases = !n.holdLeases()
 	if m := s.mob; m != nil && (m.peerAddrs != nil || m.announced) {

@@ -121,9 +121,9 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 			if old != nil {
 				old.setRekey(nil)
 				s.resolveAfterOurRekeyFailed(now, old)
-				if old.peerNewOf() == nil && old.state == childActive && slices.Contains(s.children, old) {
+				if old.peerNewOf() == nil && old.state == childActive && slices.Contains(s.childList(), old) {
 					s.retryLater(now, func(now time.Time) {
-						if slices.Contains(s.children, old) && old.state == childActive {
+						if slices.Contains(s.childList(), old) && old.state == childActive {
 							s.rekeyChild(now, old)
 						}
 					})
@@ -141,7 +141,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 			// P9: the peer no longer has it; its DELETE is on the way or lost.
 			o.release(s)
 			old.setRekey(nil)
-			if slices.Contains(s.children, old) && old.state == childActive {
+			if slices.Contains(s.childList(), old) && old.state == childActive {
 				s.deleteChild(now, old, ReasonPeerDelete)
 			}
 			return
@@ -162,7 +162,7 @@ func (s *IKE) offerResponse(now time.Time, ss *session, m *inbound, o *childOffe
 		s.resolveAfterOurRekeyFailed(now, old)
 		return
 	}
-	if !slices.Contains(s.children, old) {
+	if !slices.Contains(s.childList(), old) {
 		// Deleted while we rekeyed it (§2.25.1): the new SA goes too.
 		s.deleteChild(now, c, ReasonPeerDelete)
 		return

@@ -257,7 +257,7 @@ func TestDrainingEnds(t *testing.T) {
 					t.Errorf("%s: %d Child SA down events", n.name, got)
 				}
 				d := 0
-				for _, c := range n.ike.children {
+				for _, c := range n.ike.childList() {
 					if !c.live() {
 						d++
 					}
@@ -268,7 +268,7 @@ func TestDrainingEnds(t *testing.T) {
 			}
 			if strings.Contains(tc.name, "deleted") {
 				for _, n := range []*node{p.i, p.r} {
-					if len(activeSAs(n)) != 0 || len(activePolicies(t, n)) != 0 || len(n.ike.children) != 0 {
+					if len(activeSAs(n)) != 0 || len(activePolicies(t, n)) != 0 || len(n.ike.childList()) != 0 {
 						t.Errorf("%s: SAs %v, policies %v left after the last Child SA went", n.name, activeSAs(n), activePolicies(t, n))
 					}
 				}

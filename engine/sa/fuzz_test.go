@@ -73,7 +73,7 @@ func check(t *testing.T, s *IKE, o Output) {
 	if s == nil {
 		return
 	}
-	if len(s.children) > maxChildren || len(s.retiring()) > maxRetiring || len(s.later()) > maxDelayed {
+	if len(s.childList()) > maxChildren || len(s.retiring()) > maxRetiring || len(s.later()) > maxDelayed {
 		t.Fatalf("unbounded state")
 	}
 	for _, ss := range s.sessions() {

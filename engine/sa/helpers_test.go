@@ -399,7 +399,7 @@ func activePolicies(t testing.TB, n *node) map[uint64]dataplane.Policy {
 func liveSAs(n *node) map[string]dataplane.SA {
 	m := activeSAs(n)
 	if n.ike != nil {
-		for _, c := range n.ike.children {
+		for _, c := range n.ike.childList() {
 			if !c.live() {
 				delete(m, fmt.Sprintf("%08x/%v", c.inSPI, dataplane.In))
 			}

@@ -71,8 +71,6 @@ type IKE struct {
 
 	peerID Identity
 	ownID  *Identity // our identity when not from Config (localID)
-	psk    transform.Secret
-	trust  *transform.TrustStore
 
 	init *initState
 
@@ -81,9 +79,12 @@ type IKE struct {
 	// nDNS DNS servers, then the P-CSCF servers (RFC 7651); one slice.
 	cp []netip.Addr
 
-	// children are its Child SAs; their policy groups are reached
-	// through them (a group lives while one of its SAs does).
-	children []*childSA
+	// The Child SAs (childList); their policy groups are reached through
+	// them (a group lives while one of its SAs does). The first is
+	// inline, all of them behind more once there are several (most IKE
+	// SAs have one: no slice header or array).
+	child1 [1]*childSA
+	more   *[]*childSA
 
 	// sent is the request last (re)transmitted on cur (at its sentAt);
 	// cur.rtt is the round-trip time of the last answered one.
@@ -143,6 +144,34 @@ func (s *IKE) dropRare() {
 	if x := s.x; x != nil && len(x.retiring) == 0 && len(x.later) == 0 && x.hooks == nil && x.log == nil &&
 		x.whyText == "" && x.replaces == 0 && x.rng == nil && x.ikeRekey == nil {
 		s.x = nil
+	}
+}
+
+// childList lists the Child SAs, oldest first. It shares the IKE SA's
+// storage: write it back with setChildren.
+func (s *IKE) childList() []*childSA {
+	switch {
+	case s.more != nil:
+		return *s.more
+	case s.child1[0] != nil:
+		return s.child1[:]
+	}
+	return nil
+}
+
+// setChildren replaces the Child SA list.
+func (s *IKE) setChildren(l []*childSA) {
+	switch {
+	case len(l) == 0:
+		s.child1[0], s.more = nil, nil
+	case len(l) == 1:
+		s.child1[0], s.more = l[0], nil
+	case s.more == nil:
+		s.child1[0] = l[0]
+		m := l // only this path allocates
+		s.more = &m
+	default:
+		s.child1[0], *s.more = l[0], l
 	}
 }
 
@@ -330,6 +359,10 @@ type initState struct {
 	cookieTries int
 	keTries     int
 	certReq     []byte // the peer's CERTREQ data
+	// psk and trust authenticate IKE_AUTH (Config.Auth, or the peer's
+	// from Config.Policy); nothing needs them afterwards.
+	psk   transform.Secret
+	trust *transform.TrustStore
 }
 
 func newIKE(cfg *Config, now time.Time, rng io.Reader, role Role) *IKE {
@@ -735,7 +768,7 @@ func (s *IKE) peerMoved(ss *session, d Datagram) {
 	}
 	s.logger().Info("peer address changed", "from", s.remote.String(), "to", d.Remote.String())
 	s.remote = d.Remote
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		u := dataplane.AddrUpdate{Local: s.local, Remote: s.remote, Encap: c.encap}
 		if !c.inGone {
 			s.op(DataplaneOp{Kind: OpUpdateSA, SPI: c.inSPI, Dir: dataplane.In, Update: u})
@@ -832,8 +865,8 @@ func (s *IKE) down(now time.Time, r Reason, n ike.NotifyType, detail string) {
 	if s.state == StateClosed {
 		return
 	}
-	s.growEvents(len(s.children) + 1) // EventChildDown each, EventIKEDown
-	for _, c := range append([]*childSA(nil), s.children...) {
+	s.growEvents(len(s.childList()) + 1) // EventChildDown each, EventIKEDown
+	for _, c := range append([]*childSA(nil), s.childList()...) {
 		s.removeChild(now, c, r, true)
 	}
 	if s.cfg.Pool != nil && !s.keepLeases {

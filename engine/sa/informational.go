@@ -88,7 +88,7 @@ func (s *IKE) terminate(now time.Time, r Reason) {
 		s.down(now, r, 0, "terminated before establishment")
 		return
 	}
-	for _, c := range append([]*childSA(nil), s.children...) {
+	for _, c := range append([]*childSA(nil), s.childList()...) {
 		s.removeChild(now, c, r, true)
 	}
 	s.state = StateDeleting

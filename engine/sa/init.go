@@ -107,7 +107,7 @@ func NewInitiatorAt(cfg *Config, local, remote netip.AddrPort, now time.Time, rn
 		}
 		s.local = netip.AddrPortFrom(unspec, ikePort)
 	}
-	s.peerID, s.psk, s.trust = c.RemoteID, c.Auth.PSK, c.Auth.Trust
+	s.peerID = c.RemoteID
 	s.defaultLocalID()
 	spi, err := s.randomSPI()
 	if err != nil {
@@ -122,7 +122,7 @@ func NewInitiatorAt(cfg *Config, local, remote netip.AddrPort, now time.Time, rn
 		return failed(s, ReasonInternal, err.Error())
 	}
 	s.cur = &session{spii: spi, initiator: true}
-	s.init = &initState{ni: ni, dh: dh}
+	s.init = &initState{ni: ni, dh: dh, psk: c.Auth.PSK, trust: c.Auth.Trust}
 	if err := s.sendInit(now); err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
@@ -406,7 +406,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 		return failed(s, ReasonProtocolError, "not a first IKE_SA_INIT request")
 	}
 	s.local, s.remote = req.Local, req.Remote
-	s.psk, s.trust, s.peerID = c.Auth.PSK, c.Auth.Trust, c.RemoteID
+	s.peerID = c.RemoteID
 	s.defaultLocalID()
 	reply := func(n *ike.Notify) {
 		m := ike.Message{Header: ike.Header{SPIi: h.SPIi, Exchange: ike.IKESAInit, Flags: ike.FlagResponse},
@@ -450,7 +450,7 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 	if err != nil {
 		return failed(s, ReasonInternal, err.Error())
 	}
-	s.init = &initState{ni: bytes.Clone(nonce.Data), nr: nr, dh: dh, reqRaw: bytes.Clone(req.Data)}
+	s.init = &initState{ni: bytes.Clone(nonce.Data), nr: nr, dh: dh, reqRaw: bytes.Clone(req.Data), psk: c.Auth.PSK, trust: c.Auth.Trust}
 	gir, err := dh.SharedSecret(ke.Data)
 	if err != nil {
 		reply(&ike.Notify{NotifyType: ike.InvalidSyntax})
@@ -473,8 +473,8 @@ func NewResponder(cfg *Config, now time.Time, rng io.Reader, req Datagram, msg *
 		&ike.Nonce{Data: nr},
 		nsrc, ndst,
 	}
-	if s.trust != nil {
-		ps = append(ps, &ike.CertReq{Encoding: ike.CertX509Signature, Data: s.trust.CertReq()})
+	if s.init.trust != nil {
+		ps = append(ps, &ike.CertReq{Encoding: ike.CertX509Signature, Data: s.init.trust.CertReq()})
 	}
 	ps = append(ps, s.initNotifies()...)
 	m := ike.Message{Header: ss.header(ike.IKESAInit, 0, true), Payloads: ps}

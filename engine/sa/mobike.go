@@ -602,7 +602,7 @@ func (s *IKE) moveTo(now time.Time, local, remote netip.AddrPort, why Reason) {
 	oldL, oldR := s.local, s.remote
 	s.local, s.remote = local, remote
 	encap := s.natLocal || s.natRemote
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		c.encap = encap
 		u := dataplane.AddrUpdate{Local: local, Remote: remote, Encap: encap}
 		if !c.inGone {

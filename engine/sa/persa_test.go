@@ -172,7 +172,7 @@ func TestStampRoundTrip(t *testing.T) {
 func TestChildSharesSelectors(t *testing.T) {
 	p := establish(t, 23, nil)
 	for _, n := range []*node{p.i, p.r} {
-		c := n.ike.children[0]
+		c := n.ike.childList()[0]
 		lts, rts := c.ts()
 		if c.ownTSOf() != nil || len(lts) == 0 || len(rts) == 0 {
 			t.Fatalf("%s: the Child SA and its group hold separate selectors", n.name)
@@ -190,11 +190,11 @@ func TestChildSharesSelectors(t *testing.T) {
 			t.Errorf("%s: %d policies added, want 2", n.name, adds)
 		}
 	}
-	p.command(p.i, Command{Kind: CmdRekeyChild, SPI: p.i.ike.children[0].inSPI})
+	p.command(p.i, Command{Kind: CmdRekeyChild, SPI: p.i.ike.childList()[0].inSPI})
 	p.settle()
 	for _, n := range []*node{p.i, p.r} {
-		c := n.ike.children[len(n.ike.children)-1]
-		if len(n.ike.Info().Children) != 1 || c.state != childActive || c.ownTSOf() != nil || c.group != n.ike.children[0].group {
+		c := n.ike.childList()[len(n.ike.childList())-1]
+		if len(n.ike.Info().Children) != 1 || c.state != childActive || c.ownTSOf() != nil || c.group != n.ike.childList()[0].group {
 			t.Fatalf("%s: the rekeyed Child SA holds its own selectors", n.name)
 		}
 	}

@@ -75,7 +75,7 @@ func TestChildRekey(t *testing.T) {
 			}
 			// What only a rekey in flight needs is gone with it (childRare).
 			for _, n := range []*node{a, b} {
-				for _, c := range n.ike.children {
+				for _, c := range n.ike.childList() {
 					if c.x != nil {
 						t.Errorf("%s: Child SA %08x keeps its rekey state %+v", n.name, c.inSPI, *c.x)
 					}
@@ -174,7 +174,7 @@ func TestChildRekeyCollision(t *testing.T) {
 			t.Fatalf("seed %d: the surviving SA holds the lowest nonce", seed)
 		}
 		for _, n := range []*node{p.i, p.r} {
-			for _, c := range n.ike.children {
+			for _, c := range n.ike.childList() {
 				if c.x != nil {
 					t.Errorf("seed %d: %s: Child SA %08x keeps its rekey state %+v", seed, n.name, c.inSPI, *c.x)
 				}

@@ -142,7 +142,7 @@ func (s *IKE) Info() Info {
 	}
 	if s.kids == nil {
 		n := 0
-		for _, c := range s.children {
+		for _, c := range s.childList() {
 			if c.live() {
 				n++
 			}
@@ -157,7 +157,7 @@ func (s *IKE) Info() Info {
 		default:
 			s.kids = &kidList{l: make([]ChildInfo, 0, n)}
 		}
-		for _, c := range s.children {
+		for _, c := range s.childList() {
 			if c.live() {
 				s.kids.l = append(s.kids.l, s.childInfo(c))
 			}

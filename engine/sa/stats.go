@@ -64,8 +64,10 @@ func (s Stats) DropsByReason() map[string]uint64 {
 // counters are allocated at the first drop or retransmission, which most
 // IKE SAs never see (per-SA memory: 24 bytes instead of 128).
 type counters struct {
-	x                   *rareCounters
-	requests, responses uint64
+	x *rareCounters
+	// requests and responses count the IKE SA's messages; 32 bits, as
+	// Message IDs are (RFC 7296 §2.2: an IKE SA sends at most 2^32).
+	requests, responses uint32
 }
 
 type rareCounters struct {
@@ -87,7 +89,7 @@ func (c *counters) retransmitted() { c.rare().retransmits++ }
 func (c *counters) resent()        { c.rare().resent++ }
 
 func (c *counters) public() Stats {
-	st := Stats{Requests: c.requests, Responses: c.responses}
+	st := Stats{Requests: uint64(c.requests), Responses: uint64(c.responses)}
 	if x := c.x; x != nil {
 		st.Drops, st.Retransmits, st.ResponsesResent = x.drops, x.retransmits, x.resent
 	}

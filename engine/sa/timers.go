@@ -49,7 +49,7 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		}
 		min(s.at(s.ikeLifeAt))
 		min(s.at(s.reauthAt))
-		for _, c := range s.children {
+		for _, c := range s.childList() {
 			if c.state == childActive && c.rekeyOf() == nil && c.peerNewOf() == nil {
 				min(s.at(c.rekeyAt))
 			}
@@ -111,8 +111,8 @@ func (s *IKE) handleTick(now time.Time) {
 		if s.cfg.DPD > 0 && due(s.at(s.lastSeen).Add(s.cfg.DPD), now) {
 			s.liveness(now)
 		}
-		for _, c := range slices.Clone(s.children) {
-			if !slices.Contains(s.children, c) || s.state != StateEstablished {
+		for _, c := range slices.Clone(s.childList()) {
+			if !slices.Contains(s.childList(), c) || s.state != StateEstablished {
 				continue
 			}
 			switch {
@@ -225,9 +225,9 @@ func (s *IKE) handleDataplane(now time.Time, e DataplaneEvent) {
 	if c == nil {
 		// A draining inbound half that hit its hard limit: the data plane
 		// removed it already.
-		i := slices.IndexFunc(s.children, func(d *childSA) bool { return !d.live() && d.inSPI == e.SPI })
+		i := slices.IndexFunc(s.childList(), func(d *childSA) bool { return !d.live() && d.inSPI == e.SPI })
 		if i >= 0 && e.Kind == dataplane.HardExpired {
-			d := s.children[i]
+			d := s.childList()[i]
 			d.inGone = true
 			s.removeChild(now, d, ReasonRekeyed, false)
 		}
