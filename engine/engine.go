@@ -71,7 +71,8 @@ type Engine struct {
 	once        sync.Once
 }
 
-// state is owned by the loop goroutine only.
+// state has one owner at a time: whoever holds mu, the loop goroutine or
+// a transport reader running a datagram inline (inlinePacket).
 type state struct {
 	// mu is held by whoever runs the state: the loop goroutine, or a
 	// transport reader handling a datagram inline (inlinePacket).
