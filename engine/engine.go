@@ -65,10 +65,10 @@ type Engine struct {
 	secretStore *config.Store
 	// leaseStore holds the pools' leases (leasefile.go).
 	leaseStore *config.Store
-	ops         chan func(*state)
-	quit        chan struct{}
-	done        chan struct{}
-	once        sync.Once
+	ops        chan func(*state)
+	quit       chan struct{}
+	done       chan struct{}
+	once       sync.Once
 }
 
 // state has one owner at a time: whoever holds mu, the loop goroutine or
