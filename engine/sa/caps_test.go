@@ -61,7 +61,7 @@ func TestCapSet(t *testing.T) {
 
 // The IKE struct stays in the 320-byte size class, its session in the
 // 144-byte one and its cached response in the 48-byte one, a Child SA in
-// the 96-byte one and a policy group in the 80-byte one: a gateway holds
+// the 96-byte one and a policy group in the 96-byte one: a gateway holds
 // one each per peer.
 func TestIKESize(t *testing.T) {
 	for _, tc := range []struct {
@@ -72,7 +72,7 @@ func TestIKESize(t *testing.T) {
 		{"session", unsafe.Sizeof(session{}), 144},
 		{"cachedResp", unsafe.Sizeof(cachedResp{}), 48},
 		{"childSA", unsafe.Sizeof(childSA{}), 96},
-		{"policyGroup", unsafe.Sizeof(policyGroup{}), 80},
+		{"policyGroup", unsafe.Sizeof(policyGroup{}), 96},
 	} {
 		if tc.size > tc.max {
 			t.Errorf("%s is %d bytes, want at most %d", tc.name, tc.size, tc.max)
@@ -80,28 +80,41 @@ func TestIKESize(t *testing.T) {
 	}
 }
 
-// packTS keeps both lists in one allocation, neither able to grow into
-// the other; a Child SA's selectors are its own when set, else its
-// group's.
+// packTS shares a list equal to the configured one and keeps the others
+// in one allocation, neither able to grow into the other; a Child SA's
+// selectors are its own when set, else its group's.
 func TestPackTS(t *testing.T) {
 	a := ike.TrafficSelector{EndPort: 65535, Start: netip.MustParseAddr("10.0.0.1"), End: netip.MustParseAddr("10.0.0.1")}
 	b := ike.TrafficSelector{EndPort: 65535, Start: netip.MustParseAddr("198.18.0.0"), End: netip.MustParseAddr("198.18.0.255")}
+	conf := []ike.TrafficSelector{b}
 	for _, tc := range []struct {
-		name          string
-		local, remote []ike.TrafficSelector
+		name                   string
+		local, remote          []ike.TrafficSelector
+		sharedLocal, sharedRem bool
 	}{
-		{"one each", []ike.TrafficSelector{a}, []ike.TrafficSelector{b}},
-		{"two and one", []ike.TrafficSelector{a, b}, []ike.TrafficSelector{b}},
-		{"none local", nil, []ike.TrafficSelector{b}},
-		{"none", nil, nil},
+		{"one each", []ike.TrafficSelector{a}, []ike.TrafficSelector{a}, false, false},
+		{"two and one", []ike.TrafficSelector{a, b}, []ike.TrafficSelector{a}, false, false},
+		{"local configured", []ike.TrafficSelector{b}, []ike.TrafficSelector{a}, true, false},
+		{"both configured", []ike.TrafficSelector{b}, []ike.TrafficSelector{b}, true, true},
+		{"none local", nil, []ike.TrafficSelector{a}, false, false},
+		{"none", nil, nil, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := packTS(tc.local, tc.remote)
-			l, r := p.local(), p.remote()
+			p := packTS(tc.local, tc.remote, conf, conf)
+			l, r := p.local, p.remote
 			if !slices.Equal(l, tc.local) || !slices.Equal(r, tc.remote) || cap(l) != len(l) || cap(r) != len(r) {
 				t.Fatalf("packTS: %v %v", l, r)
 			}
-			if len(l) > 0 && len(r) > 0 && uintptr(unsafe.Pointer(&l[len(l)-1]))+unsafe.Sizeof(a) != uintptr(unsafe.Pointer(&r[0])) {
+			for _, x := range []struct {
+				got    []ike.TrafficSelector
+				shared bool
+			}{{l, tc.sharedLocal}, {r, tc.sharedRem}} {
+				if len(x.got) > 0 && (&x.got[0] == &conf[0]) != x.shared {
+					t.Fatalf("list shared with the configured one: %v, want %v", !x.shared, x.shared)
+				}
+			}
+			if !tc.sharedLocal && !tc.sharedRem && len(l) > 0 && len(r) > 0 &&
+				uintptr(unsafe.Pointer(&l[len(l)-1]))+unsafe.Sizeof(a) != uintptr(unsafe.Pointer(&r[0])) {
 				t.Fatal("not one allocation")
 			}
 			g := newPolicyGroup(1, 2, p)
@@ -109,7 +122,7 @@ func TestPackTS(t *testing.T) {
 			if gl, gr := c.ts(); !slices.Equal(gl, l) || !slices.Equal(gr, r) {
 				t.Fatal("a Child SA does not read its group's selectors")
 			}
-			own := packTS(tc.remote, tc.local)
+			own := packTS(tc.remote, tc.local, nil, nil)
 			c.setOwnTS(&own)
 			if ol, or := c.ts(); !slices.Equal(ol, tc.remote) || !slices.Equal(or, tc.local) {
 				t.Fatal("a Child SA does not read its own selectors")

@@ -34,10 +34,9 @@ const maxDraining = 16
 func (c *childSA) ts() (local, remote []ike.TrafficSelector) {
 	switch {
 	case c.ownTSOf() != nil:
-		return c.ownTSOf().local(), c.ownTSOf().remote()
+		return c.x.ownTS.local, c.x.ownTS.remote
 	case c.group != nil:
-		p := c.group.sel()
-		return p.local(), p.remote()
+		return c.group.local, c.group.remote
 	}
 	return nil, nil
 }
@@ -155,25 +154,35 @@ func (c *childSA) setOwnTS(p *tsPack) {
 // same ones); the data plane's form is made only for policy operations.
 type policyGroup struct {
 	idIn, idOut uint64
-	ts          []ike.TrafficSelector // nLocal local selectors, then the remote ones (tsPack)
+	// local and remote are its selectors (packTS), shared with its first
+	// Child SA.
+	local, remote []ike.TrafficSelector
 	// spis are the SPIs its policies point at: nIn inbound, then the
 	// outbound one (one slice, one allocation, for both).
 	spis      []uint32
-	nLocal    uint32
 	nIn       uint16
 	installed bool
 }
 
 func newPolicyGroup(idIn, idOut uint64, ts tsPack) *policyGroup {
-	return &policyGroup{idIn: idIn, idOut: idOut, ts: ts.all, nLocal: uint32(ts.n)}
+	return &policyGroup{idIn: idIn, idOut: idOut, local: ts.local, remote: ts.remote}
 }
 
 // sel returns the group's selectors.
-func (g *policyGroup) sel() tsPack { return tsPack{g.ts, int(g.nLocal)} }
+func (g *policyGroup) sel() tsPack { return tsPack{g.local, g.remote} }
 
 // in and out are the SPIs of its inbound and outbound policies.
 func (g *policyGroup) in() []uint32  { return g.spis[:g.nIn:g.nIn] }
 func (g *policyGroup) out() []uint32 { return g.spis[g.nIn:] }
+
+// shareTS are the lists the selectors of the offer's Child SA may share:
+// those of the SA it rekeys (§2.9.2), else the configured ones.
+func (o *childOffer) shareTS() (local, remote []ike.TrafficSelector) {
+	if o.old != nil {
+		return o.old.ts()
+	}
+	return o.cfg.LocalTS, o.cfg.RemoteTS
+}
 
 // childOffer is a Child SA we proposed and wait to hear about.
 type childOffer struct {
@@ -403,7 +412,7 @@ func (s *IKE) installChild(now time.Time, p childParams) *childSA {
 		// the first policy update on (see waitFor).
 		c.setWaitFor(p.old)
 	}
-	lsel, rsel := selectors(p.ts.local()), selectors(p.ts.remote())
+	lsel, rsel := selectors(p.ts.local), selectors(p.ts.remote)
 	base := dataplane.SA{Mode: p.mode, Suite: ds, ESN: p.suite.ESN, Local: s.local, Remote: s.remote,
 		Encap: c.encap, LocalTS: lsel, RemoteTS: rsel, Limits: p.cfg.Limits, Path: s.path}
 	in := base
@@ -502,8 +511,7 @@ func (s *IKE) syncPolicySel(g *policyGroup, lsel, rsel []dataplane.Selector) {
 	in, out := spis[:nIn:nIn], spis[nIn:]
 	pol := func(id uint64, dir dataplane.Direction, spis []uint32) dataplane.Policy {
 		if lsel == nil && rsel == nil {
-			ts := g.sel()
-			lsel, rsel = selectors(ts.local()), selectors(ts.remote())
+			lsel, rsel = selectors(g.local), selectors(g.remote)
 		}
 		return dataplane.Policy{ID: id, Direction: dir, Local: lsel, Remote: rsel, Action: dataplane.Protect, SPIs: spis}
 	}
@@ -694,7 +702,11 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 		r, l := narrow(rb[:0], tsi.Selectors, allowR), narrow(lb[:0], tsr.Selectors, allowL)
 		if len(r) > 0 && len(l) > 0 {
 			cfg = cc
-			ts = packTS(l, r)
+			shareL, shareR := cc.LocalTS, cc.RemoteTS
+			if old != nil {
+				shareL, shareR = old.ts() // a rekey keeps them (§2.9.2)
+			}
+			ts = packTS(l, r, shareL, shareR)
 			break
 		}
 	}
@@ -772,7 +784,7 @@ func (s *IKE) acceptChild(now time.Time, ss *session, m *inbound, ikeAuth bool, 
 			ps = append(ps, &ike.KE{Group: dh.Group(), Data: bytes.Clone(dh.PublicValue())})
 		}
 	}
-	ps = append(ps, &ike.TrafficSelectors{Selectors: ts.remote()}, &ike.TrafficSelectors{Responder: true, Selectors: ts.local()})
+	ps = append(ps, &ike.TrafficSelectors{Selectors: ts.remote}, &ike.TrafficSelectors{Responder: true, Selectors: ts.local})
 	return ps, c, nil
 }
 
@@ -867,9 +879,10 @@ func (s *IKE) completeChild(now time.Time, ss *session, m *inbound, o *childOffe
 		o.dh.Destroy()
 	}
 	o.released = true // the SPI now belongs to the Child SA
+	shL, shR := o.shareTS()
 	c := s.installChild(now, childParams{cfg: o.cfg, old: o.old, suite: suite, inSPI: o.inSPI,
 		outSPI: binary.BigEndian.Uint32(chosen.SPI), keys: keys, weInitiated: true,
-		ts: packTS(tsi.Selectors, tsr.Selectors), mode: mode, ni: ni, nr: nr})
+		ts: packTS(tsi.Selectors, tsr.Selectors, shL, shR), mode: mode, ni: ni, nr: nr})
 	if ikeAuth {
 		s.emit(Event{Kind: EventChildUp, Child: s.childInfo(c)})
 	}

@@ -89,31 +89,43 @@ func narrow(out, proposed, allowed []ike.TrafficSelector) []ike.TrafficSelector 
 	return out
 }
 
-// tsPack is a Child SA's local selectors, then its remote ones, in one
-// slice: one object per Child SA instead of two, and one slice header
-// where a policy group or a Child SA keeps them.
-type tsPack struct {
-	all []ike.TrafficSelector
-	n   int // how many are local
-}
-
-// local and remote are the two lists, each capped at its length.
-func (p tsPack) local() []ike.TrafficSelector  { return p.all[:p.n:p.n] }
-func (p tsPack) remote() []ike.TrafficSelector { return p.all[p.n:] }
+// tsPack is a Child SA's local and remote selectors, each capped at its
+// length and read-only (packTS).
+type tsPack struct{ local, remote []ike.TrafficSelector }
 
 // equal reports whether both lists are the same.
-func (p tsPack) equal(o tsPack) bool { return p.n == o.n && slices.Equal(p.all, o.all) }
+func (p tsPack) equal(o tsPack) bool {
+	return slices.Equal(p.local, o.local) && slices.Equal(p.remote, o.remote)
+}
 
-// packTS copies a Child SA's local and remote selectors into one
-// allocation.
-func packTS(local, remote []ike.TrafficSelector) tsPack {
-	if len(local)+len(remote) == 0 {
-		return tsPack{}
+// packTS keeps a Child SA's selectors: a list equal to its counterpart in
+// shareL or shareR (the configured ones, which every IKE SA of the
+// connection shares) is that list; the others are copied, together, into
+// one allocation (one object per Child SA instead of two, none when both
+// are the configured ones).
+func packTS(local, remote, shareL, shareR []ike.TrafficSelector) tsPack {
+	sl := len(local) > 0 && slices.Equal(local, shareL)
+	sr := len(remote) > 0 && slices.Equal(remote, shareR)
+	n := 0
+	if !sl {
+		n += len(local)
 	}
-	b := make([]ike.TrafficSelector, len(local)+len(remote))
-	n := copy(b, local)
-	copy(b[n:], remote)
-	return tsPack{b, n}
+	if !sr {
+		n += len(remote)
+	}
+	var b []ike.TrafficSelector
+	if n > 0 {
+		b = make([]ike.TrafficSelector, 0, n)
+	}
+	keep := func(l, share []ike.TrafficSelector, shared bool) []ike.TrafficSelector {
+		if shared {
+			return share[:len(share):len(share)]
+		}
+		k := len(b)
+		b = append(b, l...)
+		return b[k:len(b):len(b)]
+	}
+	return tsPack{keep(local, shareL, sl), keep(remote, shareR, sr)}
 }
 
 func containsTS(list []ike.TrafficSelector, t ike.TrafficSelector) bool {
