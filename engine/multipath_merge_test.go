@@ -153,7 +153,7 @@ func TestPolicyMerge(t *testing.T) {
 			}
 		}
 		for _, s := range sas {
-			if n := s.multi.numPols(); n != 0 || s.multi.pol != nil || len(s.multi.more) != 0 {
+			if n := s.multi.numPols(); n != 0 || s.multi.pol != nil || s.multi.more != nil {
 				t.Errorf("IKE SA %s still lists %d outbound policies", s.name(), n)
 			}
 			st.unlinkPath(s)

@@ -30,10 +30,10 @@ func checkIndex(t *testing.T, e *Engine, who string) {
 			}
 			// Only the members of merged policies have their inbound
 			// SAs mapped to their path.
-			pols := append([]*outPol{s.multi.pol}, s.multi.more...)
+			pols := append([]*outPol{s.multi.pol}, s.multi.others()...)
 			if pols[0] == nil {
 				pols = nil
-				if len(s.multi.more) > 0 {
+				if len(s.multi.others()) > 0 {
 					bad("IKE SA %s/%s has more outbound policies but no first", s.conn, s.name())
 				}
 			}

@@ -470,9 +470,31 @@ type saMulti struct {
 	steered bool  // its inbound SPIs are in inPath
 	in      []uint32
 	// Its outbound policies: the first in pol (most IKE SAs have only
-	// that one: no allocation), the others in more.
+	// that one: no allocation), the others behind more (8 bytes where a
+	// slice header took 24: the IKE SA record's size class, per-SA memory).
 	pol  *outPol
-	more []*outPol
+	more *[]*outPol
+}
+
+// others are the outbound policies after the first.
+func (m *saMulti) others() []*outPol {
+	if m.more == nil {
+		return nil
+	}
+	return *m.more
+}
+
+// setOthers replaces them.
+func (m *saMulti) setOthers(l []*outPol) {
+	switch {
+	case len(l) == 0:
+		m.more = nil
+	case m.more == nil:
+		nl := l // only this path allocates
+		m.more = &nl
+	default:
+		*m.more = l
+	}
 }
 
 // numPols is the number of outbound policies; polAt(i) the i-th.
@@ -480,36 +502,36 @@ func (m *saMulti) numPols() int {
 	if m.pol == nil {
 		return 0
 	}
-	return 1 + len(m.more)
+	return 1 + len(m.others())
 }
 
 func (m *saMulti) polAt(i int) *outPol {
 	if i == 0 {
 		return m.pol
 	}
-	return m.more[i-1]
+	return m.others()[i-1]
 }
 
-func (m *saMulti) hasPol(o *outPol) bool { return m.pol == o || slices.Contains(m.more, o) }
+func (m *saMulti) hasPol(o *outPol) bool { return m.pol == o || slices.Contains(m.others(), o) }
 
 func (m *saMulti) addPol(o *outPol) {
 	if m.pol == nil {
 		m.pol = o
 		return
 	}
-	m.more = append(m.more, o)
+	m.setOthers(append(m.others(), o))
 }
 
 func (m *saMulti) dropPol(o *outPol) {
 	if m.pol == o {
 		m.pol = nil
-		if len(m.more) > 0 {
-			m.pol = m.more[0]
-			m.more = slices.Delete(m.more, 0, 1)
+		if l := m.others(); len(l) > 0 {
+			m.pol = l[0]
+			m.setOthers(slices.Delete(l, 0, 1))
 		}
 		return
 	}
-	m.more = slices.DeleteFunc(m.more, func(x *outPol) bool { return x == o })
+	m.setOthers(slices.DeleteFunc(m.others(), func(x *outPol) bool { return x == o }))
 }
 
 // steerIn maps s's inbound SPIs to its path from now on (s became a
