@@ -7,7 +7,9 @@
 // Each socket's reader takes up to readBatch queued datagrams per system
 // call (recvmmsg); sends write the source address's control message into
 // a reused buffer and the destination as a netip.AddrPort, allocating
-// nothing.
+// nothing. Both are raw system calls on the non-blocking sockets
+// (rawio.go): they never block, and they do not wake the Go runtime's
+// monitor thread after each idle spell.
 //
 // It must not import gen/, server/, grpc or protobuf.
 package transport
@@ -61,9 +63,10 @@ type Transport struct {
 	inline atomic.Pointer[func(Packet) bool]
 	wg     sync.WaitGroup
 
-	// smu guards oob, the control message buffer of Send.
-	smu sync.Mutex
-	oob []byte
+	// smu guards oob, the control message buffer of Send, and the senders.
+	smu    sync.Mutex
+	oob    []byte
+	s4, s6 *rawSender
 
 	mu      sync.Mutex
 	closed  bool
@@ -104,11 +107,34 @@ func New(cfg Config, encap Encap, log hclog.Logger) (*Transport, error) {
 	} else {
 		t.log.Info("no IPv6 IKE socket", "error", err)
 	}
+	r4, err := newRawReader(t.c4, readBatch, maxDatagram, len(ipv4.NewControlMessage(ipv4.FlagDst|ipv4.FlagInterface)))
+	if err == nil {
+		t.s4, err = newRawSender(t.c4)
+	}
+	if err != nil {
+		t.c4.Close()
+		if t.c6 != nil {
+			t.c6.Close()
+		}
+		return nil, fmt.Errorf("udp4 socket: %w", err)
+	}
+	var r6 *rawReader
+	if t.c6 != nil {
+		r6, err = newRawReader(t.c6, readBatch, maxDatagram, len(ipv6.NewControlMessage(ipv6.FlagDst|ipv6.FlagInterface)))
+		if err == nil {
+			t.s6, err = newRawSender(t.c6)
+		}
+		if err != nil {
+			t.c4.Close()
+			t.c6.Close()
+			return nil, fmt.Errorf("udp6 socket: %w", err)
+		}
+	}
 	t.wg.Add(1)
-	go t.read("udp4", t.v4.ReadBatch, ipv4.NewControlMessage(ipv4.FlagDst|ipv4.FlagInterface))
-	if t.v6 != nil {
+	go t.read("udp4", r4)
+	if r6 != nil {
 		t.wg.Add(1)
-		go t.read("udp6", t.v6.ReadBatch, ipv6.NewControlMessage(ipv6.FlagDst|ipv6.FlagInterface))
+		go t.read("udp6", r6)
 	}
 	if encap != nil {
 		encap.SetIKEHandler(func(local, remote netip.AddrPort, msg []byte) {
@@ -163,36 +189,27 @@ const maxDatagram = 65535
 // of one recvmsg each; a lone datagram still costs one call.
 const readBatch = 16
 
-// read receives one socket's datagrams until it is closed. oob is a
-// control message buffer of the right size for the family.
-func (t *Transport) read(network string, readBatchFn func([]ipv4.Message, int) (int, error), oob []byte) {
+// read receives one socket's datagrams until it is closed.
+func (t *Transport) read(network string, r *rawReader) {
 	defer t.wg.Done()
-	ms := make([]ipv4.Message, readBatch) // ipv4.Message and ipv6.Message are one type
-	for i := range ms {
-		// Pages of the buffers the kernel never fills stay unbacked.
-		ms[i].Buffers = [][]byte{make([]byte, maxDatagram)}
-		ms[i].OOB = make([]byte, len(oob))
-	}
 	for {
-		n, err := readBatchFn(ms, 0)
+		n, err := r.read()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				t.log.Error(network+" read failed", "error", err)
 			}
 			return
 		}
-		for i := range ms[:n] {
-			m := &ms[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			local, okDst := pktinfoDst(m.OOB[:m.NN])
-			if ok && okDst {
-				p := Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: ua.AddrPort(),
-					Data: append([]byte(nil), m.Buffers[0][:m.N]...)}
-				if f := t.inline.Load(); f == nil || len(t.recv) > 0 || !(*f)(p) {
-					t.deliver(p)
-				}
+		for i := range n {
+			data, from, oob, ok := r.datagram(i)
+			local, okDst := pktinfoDst(oob)
+			if !ok || !okDst {
+				continue
 			}
-			m.Addr, m.N, m.NN = nil, 0, 0
+			p := Packet{Local: netip.AddrPortFrom(local.Unmap(), t.cfg.Port), Remote: from, Data: append([]byte(nil), data...)}
+			if f := t.inline.Load(); f == nil || len(t.recv) > 0 || !(*f)(p) {
+				t.deliver(p)
+			}
 		}
 	}
 }
@@ -215,22 +232,21 @@ func (t *Transport) Send(local, remote netip.AddrPort, msg []byte) error {
 		}
 		return t.encap.SendIKE(local, remote, msg)
 	}
-	conn, src := t.c4, local.Addr().Unmap()
+	s, src := t.s4, local.Addr().Unmap()
 	if remote.Addr().Unmap().Is4() {
 		remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	} else {
 		if t.c6 == nil {
 			return errors.New("transport: no IPv6 socket")
 		}
-		conn, src = t.c6, local.Addr()
+		s, src = t.s6, local.Addr()
 	}
 	if src.Is4() != remote.Addr().Is4() {
 		return fmt.Errorf("transport: cannot send from %s to %s", local, remote)
 	}
 	t.smu.Lock()
 	defer t.smu.Unlock()
-	_, _, err := conn.WriteMsgUDPAddrPort(msg, pktinfoSrc(t.oob, src), remote)
-	return err
+	return s.sendTo(msg, pktinfoSrc(t.oob, src), remote)
 }
 
 // Close stops the readers.
