@@ -463,7 +463,7 @@ func (s *IKE) ikeRekeyResponse(now time.Time, old *session, m *inbound, r *ikeRe
 			return
 		}
 		s.logger().Debug("IKE SA rekey collision won")
-		peer.retireAt = s.stamp(now.Add(s.giveUp()))
+		peer.setRetireAt(s.stamp(now.Add(s.giveUp())))
 		x := s.rareState()
 		x.retiring = append(x.retiring, peer)
 	}
@@ -488,7 +488,7 @@ func (s *IKE) switchTo(now time.Time, ns *session, deleteOld bool) {
 	if deleteOld {
 		s.deleteSession(now, old)
 	} else {
-		old.retireAt = s.stamp(now.Add(s.giveUp()))
+		old.setRetireAt(s.stamp(now.Add(s.giveUp())))
 	}
 	s.pump(now, ns)
 }
@@ -499,7 +499,7 @@ func (s *IKE) deleteSession(now time.Time, ss *session) {
 		return
 	}
 	ss.deleting = true
-	ss.retireAt = 0
+	ss.setRetireAt(0)
 	done := func(now time.Time) { s.dropSession(now, ss) }
 	if !s.request(now, ss, &request{exch: ike.Informational,
 		payloads: []ike.Payload{&ike.Delete{Protocol: ike.ProtoIKE}}, onResp: func(now time.Time, _ *inbound) { done(now) },

@@ -328,7 +328,7 @@ func TestFragmentation(t *testing.T) {
 	}
 	// Reassembled and idle: neither side keeps a reassembler (RFC 7383).
 	for _, n := range []*node{p.i, p.r} {
-		if n.ike.cur.asm != nil {
+		if n.ike.cur.assembler() != nil {
 			t.Errorf("%s keeps its reassembly state while idle", n.name)
 		}
 	}

@@ -26,22 +26,69 @@ type session struct {
 	out, in transform.Cipher
 	nonces  *nonces // of the rekey that made it (§2.8.2), else nil
 
-	nextReq uint32      // Message ID of our next request (§2.2)
-	expect  uint32      // Message ID of the peer's next request
-	req     *request    // our outstanding request: window 1 (§2.3)
-	queue   *[]*request // requests waiting for the window (queued), nil for none
+	nextReq uint32   // Message ID of our next request (§2.2)
+	expect  uint32   // Message ID of the peer's next request
+	req     *request // our outstanding request: window 1 (§2.3)
 	resp    *cachedResp
-
-	// asm reassembles fragmented requests [0] and responses [1] (RFC
-	// 7383); made at the first fragment, dropped once both are idle.
-	asm *[2]assembly
-
-	// retireAt drops a session the peer should delete but did not (a
-	// stamp of its IKE SA).
-	retireAt stamp
+	// x holds what a session has only for a while (sessionRare); nil for
+	// an idle one.
+	x *sessionRare
 	// rtt is the IKE SA's last round-trip time, kept here (passed on by
 	// an IKE rekey).
 	rtt time.Duration
+}
+
+// sessionRare is the state a session holds only for a while, apart so
+// that an idle session takes the 128-byte size class (per-SA memory);
+// it goes when the last of it does (settle).
+type sessionRare struct {
+	queue []*request // requests waiting for the window (queued)
+	// asm reassembles fragmented requests [0] and responses [1] (RFC
+	// 7383); made at the first fragment, dropped once both are idle.
+	asm *[2]assembly
+	// retireAt drops a session the peer should delete but did not (a
+	// stamp of its IKE SA).
+	retireAt stamp
+}
+
+// rare returns the rare state, made on first use.
+func (ss *session) rare() *sessionRare {
+	if ss.x == nil {
+		ss.x = new(sessionRare)
+	}
+	return ss.x
+}
+
+// settle drops the rare state once empty.
+func (ss *session) settle() {
+	if x := ss.x; x != nil && len(x.queue) == 0 && x.asm == nil && x.retireAt == 0 {
+		ss.x = nil
+	}
+}
+
+// assembler is the fragment reassembly state, nil without.
+func (ss *session) assembler() *[2]assembly {
+	if ss.x == nil {
+		return nil
+	}
+	return ss.x.asm
+}
+
+// retireAt is when to drop a session the peer did not delete, 0 for none.
+func (ss *session) retireAt() stamp {
+	if ss.x == nil {
+		return 0
+	}
+	return ss.x.retireAt
+}
+
+func (ss *session) setRetireAt(at stamp) {
+	if at != 0 {
+		ss.rare().retireAt = at
+	} else if ss.x != nil {
+		ss.x.retireAt = 0
+		ss.settle()
+	}
 }
 
 // nonces are Ni and Nr of the exchange that made an SA.
@@ -141,22 +188,19 @@ func (c *cachedResp) setPackets(pk [][]byte) {
 
 // queued are the requests waiting for the window, oldest first.
 func (ss *session) queued() []*request {
-	if ss.queue == nil {
+	if ss.x == nil {
 		return nil
 	}
-	return *ss.queue
+	return ss.x.queue
 }
 
-// setQueued replaces them (made on first use: most sessions never queue).
+// setQueued replaces them.
 func (ss *session) setQueued(q []*request) {
-	switch {
-	case len(q) == 0:
-		ss.queue = nil
-	case ss.queue == nil:
-		nq := q // only this path allocates
-		ss.queue = &nq
-	default:
-		*ss.queue = q
+	if len(q) > 0 {
+		ss.rare().queue = q
+	} else if ss.x != nil {
+		ss.x.queue = nil
+		ss.settle()
 	}
 }
 
@@ -245,10 +289,11 @@ func (ss *session) ciphers() error {
 // park drops the ciphers of an idle session (nothing outstanding, nothing
 // being reassembled); the next message builds them again from the keys.
 func (ss *session) park() {
-	if ss.asm != nil && !ss.asm[0].on && !ss.asm[1].on {
-		ss.asm = nil
+	if a := ss.assembler(); a != nil && !a[0].on && !a[1].on {
+		ss.x.asm = nil
+		ss.settle()
 	}
-	if ss.out == nil || ss.req != nil || len(ss.queued()) > 0 || ss.asm != nil {
+	if ss.out == nil || ss.req != nil || len(ss.queued()) > 0 || ss.assembler() != nil {
 		return
 	}
 	ss.out.Destroy()
@@ -276,7 +321,8 @@ func (ss *session) destroy() {
 	if ss.in != nil {
 		ss.in.Destroy()
 	}
-	ss.req, ss.queue, ss.resp = nil, nil, nil
+	ss.req, ss.resp = nil, nil
+	ss.setQueued(nil)
 }
 
 // blockSize is the padding alignment of the IKE cipher (RFC 7296 §3.14).
@@ -393,12 +439,14 @@ func (s *IKE) open(ss *session, h ike.Header, buf []byte, msg *ike.Message, asse
 		if !assemble {
 			return openResult{first: p.Number == 1}
 		}
-		if ss.asm == nil {
-			ss.asm = new([2]assembly)
+		asm := ss.assembler()
+		if asm == nil {
+			asm = new([2]assembly)
+			ss.rare().asm = asm
 		}
-		a := &ss.asm[0]
+		a := &asm[0]
 		if h.IsResponse() {
-			a = &ss.asm[1]
+			a = &asm[1]
 		}
 		first, whole, done, err := a.add(h.MessageID, ike.Fragment{First: p.First, Number: p.Number, Total: p.Total, Data: inner})
 		if err != nil {

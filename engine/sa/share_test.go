@@ -6,8 +6,9 @@ import (
 )
 
 // Role and PeerID give what Info gives without the snapshot, before and
-// after IKE_AUTH; the suite's name in Info is one string for every
-// session of that suite, not one per IKE SA.
+// after IKE_AUTH; an idle session keeps no rare state; the suite's name
+// in Info is one string for every session of that suite, not one per IKE
+// SA.
 func TestCheapAccessors(t *testing.T) {
 	ini, resp := pskPair(t)
 	p := newPump(t, ini, resp, 1)
@@ -34,6 +35,11 @@ func TestCheapAccessors(t *testing.T) {
 	}
 	if p.i.ike.Role() != Initiator || p.r.ike.Role() != Responder {
 		t.Fatalf("roles %v %v", p.i.ike.Role(), p.r.ike.Role())
+	}
+	// Nothing queued, reassembled or retiring: no rare session state.
+	p.settle()
+	if p.i.ike.cur.x != nil || p.r.ike.cur.x != nil {
+		t.Fatalf("idle sessions keep rare state: %+v %+v", p.i.ike.cur.x, p.r.ike.cur.x)
 	}
 	a, b := p.i.ike.Info().Algorithms, p.r.ike.Info().Algorithms
 	if a == "" || a != b {

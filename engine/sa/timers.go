@@ -37,7 +37,7 @@ func (s *IKE) deadline(now time.Time) time.Time {
 		if ss.req != nil {
 			min(ss.req.deadline)
 		}
-		min(s.at(ss.retireAt))
+		min(s.at(ss.retireAt()))
 	}
 	min(s.at(s.halfOpenAt()))
 	if s.state == StateEstablished {
@@ -92,7 +92,7 @@ func (s *IKE) handleTick(now time.Time) {
 		return
 	}
 	for _, ss := range slices.Clone(s.retiring()) {
-		if due(s.at(ss.retireAt), now) {
+		if due(s.at(ss.retireAt()), now) {
 			s.dropSession(now, ss)
 		}
 	}
