@@ -14,7 +14,7 @@ mkpair() {
   ip -n "$a" link set "${a}v" up; ip -n "$b" link set "${b}v" up
 }
 
-delpair() { ip netns del "$1" 2>/dev/null; ip netns del "$2" 2>/dev/null; true; }
+delpair() { ip netns del "$1" 2>/dev/null || true; ip netns del "$2" 2>/dev/null || true; }
 
 # cputicks PID... : utime+stime of the processes (all threads), in clock ticks.
 cputicks() {
