@@ -98,7 +98,15 @@ func TestRoutineLinesAtDebug(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	up := out.take()
+	// The gateway logs its IKE SA up after sending the IKE_AUTH answer:
+	// its last line may follow the end user's return.
+	var up string
+	waitFor(t, "IKE SA up on both ends", func() bool {
+		up += out.take()
+		return countLines(up, "[INFO]", "IKE SA up") >= 2*n
+	})
+	time.Sleep(50 * time.Millisecond)
+	up += out.take()
 	if got := countLines(up, "[INFO]", "path up"); got != 0 {
 		t.Errorf("%d path up lines at info:\n%s", got, up)
 	}
