@@ -90,14 +90,21 @@ func (p *dhPool) GenerateDH(g ike.GroupID, rng io.Reader) (*transform.DHKey, err
 	p.mu.Lock()
 	keys := p.ready[g]
 	var k *transform.DHKey
-	if n := len(keys); n > 0 {
+	n := len(keys)
+	if n > 0 {
 		k, keys[n-1] = keys[n-1], nil
 		p.ready[g] = keys[:n-1]
+		n--
 	}
 	p.mu.Unlock()
-	select {
-	case p.want <- g:
-	default: // a refill is already asked for
+	// The worker is woken once half the stock is gone, not for every
+	// pair: at one handshake at a time, waking its thread per pair cost
+	// about as much as the pair itself.
+	if n <= p.size/2 {
+		select {
+		case p.want <- g:
+		default: // a refill is already asked for
+		}
 	}
 	if k != nil {
 		return k, nil
