@@ -46,18 +46,7 @@ func TestDHSource(t *testing.T) {
 			}
 			d := out.Datagrams[0]
 			r, rout := NewResponder(resp, now, nil, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}, nil)
-			d = rout.Datagrams[0]
-			m, peer := i, r
-			for range 3 {
-				o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
-				if len(o.Datagrams) > 0 {
-					d = o.Datagrams[0]
-				}
-				m, peer = peer, m
-			}
-			if i.State() != StateEstablished || r.State() != StateEstablished {
-				t.Fatalf("states %v %v", i.State(), r.State())
-			}
+			authExchange(t, now, i, r, rout.Datagrams[0])
 			if di.n[ike.GroupCurve25519] != 1 || dr.n[ike.GroupCurve25519] != 1 {
 				t.Fatalf("pairs made: initiator %v responder %v", di.n, dr.n)
 			}
@@ -98,18 +87,7 @@ func TestReusingDHSource(t *testing.T) {
 		i, out := NewInitiator(ini, now, nil)
 		d := out.Datagrams[0]
 		r, rout := NewResponder(resp, now, nil, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}, nil)
-		d = rout.Datagrams[0]
-		m, peer := i, r
-		for range 3 {
-			o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
-			if len(o.Datagrams) > 0 {
-				d = o.Datagrams[0]
-			}
-			m, peer = peer, m
-		}
-		if i.State() != StateEstablished || r.State() != StateEstablished {
-			t.Fatalf("states %v %v", i.State(), r.State())
-		}
+		authExchange(t, now, i, r, rout.Datagrams[0])
 	}
 	if dr.init != 2 || dr.n[ike.GroupCurve25519] != 0 {
 		t.Fatalf("InitResponderDH %d, GenerateDH %v", dr.init, dr.n)

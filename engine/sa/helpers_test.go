@@ -441,3 +441,21 @@ func checkPaired(t testing.TB, a, b *node) int {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// authExchange carries an IKE_SA_INIT answer d to the initiator i and the
+// IKE_AUTH exchange between i and r that follows, and requires both to be
+// established.
+func authExchange(t *testing.T, now time.Time, i, r *IKE, d Datagram) {
+	t.Helper()
+	m, peer := i, r
+	for range 3 {
+		o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+		if len(o.Datagrams) > 0 {
+			d = o.Datagrams[0]
+		}
+		m, peer = peer, m
+	}
+	if i.State() != StateEstablished || r.State() != StateEstablished {
+		t.Fatalf("states %v %v", i.State(), r.State())
+	}
+}

@@ -37,18 +37,7 @@ func TestInitRequestResent(t *testing.T) {
 	if st := r.Stats(); st.ResponsesResent != 2 || st.Drops[DropUnexpected] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	d := first
-	m, peer := i, r
-	for range 3 {
-		o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
-		if len(o.Datagrams) > 0 {
-			d = o.Datagrams[0]
-		}
-		m, peer = peer, m
-	}
-	if i.State() != StateEstablished || r.State() != StateEstablished {
-		t.Fatalf("states %v %v", i.State(), r.State())
-	}
+	authExchange(t, now, i, r, first)
 	if o := r.Handle(now, Datagram{Local: req.Remote, Remote: req.Local, Data: req.Data}); len(o.Datagrams) != 0 {
 		t.Fatal("IKE_SA_INIT answered after IKE_AUTH")
 	}

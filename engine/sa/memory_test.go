@@ -24,18 +24,7 @@ func TestInitStateDropped(t *testing.T) {
 			if r.init == nil {
 				t.Fatal("responder dropped the IKE_SA_INIT state before IKE_AUTH")
 			}
-			d = rout.Datagrams[0]
-			m, peer := i, r
-			for range 3 {
-				o := m.Handle(now, Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
-				if len(o.Datagrams) > 0 {
-					d = o.Datagrams[0]
-				}
-				m, peer = peer, m
-			}
-			if i.State() != StateEstablished || r.State() != StateEstablished {
-				t.Fatalf("states %v %v", i.State(), r.State())
-			}
+			authExchange(t, now, i, r, rout.Datagrams[0])
 			if i.init != nil || r.init != nil {
 				t.Fatalf("IKE_SA_INIT state kept: initiator %v responder %v", i.init != nil, r.init != nil)
 			}
