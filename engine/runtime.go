@@ -17,6 +17,7 @@ import (
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/iface"
 	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/internal/few"
 	"github.com/mifsec/mifsec/engine/sa"
 	"github.com/mifsec/mifsec/engine/transport"
 )
@@ -53,8 +54,8 @@ type ikeSA struct {
 	cidx    int32
 	up      bool
 	downWhy sa.Reason
-	bound   few[uint64] // IKE SPIs bound to it in bySPI
-	spis    few[uint32] // inbound ESP SPIs installed for it (owner in espIn)
+	bound   few.List[uint64] // IKE SPIs bound to it in bySPI
+	spis    few.List[uint32] // inbound ESP SPIs installed for it (owner in espIn)
 	// peerH is the byPeer key it is filed under (runtime.peerHash of its
 	// connection and peer identity), 0 when not filed; peerNext is the
 	// next IKE SA filed under the same key.
@@ -69,49 +70,6 @@ type ikeSA struct {
 	path  *path
 	multi saMulti
 	rare  *saRare
-}
-
-// few is a short list of SPIs (never 0: RFC 7296 §3.1 and RFC 4303 §2.1
-// give it no SA) with the first inline: most IKE SAs bind one IKE SPI and
-// install one inbound ESP SA, and keep them in 16 bytes where a slice
-// took 24 and an allocation. With several, rest holds them all.
-type few[T uint32 | uint64] struct {
-	one  [1]T
-	rest *[]T
-}
-
-// items lists them, first added first; the list is the few's storage:
-// read it, do not keep it across add and remove.
-func (f *few[T]) items() []T {
-	switch {
-	case f.rest != nil:
-		return *f.rest
-	case f.one[0] != 0:
-		return f.one[:]
-	}
-	return nil
-}
-
-func (f *few[T]) add(v T) { f.set(append(f.items(), v)) }
-
-// remove takes every v out.
-func (f *few[T]) remove(v T) {
-	f.set(slices.DeleteFunc(f.items(), func(x T) bool { return x == v }))
-}
-
-func (f *few[T]) set(l []T) {
-	switch {
-	case len(l) == 0:
-		f.one[0], f.rest = 0, nil
-	case len(l) == 1:
-		f.one[0], f.rest = l[0], nil
-	case f.rest == nil:
-		f.one[0] = l[0]
-		nl := l // only this path allocates
-		f.rest = &nl
-	default:
-		f.one[0], *f.rest = l[0], l
-	}
 }
 
 // saRare holds what few IKE SAs ever have: API callers waiting for them
@@ -642,11 +600,11 @@ func (st *state) apply(s *ikeSA, out sa.Output) {
 		if rt.bySPI[spi] == s {
 			delete(rt.bySPI, spi)
 		}
-		s.bound.remove(spi)
+		s.bound.Remove(spi)
 	}
 	for _, spi := range out.Bind {
 		rt.bySPI[spi] = s
-		s.bound.add(spi)
+		s.bound.Add(spi)
 	}
 	if len(out.DataplaneOps) > 0 {
 		// One deadline for the output's operations (a timer and a context
@@ -758,7 +716,7 @@ func (st *state) tick() {
 
 func (st *state) dropSA(s *ikeSA) {
 	rt := st.rt
-	for _, spi := range s.bound.items() {
+	for _, spi := range s.bound.Items() {
 		if rt.bySPI[spi] == s {
 			delete(rt.bySPI, spi)
 		}
@@ -766,12 +724,12 @@ func (st *state) dropSA(s *ikeSA) {
 	if s.hidx >= 0 {
 		heap.Remove(&rt.timers, int(s.hidx))
 	}
-	for _, spi := range s.spis.items() {
+	for _, spi := range s.spis.Items() {
 		if rt.espIn[spi] == s {
 			delete(rt.espIn, spi)
 		}
 	}
-	s.spis = few[uint32]{}
+	s.spis = few.List[uint32]{}
 	rt.unindexConn(s)
 	st.unfilePeer(s)
 	st.removeRoutes(s)
@@ -837,7 +795,7 @@ func (st *state) dataplaneOp(ctx context.Context, s *ikeSA, op *sa.DataplaneOp) 
 		defer op.SA.Keys.Zero()
 		if op.SA.Direction == dataplane.In {
 			rt.espIn[op.SA.SPI] = s
-			s.spis.add(op.SA.SPI)
+			s.spis.Add(op.SA.SPI)
 		}
 	}
 	if rt.dp == nil {
@@ -853,7 +811,7 @@ func (st *state) dataplaneOp(ctx context.Context, s *ikeSA, op *sa.DataplaneOp) 
 		err = rt.dp.DeleteSA(ctx, op.SPI, op.Dir)
 		if op.Dir == dataplane.In {
 			delete(rt.espIn, op.SPI)
-			s.spis.remove(op.SPI)
+			s.spis.Remove(op.SPI)
 		}
 	case sa.OpAddPolicy:
 		err = rt.dp.AddPolicy(ctx, op.Policy)

@@ -43,7 +43,7 @@ func indexProblems(st *state) error {
 			if !rt.live(s) {
 				return fmt.Errorf("SPI %08x owned by a dropped IKE SA", spi)
 			}
-			if !slices.Contains(s.spis.items(), spi) {
+			if !slices.Contains(s.spis.Items(), spi) {
 				return fmt.Errorf("SPI %08x missing from its owner's list", spi)
 			}
 		}
@@ -213,40 +213,5 @@ func TestPeerList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// few keeps its SPIs in order through adds and removes, the only one
-// inline (no list behind it), and empties completely.
-func TestFew(t *testing.T) {
-	var f few[uint32]
-	for _, step := range []struct {
-		add, remove uint32
-		want        []uint32
-	}{
-		{add: 1, want: []uint32{1}},
-		{add: 2, want: []uint32{1, 2}},
-		{add: 3, want: []uint32{1, 2, 3}},
-		{remove: 1, want: []uint32{2, 3}},
-		{remove: 3, want: []uint32{2}},
-		{add: 4, want: []uint32{2, 4}},
-		{remove: 2, want: []uint32{4}},
-		{remove: 5, want: []uint32{4}},
-		{remove: 4, want: nil},
-	} {
-		if step.add != 0 {
-			f.add(step.add)
-		} else {
-			f.remove(step.remove)
-		}
-		if got := f.items(); !slices.Equal(got, step.want) {
-			t.Fatalf("after %+v: %v, want %v", step, got, step.want)
-		}
-		if (f.rest != nil) != (len(step.want) > 1) {
-			t.Fatalf("after %+v: list behind it %v with %d", step, f.rest != nil, len(step.want))
-		}
-	}
-	if n := unsafe.Sizeof(few[uint64]{}); n != 16 {
-		t.Fatalf("few[uint64] is %d bytes, want 16", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mifsec/mifsec/engine/dataplane"
 	"github.com/mifsec/mifsec/engine/ike"
+	"github.com/mifsec/mifsec/engine/internal/few"
 	"github.com/mifsec/mifsec/engine/transform"
 )
 
@@ -81,10 +82,8 @@ type IKE struct {
 
 	// The Child SAs (childList); their policy groups are reached through
 	// them (a group lives while one of its SAs does). The first is
-	// inline, all of them behind more once there are several (most IKE
-	// SAs have one: no slice header or array).
-	child1 [1]*childSA
-	more   *[]*childSA
+	// inline (most IKE SAs have one).
+	children few.List[*childSA]
 
 	// sent is the request last (re)transmitted on cur (at its sentAt);
 	// cur.rtt is the round-trip time of the last answered one.
@@ -149,31 +148,10 @@ func (s *IKE) dropRare() {
 
 // childList lists the Child SAs, oldest first. It shares the IKE SA's
 // storage: write it back with setChildren.
-func (s *IKE) childList() []*childSA {
-	switch {
-	case s.more != nil:
-		return *s.more
-	case s.child1[0] != nil:
-		return s.child1[:]
-	}
-	return nil
-}
+func (s *IKE) childList() []*childSA { return s.children.Items() }
 
 // setChildren replaces the Child SA list.
-func (s *IKE) setChildren(l []*childSA) {
-	switch {
-	case len(l) == 0:
-		s.child1[0], s.more = nil, nil
-	case len(l) == 1:
-		s.child1[0], s.more = l[0], nil
-	case s.more == nil:
-		s.child1[0] = l[0]
-		m := l // only this path allocates
-		s.more = &m
-	default:
-		s.child1[0], *s.more = l[0], l
-	}
-}
+func (s *IKE) setChildren(l []*childSA) { s.children.Set(l) }
 
 // rekeying is our IKE SA rekey in flight, nil without.
 func (s *IKE) rekeying() *ikeRekey {
